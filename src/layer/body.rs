@@ -1,0 +1,236 @@
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+/// The request body handed to the inner service once its signature verified: the
+/// exact bytes that were signed, already in memory.
+///
+/// It is an [`http_body::Body`], so axum's `Json<T>`, `Bytes` and `String` extractors
+/// work unchanged, and plain hyper handlers can take the bytes with
+/// [`into_bytes`](Self::into_bytes). Trailers sent with a chunked body are kept.
+#[derive(Debug, Default)]
+pub struct VerifiedBody {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl VerifiedBody {
+    pub(crate) fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        Self {
+            data: (!data.is_empty()).then_some(data),
+            trailers,
+        }
+    }
+
+    /// The body's bytes, without copying them.
+    pub fn bytes(&self) -> Bytes {
+        self.data.clone().unwrap_or_default()
+    }
+
+    /// Takes the body's bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.data.unwrap_or_default()
+    }
+
+    /// The number of bytes left in the body.
+    pub fn len(&self) -> usize {
+        self.data.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// Whether no bytes are left in the body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The trailers that followed the body, if any.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+impl Body for VerifiedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len() as u64)
+    }
+}
+
+/// Collects the body's frames as they arrive, keeping a lone frame as it is and
+/// appending later ones into one buffer, so the body is held once.
+#[derive(Debug, Default)]
+pub(crate) enum Buffer {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Buffer {
+    /// Appends `data`; `expected` is the total the body announced, if any, so the
+    /// buffer is allocated once.
+    pub(crate) fn push(&mut self, data: Bytes, expected: usize) {
+        if data.is_empty() {
+            return;
+        }
+        match self {
+            Self::Empty => *self = Self::One(data),
+            Self::One(first) => {
+                let mut all = BytesMut::with_capacity(expected.max(first.len() + data.len()));
+                all.extend_from_slice(first);
+                all.extend_from_slice(&data);
+                *self = Self::Many(all);
+            }
+            Self::Many(all) => all.extend_from_slice(&data),
+        }
+    }
+
+    pub(crate) fn freeze(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(data) => data,
+            Self::Many(all) => all.freeze(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`GenesysSignature`](crate::GenesysSignature): the inner
+    /// service's body, or the body of a rejection the layer answered itself.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Rejection { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        Self {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    pub(crate) fn rejection(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Rejection {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            Kind::Inner { body } => f.debug_tuple("ResponseBody::Inner").field(body).finish(),
+            Kind::Rejection { data } => f
+                .debug_tuple("ResponseBody::Rejection")
+                .field(&data.as_ref().map_or(0, Bytes::len))
+                .finish(),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_frame_is_kept_without_copying() {
+        let data = Bytes::from_static(b"hello world");
+        let mut buffer = Buffer::default();
+        buffer.push(data.clone(), 11);
+        let out = buffer.freeze();
+        assert_eq!(out.as_ptr(), data.as_ptr());
+    }
+
+    #[test]
+    fn many_frames_are_joined_in_order() {
+        let mut buffer = Buffer::default();
+        for part in ["a", "", "bc", "def"] {
+            buffer.push(Bytes::from(part), 0);
+        }
+        assert_eq!(buffer.freeze(), "abcdef");
+    }
+
+    #[test]
+    fn verified_body_yields_data_then_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-t", http::HeaderValue::from_static("1"));
+        let mut body = VerifiedBody::new(Bytes::from_static(b"abc"), Some(trailers));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) else {
+            panic!("expected data")
+        };
+        assert_eq!(frame.into_data().unwrap(), "abc");
+        let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) else {
+            panic!("expected trailers")
+        };
+        assert!(frame.is_trailers());
+        assert!(body.is_end_stream());
+    }
+}

@@ -1,0 +1,280 @@
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+
+use super::rejection::{Rejection, RejectionHandler};
+use super::GenesysSignatureLayer;
+use crate::signature::{KeyRing, Scheme, Secret};
+
+/// The default for [`GenesysSignatureLayerBuilder::max_body_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What a built layer holds, shared by every clone of it and of its services.
+pub(crate) struct Config {
+    pub(crate) keys: KeyRing,
+    pub(crate) secret_count: usize,
+    pub(crate) schemes: Vec<Scheme>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) diagnostics: bool,
+    pub(crate) on_rejection: Option<RejectionHandler>,
+}
+
+impl Config {
+    pub(crate) fn rejection_response(&self, rejection: &Rejection) -> Response<Bytes> {
+        match &self.on_rejection {
+            Some(handler) => handler(rejection),
+            None => rejection.default_response(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("secrets", &format_args!("[{} redacted]", self.secret_count))
+            .field("schemes", &self.schemes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("diagnostics", &self.diagnostics)
+            .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// Configures a [`GenesysSignatureLayer`]; made by [`GenesysSignatureLayer::builder`].
+///
+/// ```
+/// use genesys_webhook::{signature::Scheme, GenesysSignatureLayer};
+///
+/// let layer = GenesysSignatureLayer::builder()
+///     .secret("current-secret")
+///     .secret("previous-secret") // accepted too, while senders move over
+///     .only_scheme(Scheme::OpenMessaging)
+///     .max_body_bytes(256 * 1024)
+///     .build()?;
+/// # Ok::<_, genesys_webhook::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct GenesysSignatureLayerBuilder {
+    secrets: Vec<Secret>,
+    schemes: Vec<Scheme>,
+    max_body_bytes: usize,
+    diagnostics: bool,
+    on_rejection: Option<RejectionHandler>,
+}
+
+impl GenesysSignatureLayerBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            secrets: Vec::new(),
+            schemes: Scheme::ALL.to_vec(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            diagnostics: false,
+            on_rejection: None,
+        }
+    }
+
+    /// Adds a secret. At least one is required; call again to add more (rotation): a
+    /// request passes when it verifies under any of them, and
+    /// [`VerifiedSignature::secret_index`](crate::VerifiedSignature::secret_index) says
+    /// which, counting from 0 in the order they were added.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// The largest body accepted, in bytes (default 1 MiB). A `Content-Length` above it
+    /// is answered 413 before the body is read; a body without one is answered 413 as
+    /// soon as it grows past the limit.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Accepts only this scheme's header; the other scheme's header is then ignored.
+    /// By default both are accepted.
+    pub fn only_scheme(mut self, scheme: Scheme) -> Self {
+        self.schemes = vec![scheme];
+        self
+    }
+
+    /// Adds to each signature-mismatch event the first 8 characters of each computed
+    /// digest and of each received one, for the "why does my signature not match"
+    /// moment. Off by default; never more than 8 characters are logged.
+    pub fn diagnostics(mut self, enabled: bool) -> Self {
+        self.diagnostics = enabled;
+        self
+    }
+
+    /// Replaces the default rejection responses (401, 413, 400 with a small JSON body).
+    ///
+    /// ```
+    /// use genesys_webhook::{GenesysSignatureLayer, Rejection};
+    /// use http::{Response, StatusCode};
+    ///
+    /// let layer = GenesysSignatureLayer::builder()
+    ///     .secret("dev-secret")
+    ///     .on_rejection(|rejection: &Rejection| {
+    ///         let mut response = Response::new(format!("rejected: {}", rejection.error_code()));
+    ///         *response.status_mut() = rejection.status();
+    ///         response
+    ///     })
+    ///     .build()?;
+    /// # Ok::<_, genesys_webhook::ConfigError>(())
+    /// ```
+    pub fn on_rejection<F, B>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Rejection) -> Response<B> + Send + Sync + 'static,
+        B: Into<Bytes>,
+    {
+        self.on_rejection = Some(Arc::new(move |rejection: &Rejection| {
+            handler(rejection).map(Into::into)
+        }));
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when no secret was given, when a secret is empty or only
+    /// whitespace, or when the body limit is zero. A secret with leading or trailing
+    /// whitespace is accepted but logged as a warning.
+    pub fn build(self) -> Result<GenesysSignatureLayer, ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        for (index, secret) in self.secrets.iter().enumerate() {
+            if secret.is_empty() {
+                return Err(ConfigError::EmptySecret { index });
+            }
+            if secret.is_blank() {
+                return Err(ConfigError::BlankSecret { index });
+            }
+            if secret.has_surrounding_whitespace() {
+                tracing::warn!(
+                    secret_index = index,
+                    "webhook secret starts or ends with whitespace; it is used as is, \
+                     so check that it was not copied with a stray space or newline"
+                );
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::ZeroBodyLimit);
+        }
+        Ok(GenesysSignatureLayer {
+            config: Arc::new(Config {
+                keys: KeyRing::new(&self.secrets),
+                secret_count: self.secrets.len(),
+                schemes: self.schemes,
+                max_body_bytes: self.max_body_bytes,
+                diagnostics: self.diagnostics,
+                on_rejection: self.on_rejection,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for GenesysSignatureLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenesysSignatureLayerBuilder")
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field("schemes", &self.schemes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("diagnostics", &self.diagnostics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`GenesysSignatureLayerBuilder::build`] refused a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No secret was given.
+    NoSecret,
+    /// A secret has no bytes (often an unset environment variable).
+    EmptySecret {
+        /// The secret's position, counting from 0 in the order they were added.
+        index: usize,
+    },
+    /// A secret is made only of whitespace.
+    BlankSecret {
+        /// The secret's position, counting from 0 in the order they were added.
+        index: usize,
+    },
+    /// The body limit is zero, which would reject every non-empty body.
+    ZeroBodyLimit,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSecret => f.write_str("no webhook secret configured"),
+            Self::EmptySecret { index } => write!(f, "webhook secret #{index} is empty"),
+            Self::BlankSecret { index } => {
+                write!(f, "webhook secret #{index} is only whitespace")
+            }
+            Self::ZeroBodyLimit => f.write_str("the body limit must be at least one byte"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_refuses_missing_empty_and_blank_secrets() {
+        assert_eq!(
+            GenesysSignatureLayer::builder().build().unwrap_err(),
+            ConfigError::NoSecret
+        );
+        assert_eq!(
+            GenesysSignatureLayer::builder()
+                .secret("ok")
+                .secret("")
+                .build()
+                .unwrap_err(),
+            ConfigError::EmptySecret { index: 1 }
+        );
+        assert_eq!(
+            GenesysSignatureLayer::builder()
+                .secret(" \n\t")
+                .build()
+                .unwrap_err(),
+            ConfigError::BlankSecret { index: 0 }
+        );
+        assert_eq!(
+            GenesysSignatureLayer::builder()
+                .secret("ok")
+                .max_body_bytes(0)
+                .build()
+                .unwrap_err(),
+            ConfigError::ZeroBodyLimit
+        );
+    }
+
+    #[test]
+    #[tracing_test::traced_test]
+    fn surrounding_whitespace_builds_with_a_warning_that_hides_the_secret() {
+        let layer = GenesysSignatureLayer::builder()
+            .secret("s3cr3t-value\n")
+            .build();
+        assert!(layer.is_ok());
+        assert!(logs_contain("whitespace"));
+        assert!(!logs_contain("s3cr3t-value"));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let builder = GenesysSignatureLayer::builder().secret("s3cr3t-value");
+        assert!(!format!("{builder:?}").contains("s3cr3t"));
+        let layer = builder.build().unwrap();
+        let debug = format!("{layer:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(debug.contains("redacted"));
+    }
+}

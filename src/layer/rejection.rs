@@ -1,0 +1,147 @@
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::signature::{MalformedSignature, Scheme};
+
+/// Why the [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) turned a request away.
+///
+/// The default responses never tell the caller which check failed: every signature
+/// problem answers the same `401 {"error":"invalid_signature"}`. The application sees
+/// the reason here, in [`on_rejection`](crate::GenesysSignatureLayerBuilder::on_rejection)
+/// and in the `tracing` event logged for each rejection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No header of any accepted scheme was present.
+    MissingSignature,
+    /// A signature header was present but not a single well-formed digest.
+    MalformedSignature {
+        /// The scheme whose header was malformed.
+        scheme: Scheme,
+        /// What was wrong with it.
+        reason: MalformedSignature,
+    },
+    /// A well-formed signature did not match the body under any configured secret.
+    SignatureMismatch {
+        /// The scheme of the first signature that did not match.
+        scheme: Scheme,
+    },
+    /// The body was larger than the configured limit (by `Content-Length` or while
+    /// streaming).
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read to its end (the client went away, or sent a broken
+    /// chunked encoding).
+    UnreadableBody,
+}
+
+impl Rejection {
+    /// The status of the default response: 401, 413 or 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingSignature
+            | Self::MalformedSignature { .. }
+            | Self::SignatureMismatch { .. } => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnreadableBody => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The machine-readable code of the default response body:
+    /// `invalid_signature`, `payload_too_large` or `unreadable_body`.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::MissingSignature
+            | Self::MalformedSignature { .. }
+            | Self::SignatureMismatch { .. } => "invalid_signature",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnreadableBody => "unreadable_body",
+        }
+    }
+
+    /// The response the layer sends unless the application replaced it:
+    /// [`status`](Self::status) with `{"error":"<error_code>"}` as `application/json`.
+    pub fn default_response(&self) -> Response<Bytes> {
+        json_response(
+            self.status(),
+            Bytes::from(format!(r#"{{"error":"{}"}}"#, self.error_code())),
+        )
+    }
+
+    /// The scheme whose header the rejection is about, if any.
+    pub fn scheme(&self) -> Option<Scheme> {
+        match self {
+            Self::MalformedSignature { scheme, .. } | Self::SignatureMismatch { scheme } => {
+                Some(*scheme)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingSignature => f.write_str("no signature header"),
+            Self::MalformedSignature { scheme, reason } => {
+                write!(f, "malformed {scheme} header: {reason}")
+            }
+            Self::SignatureMismatch { scheme } => {
+                write!(f, "{scheme} does not match the body under any secret")
+            }
+            Self::PayloadTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
+            Self::UnreadableBody => f.write_str("body could not be read"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A user-supplied replacement for the default rejection responses.
+pub(crate) type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_responses_are_uniform_json() {
+        let signature_problems = [
+            Rejection::MissingSignature,
+            Rejection::MalformedSignature {
+                scheme: Scheme::Genesys,
+                reason: MalformedSignature::InvalidHex,
+            },
+            Rejection::SignatureMismatch {
+                scheme: Scheme::OpenMessaging,
+            },
+        ];
+        for rejection in signature_problems {
+            let response = rejection.default_response();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(response.body(), r#"{"error":"invalid_signature"}"#);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        }
+        let too_large = Rejection::PayloadTooLarge { limit: 10 }.default_response();
+        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(too_large.body(), r#"{"error":"payload_too_large"}"#);
+        let unreadable = Rejection::UnreadableBody.default_response();
+        assert_eq!(unreadable.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(unreadable.body(), r#"{"error":"unreadable_body"}"#);
+    }
+}

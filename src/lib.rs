@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod layer;
+pub mod signature;
+
+pub use crate::layer::{
+    ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder, Rejection,
+    VerifiedBody, VerifiedSignature,
+};
+
+/// The boxed error type that request bodies' errors convert into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,37 @@
+//! The signature schemes, without HTTP plumbing: parsing header values, computing and
+//! comparing HMAC-SHA256 digests, and producing header values for tests and tools.
+//!
+//! Genesys Cloud's Open Messaging integration signs each outbound webhook with
+//! `X-Hub-Signature-256: sha256=<base64 HMAC-SHA256 of the raw body>`, keyed by the
+//! integration's *outbound notification webhook signature secret token*. The older
+//! `X-Genesys-Signature: <hex HMAC-SHA256 of the raw body>` scheme is the one that
+//! signing gateways and test tools built from the original tutorial send. Both are
+//! described by [`Scheme`].
+//!
+//! Nothing here knows about tower, HTTP bodies or the network; the
+//! [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) is built on top of it.
+//!
+//! # Signing a test request
+//!
+//! ```
+//! use genesys_webhook::signature::{sign_open_messaging, Scheme};
+//!
+//! let body = br#"{"type":"Text","text":"Hello"}"#;
+//! let value = sign_open_messaging("my-webhook-secret", body);
+//! assert!(value.starts_with("sha256="));
+//!
+//! // The same digest, in the other scheme's encoding:
+//! let hex = Scheme::Genesys.sign("my-webhook-secret", body);
+//! assert_eq!(hex.len(), 64);
+//! ```
+
+mod mac;
+mod scheme;
+mod secret;
+
+pub use self::mac::{hmac_sha256, sign_genesys, sign_open_messaging};
+pub use self::scheme::{Encoding, MalformedSignature, ParsedSignature, Scheme};
+pub use self::secret::Secret;
+
+pub(crate) use self::mac::{find_match, Digest, KeyRing, Verification};
+pub(crate) use self::scheme::digest_prefix;
