@@ -1,1 +1,299 @@
-fn main(){}
+//! A Genesys Cloud webhook receiver you can run as is and copy into a project.
+//!
+//! ```text
+//! GENESYS_WEBHOOK_SECRET=dev-secret cargo run --example receiver
+//! ```
+//!
+//! Environment:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `GENESYS_WEBHOOK_SECRET` | the signing secret (for Open Messaging, the integration's webhook signature secret) | required |
+//! | `GENESYS_CLIENT_SECRET` | used when `GENESYS_WEBHOOK_SECRET` is unset or empty (the original tutorial signed with the OAuth client secret) | |
+//! | `GENESYS_WEBHOOK_SECRET_PREVIOUS` | a second secret accepted during rotation | |
+//! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:5000` |
+//! | `GENESYS_MAX_BODY_BYTES` | largest body accepted | `1048576` |
+//! | `GENESYS_QUEUE_CAPACITY` | events waiting for the worker before new ones get 503 | `1024` |
+//! | `GENESYS_REQUEST_TIMEOUT_SECS` | total deadline for receiving and answering a request | `10` |
+//! | `GENESYS_WORKER_DELAY_MS` | simulated processing time per event, to try out back-pressure | `0` |
+//! | `RUST_LOG` | log filter (`tower_http=debug` traces each request) | `info` |
+//!
+//! Routes: `POST /webhook/receive` (signed) and `GET /healthz` (not signed).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Extension, Json, Router};
+use genesys_webhook::{GenesysSignatureLayer, VerifiedSignature};
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceBuilder;
+use tower_http::trace::TraceLayer;
+
+/// How long a sender is asked to wait when the queue is full. Genesys retries a 503
+/// five times, five seconds apart.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let settings = Settings::from_env()?;
+
+    let mut signature = GenesysSignatureLayer::builder()
+        .secret(settings.secret)
+        .max_body_bytes(settings.max_body_bytes);
+    if let Some(previous) = settings.previous_secret {
+        signature = signature.secret(previous);
+    }
+    let signature = signature.build()?;
+
+    let (events, queue) = mpsc::channel::<Event>(settings.queue_capacity);
+    let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker = tokio::spawn(worker(queue, worker_stopped, settings.worker_delay));
+
+    let app = Router::new()
+        .route("/webhook/receive", post(receive))
+        .route_layer(signature)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(events)
+        .layer(
+            ServiceBuilder::new()
+                .layer(TraceLayer::new_for_http())
+                // One deadline for the whole request, body included: a client that
+                // drips bytes is cut off here, not only one that stops sending.
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    error(StatusCode::REQUEST_TIMEOUT, "request_timeout")
+                }))
+                .timeout(settings.request_timeout),
+        );
+
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    tracing::info!("stopped accepting requests; draining the queue");
+    let _ = stop_worker.send(true);
+    let processed = worker.await?;
+    tracing::info!(processed, "queue drained; bye");
+    Ok(())
+}
+
+struct Settings {
+    secret: String,
+    previous_secret: Option<String>,
+    listen_addr: SocketAddr,
+    max_body_bytes: usize,
+    queue_capacity: usize,
+    request_timeout: Duration,
+    worker_delay: Duration,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, BoxError> {
+        let secret = non_blank("GENESYS_WEBHOOK_SECRET")
+            .or_else(|| non_blank("GENESYS_CLIENT_SECRET"))
+            .ok_or(
+                "set GENESYS_WEBHOOK_SECRET to the webhook signing secret \
+                 (for Open Messaging: the integration's webhook signature secret)",
+            )?;
+        Ok(Self {
+            secret,
+            previous_secret: non_blank("GENESYS_WEBHOOK_SECRET_PREVIOUS"),
+            listen_addr: parsed("LISTEN_ADDR", "127.0.0.1:5000".parse()?)?,
+            max_body_bytes: parsed("GENESYS_MAX_BODY_BYTES", 1024 * 1024)?,
+            queue_capacity: parsed("GENESYS_QUEUE_CAPACITY", 1024)?.max(1),
+            request_timeout: Duration::from_secs(parsed("GENESYS_REQUEST_TIMEOUT_SECS", 10)?),
+            worker_delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
+        })
+    }
+}
+
+fn non_blank(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
+    match non_blank(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={value:?} is not valid").into()),
+    }
+}
+
+/// A verified event waiting for the worker.
+struct Event {
+    body: Map<String, Value>,
+    secret_index: usize,
+}
+
+/// Acknowledges at once and leaves the work to the background worker: Genesys gives up
+/// on a webhook after 10 seconds and retries it.
+async fn receive(
+    State(events): State<mpsc::Sender<Event>>,
+    Extension(verified): Extension<VerifiedSignature>,
+    body: Bytes,
+) -> Response {
+    // The content type is not checked: the signature already proved the sender, and
+    // what matters is that the body is a JSON object.
+    let body = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(body)) => body,
+        _ => return error(StatusCode::BAD_REQUEST, "invalid_json"),
+    };
+    let event = Event {
+        body,
+        secret_index: verified.secret_index(),
+    };
+    match events.try_send(event) {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!("event queue full; asking the sender to retry");
+            retry_later()
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => retry_later(),
+    }
+}
+
+fn retry_later() -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "queue_full");
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    response
+}
+
+fn error(status: StatusCode, code: &str) -> Response {
+    (status, Json(json!({ "error": code }))).into_response()
+}
+
+/// Processes queued events one by one until shutdown, then drains what is left.
+/// Returns how many events it processed.
+async fn worker(
+    mut queue: mpsc::Receiver<Event>,
+    mut stop: watch::Receiver<bool>,
+    delay: Duration,
+) -> u64 {
+    let mut processed = 0;
+    loop {
+        tokio::select! {
+            event = queue.recv() => match event {
+                Some(event) => {
+                    handle(event, delay).await;
+                    processed += 1;
+                }
+                None => break,
+            },
+            _ = stop.changed() => {
+                // No new events can arrive; what is queued is still processed.
+                queue.close();
+                while let Some(event) = queue.recv().await {
+                    handle(event, delay).await;
+                    processed += 1;
+                }
+                break;
+            }
+        }
+    }
+    processed
+}
+
+/// Dispatches by kind: the tutorial's `{"event": ...}` notifications, and Open
+/// Messaging messages and receipts (`type`, `direction`, `channel`, `text`).
+async fn handle(event: Event, delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let field = |name: &str| event.body.get(name).and_then(Value::as_str);
+    let secret_index = event.secret_index;
+    if let Some(kind) = field("event") {
+        match kind {
+            "routing:conversation:updated" => tracing::info!(
+                kind,
+                conversation_id = field("conversationId").unwrap_or("-"),
+                secret_index,
+                "handled conversation update"
+            ),
+            _ => tracing::info!(kind, secret_index, "handled event"),
+        }
+    } else if let Some(kind) = field("type") {
+        let channel = event.body.get("channel");
+        let message_id = channel
+            .and_then(|c| c.get("messageId"))
+            .and_then(Value::as_str)
+            .or_else(|| field("id"))
+            .unwrap_or("-");
+        let platform = channel
+            .and_then(|c| c.get("platform"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        match kind {
+            "Text" | "Structured" => tracing::info!(
+                kind,
+                message_id,
+                platform,
+                direction = field("direction").unwrap_or("-"),
+                text_len = field("text").map_or(0, str::len),
+                secret_index,
+                "handled Open Messaging message"
+            ),
+            "Receipt" => tracing::info!(
+                kind,
+                message_id,
+                status = field("status").unwrap_or("-"),
+                secret_index,
+                "handled Open Messaging receipt"
+            ),
+            _ => tracing::info!(kind, message_id, secret_index, "handled message"),
+        }
+    } else {
+        tracing::info!(secret_index, "handled event of unknown kind");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

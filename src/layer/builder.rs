@@ -179,7 +179,10 @@ impl GenesysSignatureLayerBuilder {
 impl fmt::Debug for GenesysSignatureLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GenesysSignatureLayerBuilder")
-            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
             .field("schemes", &self.schemes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("diagnostics", &self.diagnostics)

@@ -150,7 +150,11 @@ type Failure = (Arc<Config>, Rejection, usize, Option<Diagnostics>);
 
 impl<S> Reading<S> {
     /// Reads frames until the body ends, feeding the MACs and the buffer in one pass.
-    fn poll_body<B>(&mut self, mut body: Pin<&mut B>, cx: &mut Context<'_>) -> Poll<Result<(), Failure>>
+    fn poll_body<B>(
+        &mut self,
+        mut body: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Failure>>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -179,7 +183,9 @@ impl<S> Reading<S> {
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        self.trailers.get_or_insert_with(HeaderMap::new).extend(trailers);
+                        self.trailers
+                            .get_or_insert_with(HeaderMap::new)
+                            .extend(trailers);
                     }
                 }
             }
@@ -236,7 +242,12 @@ impl<S> Reading<S> {
                     diagnostics,
                 ))
             }
-            (None, None) => Err((self.config, Rejection::MissingSignature, self.received, None)),
+            (None, None) => Err((
+                self.config,
+                Rejection::MissingSignature,
+                self.received,
+                None,
+            )),
         }
     }
 }

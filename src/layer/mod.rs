@@ -146,3 +146,220 @@ impl fmt::Debug for VerifiedSignature {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body::{Body, Frame};
+    use http_body_util::BodyExt;
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::signature::sign_genesys;
+
+    /// A body that records whether anyone polled it.
+    struct Untouchable(Arc<AtomicBool>);
+
+    impl Body for Untouchable {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            self.0.store(true, Ordering::SeqCst);
+            Poll::Ready(None)
+        }
+    }
+
+    /// An inner service that only answers when its own `poll_ready` was called.
+    #[derive(Clone, Default)]
+    struct NeedsReady {
+        ready: bool,
+    }
+
+    impl Service<Request<VerifiedBody>> for NeedsReady {
+        type Response = Response<VerifiedBody>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<VerifiedBody>) -> Self::Future {
+            assert!(self.ready, "called without poll_ready");
+            self.ready = false;
+            std::future::ready(Ok(Response::new(request.into_body())))
+        }
+    }
+
+    fn layer() -> GenesysSignatureLayer {
+        GenesysSignatureLayer::builder()
+            .secret("unit-secret")
+            .max_body_bytes(10)
+            .build()
+            .unwrap()
+    }
+
+    async fn body_text<B: Body>(response: Response<B>) -> String
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rejects_missing_and_malformed_signatures_without_polling_the_body() {
+        for header in [None, Some("zz"), Some("sha256=abc")] {
+            let polled = Arc::new(AtomicBool::new(false));
+            let mut request = Request::new(Untouchable(Arc::clone(&polled)));
+            if let Some(value) = header {
+                request
+                    .headers_mut()
+                    .insert("x-genesys-signature", value.parse().unwrap());
+            }
+            let response = layer()
+                .layer(NeedsReady::default())
+                .oneshot(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert!(
+                !polled.load(Ordering::SeqCst),
+                "body was read for {header:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn rejects_declared_length_over_limit_without_polling_the_body() {
+        let polled = Arc::new(AtomicBool::new(false));
+        let request = Request::builder()
+            .header("x-genesys-signature", sign_genesys("unit-secret", b""))
+            .header("content-length", "11")
+            .body(Untouchable(Arc::clone(&polled)))
+            .unwrap();
+        let response = layer()
+            .layer(NeedsReady::default())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!polled.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn uses_the_inner_service_that_was_made_ready() {
+        let mut service = ServiceBuilder::new()
+            .layer(layer())
+            .service(NeedsReady::default());
+        for _ in 0..3 {
+            let body = "0123456789";
+            let request = Request::builder()
+                .header(
+                    "x-genesys-signature",
+                    sign_genesys("unit-secret", body.as_bytes()),
+                )
+                .body(body.to_owned())
+                .unwrap();
+            let response = ServiceExt::<Request<String>>::ready(&mut service)
+                .await
+                .unwrap()
+                .call(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(body_text(response).await, body);
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_a_single_frame_body_without_copying_it() {
+        let data = Bytes::from_static(b"0123456789");
+        let request = Request::builder()
+            .header("x-genesys-signature", sign_genesys("unit-secret", &data))
+            .body(http_body_util::Full::new(data.clone()))
+            .unwrap();
+        let inner = tower::service_fn(|request: Request<VerifiedBody>| async move {
+            Ok::<_, Infallible>(Response::new(request.into_body()))
+        });
+        let response = layer().layer(inner).oneshot(request).await.unwrap();
+        let received = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(received.as_ptr(), data.as_ptr());
+    }
+
+    #[test]
+    fn futures_and_services_are_send_and_clone() {
+        fn assert_send<T: Send>() {}
+        fn assert_clone<T: Clone>() {}
+        type Route = axum::routing::Route;
+        assert_send::<ResponseFuture<Route, axum::body::Body>>();
+        assert_send::<GenesysSignature<Route>>();
+        assert_clone::<GenesysSignature<Route>>();
+        assert_clone::<GenesysSignatureLayer>();
+    }
+
+    #[tokio::test]
+    #[tracing_test::traced_test]
+    async fn rejection_events_name_reason_header_and_length_but_no_secret() {
+        let layer = GenesysSignatureLayer::builder()
+            .secret("s3cr3t-unit")
+            .diagnostics(true)
+            .build()
+            .unwrap();
+        let body = "hello";
+        let received = sign_genesys("other", body.as_bytes());
+        let computed = sign_genesys("s3cr3t-unit", body.as_bytes());
+        let request = Request::builder()
+            .header("x-genesys-signature", &received)
+            .body(body.to_owned())
+            .unwrap();
+        let response = layer
+            .layer(NeedsReady::default())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body_text(response).await,
+            r#"{"error":"invalid_signature"}"#
+        );
+        assert!(logs_contain("X-Genesys-Signature does not match"));
+        assert!(logs_contain("body_len=5"));
+        assert!(logs_contain(&received[..8]));
+        assert!(logs_contain(&computed[..8]));
+        assert!(!logs_contain(&received[..9]));
+        assert!(!logs_contain(&computed[..9]));
+        assert!(!logs_contain("s3cr3t-unit"));
+    }
+
+    #[tokio::test]
+    #[tracing_test::traced_test]
+    async fn without_diagnostics_no_digest_is_logged() {
+        let body = "hello";
+        let received = sign_genesys("other", body.as_bytes());
+        let computed = sign_genesys("unit-secret", body.as_bytes());
+        let request = Request::builder()
+            .header("x-genesys-signature", &received)
+            .body(body.to_owned())
+            .unwrap();
+        let _ = layer()
+            .layer(NeedsReady::default())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert!(logs_contain("webhook rejected"));
+        assert!(!logs_contain(&received[..6]));
+        assert!(!logs_contain(&computed[..6]));
+    }
+}

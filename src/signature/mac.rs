@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn rfc4231_test_case_5_truncated() {
         let digest = hmac_sha256(&[0x0c; 20], b"Test With Truncation");
-        assert_eq!(hex::encode(&digest[..16]), "a3b6167473100ee06e0c796c2955552b");
+        assert_eq!(
+            hex::encode(&digest[..16]),
+            "a3b6167473100ee06e0c796c2955552b"
+        );
     }
 
     #[test]

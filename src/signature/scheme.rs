@@ -329,10 +329,16 @@ mod tests {
     fn sign_round_trips_through_parse() {
         for scheme in Scheme::ALL {
             let value = scheme.sign("key", BODY);
-            assert_eq!(scheme.parse(value.as_bytes()).unwrap().digest(), &expected());
+            assert_eq!(
+                scheme.parse(value.as_bytes()).unwrap().digest(),
+                &expected()
+            );
         }
         assert_eq!(Scheme::Genesys.sign("key", BODY), HEX);
-        assert_eq!(Scheme::OpenMessaging.sign("key", BODY), format!("sha256={B64}"));
+        assert_eq!(
+            Scheme::OpenMessaging.sign("key", BODY),
+            format!("sha256={B64}")
+        );
     }
 
     #[test]

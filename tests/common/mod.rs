@@ -1,0 +1,148 @@
+//! Helpers shared by the integration tests: servers on loopback and a raw HTTP/1.1
+//! client that can send exactly the bytes a test needs (chunked, truncated, dripping).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long any single exchange may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serves an axum router on a free loopback port.
+pub async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+/// A request head: `POST path` with the given headers and `Connection: close`.
+pub fn head(path: &str, headers: &[(&str, &str)], extra: &str) -> Vec<u8> {
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(extra);
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// Posts `body` with a `Content-Length`.
+pub async fn post_bytes(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    let mut request = head(
+        path,
+        headers,
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
+    request.extend_from_slice(body);
+    exchange(addr, &request).await
+}
+
+/// Posts `chunks` with `Transfer-Encoding: chunked`, one chunk each.
+pub async fn post_chunked(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    chunks: &[&[u8]],
+) -> RawResponse {
+    let mut request = head(path, headers, "Transfer-Encoding: chunked\r\n");
+    for chunk in chunks {
+        request.extend_from_slice(&chunk_bytes(chunk));
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    exchange(addr, &request).await
+}
+
+pub fn chunk_bytes(chunk: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", chunk.len()).into_bytes();
+    out.extend_from_slice(chunk);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Writes `request` and reads the whole response (the server closes the connection).
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_response(&mut stream).await
+}
+
+/// Reads one response from `stream` until the server closes it, within [`DEADLINE`].
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    let mut raw = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        let mut buf = [0u8; 8192];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+            if let Some(response) = parse(&raw) {
+                if response.body.len() >= content_length(&response) {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("no complete response before the deadline");
+    parse(&raw)
+        .unwrap_or_else(|| panic!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+fn content_length(response: &RawResponse) -> usize {
+    response
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+fn parse(raw: &[u8]) -> Option<RawResponse> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Some(RawResponse {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
+    })
+}

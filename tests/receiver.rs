@@ -1,0 +1,340 @@
+//! The example receiver as a user runs it: a separate process on a loopback port.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use genesys_webhook::signature::{sign_genesys, sign_open_messaging};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const OM_MESSAGE: &[u8] = br#"{"id":"8085","channel":{"id":"6685","platform":"Open","type":"Private","to":{"id":"33633081329","idType":"Opaque"},"from":{"nickname":"Sinch Messaging","id":"6685","idType":"Opaque"},"time":"2026-03-25T13:20:05.493Z","messageId":"8085"},"type":"Text","text":"Hello","originatingEntity":"Human","direction":"Outbound","conversationId":"1734"}"#;
+
+/// The example's binary, built by `cargo test` next to the test binaries.
+fn receiver_binary() -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let binary = deps.parent().unwrap().join("examples").join("receiver");
+    if !binary.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "receiver"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    binary
+}
+
+struct Receiver {
+    child: Child,
+    addr: SocketAddr,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(receiver_binary());
+        command
+            .env_clear()
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let lines = Arc::clone(&output);
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = addr_tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the receiver did not start listening");
+        Self {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    fn output_contains(&self, needle: &str) -> bool {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the receiver did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn refuses(env: &[(&str, &str)]) -> String {
+    let output = Command::new(receiver_binary())
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "started with {env:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn refuses_to_start_without_a_non_blank_secret() {
+    for env in [
+        &[][..],
+        &[("GENESYS_WEBHOOK_SECRET", "")][..],
+        &[
+            ("GENESYS_WEBHOOK_SECRET", "  \t"),
+            ("GENESYS_CLIENT_SECRET", " "),
+        ][..],
+    ] {
+        let stderr = refuses(env);
+        assert!(stderr.contains("GENESYS_WEBHOOK_SECRET"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn acknowledges_signed_events_and_processes_them_in_the_background() {
+    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "dev-secret")]);
+    let sig = sign_open_messaging("dev-secret", OM_MESSAGE);
+    let response = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[
+            ("X-Hub-Signature-256", sig.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        OM_MESSAGE,
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json(), serde_json::json!({"status": "queued"}));
+
+    let tutorial = br#"{"event":"routing:conversation:updated","conversationId":"conv-42"}"#;
+    let sig = sign_genesys("dev-secret", tutorial);
+    let response = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Genesys-Signature", sig.as_str())],
+        tutorial,
+    )
+    .await;
+    assert_eq!(response.status, 200);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(receiver.output_contains("handled Open Messaging message")
+        && receiver.output_contains("conv-42"))
+    {
+        assert!(Instant::now() < deadline, "events were not processed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn answers_health_rejections_and_invalid_json() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_WEBHOOK_SECRET_PREVIOUS", "old-secret"),
+    ]);
+    let mut stream = TcpStream::connect(receiver.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+
+    let unsigned = post_bytes(receiver.addr, "/webhook/receive", &[], OM_MESSAGE).await;
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(
+        unsigned.json(),
+        serde_json::json!({"error": "invalid_signature"})
+    );
+
+    let old = sign_open_messaging("old-secret", OM_MESSAGE);
+    let rotated = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", old.as_str())],
+        OM_MESSAGE,
+    )
+    .await;
+    assert_eq!(rotated.status, 200);
+
+    for bad in [&b"{not json"[..], b"[1,2]", b""] {
+        let sig = sign_genesys("dev-secret", bad);
+        let response = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Genesys-Signature", sig.as_str())],
+            bad,
+        )
+        .await;
+        assert_eq!(response.status, 400, "{}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            response.json(),
+            serde_json::json!({"error": "invalid_json"})
+        );
+    }
+}
+
+#[tokio::test]
+async fn falls_back_to_the_client_secret() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", ""),
+        ("GENESYS_CLIENT_SECRET", "tutorial-secret"),
+    ]);
+    let sig = sign_genesys("tutorial-secret", OM_MESSAGE);
+    let response = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Genesys-Signature", sig.as_str())],
+        OM_MESSAGE,
+    )
+    .await;
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn full_queue_answers_503_with_retry_after() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_QUEUE_CAPACITY", "1"),
+        ("GENESYS_WORKER_DELAY_MS", "3000"),
+    ]);
+    let sig = sign_open_messaging("dev-secret", OM_MESSAGE);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Hub-Signature-256", sig.as_str())],
+            OM_MESSAGE,
+        )
+        .await;
+        if response.status == 503 {
+            assert_eq!(response.header("retry-after"), Some("5"));
+        }
+        statuses.push(response.status);
+    }
+    assert_eq!(&statuses[..1], &[200]);
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn dripping_client_is_cut_off_at_the_total_deadline() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_REQUEST_TIMEOUT_SECS", "2"),
+    ]);
+    let body = vec![b' '; 100];
+    let sig = sign_genesys("dev-secret", &body);
+    let mut stream = TcpStream::connect(receiver.addr).await.unwrap();
+    stream
+        .write_all(&head(
+            "/webhook/receive",
+            &[("X-Genesys-Signature", sig.as_str())],
+            "Content-Length: 100\r\n",
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut reader, mut writer) = stream.into_split();
+    // One byte every 200 ms never leaves a gap long enough for an idle timeout; 100
+    // bytes would take 20 s.
+    let drip = tokio::spawn(async move {
+        for byte in body {
+            if writer.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(8),
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut raw),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    drip.abort();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#"{"error":"request_timeout"}"#), "{text}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "cut off after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_queue_and_exits_zero() {
+    let mut receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_WORKER_DELAY_MS", "200"),
+    ]);
+    for i in 0..5 {
+        let body =
+            format!(r#"{{"event":"routing:conversation:updated","conversationId":"drain-{i}"}}"#);
+        let sig = sign_genesys("dev-secret", body.as_bytes());
+        let response = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Genesys-Signature", sig.as_str())],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(response.status, 200);
+    }
+    let status = receiver.terminate();
+    assert_eq!(status.code(), Some(0));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(receiver.count("drain-"), 5);
+    assert!(receiver.output_contains("processed=5"));
+}
