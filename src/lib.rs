@@ -5,6 +5,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod layer;
+pub mod replay;
 pub mod signature;
 
 pub use crate::layer::{

@@ -116,7 +116,8 @@ impl Buffer {
 
 pin_project! {
     /// The response body of [`GenesysSignature`](crate::GenesysSignature): the inner
-    /// service's body, or the body of a rejection the layer answered itself.
+    /// service's body, or the body of an answer the layer gave itself (a rejection,
+    /// a duplicate).
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -138,7 +139,7 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn rejection(data: Bytes) -> Self {
+    pub(crate) fn answered(data: Bytes) -> Self {
         Self {
             kind: Kind::Rejection {
                 data: (!data.is_empty()).then_some(data),

@@ -6,6 +6,7 @@ use http::Response;
 
 use super::rejection::{Rejection, RejectionHandler};
 use super::GenesysSignatureLayer;
+use crate::replay::ReplayProtection;
 use crate::signature::{KeyRing, Scheme, Secret};
 
 /// The default for [`GenesysSignatureLayerBuilder::max_body_bytes`]: 1 MiB.
@@ -19,6 +20,7 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     pub(crate) diagnostics: bool,
     pub(crate) on_rejection: Option<RejectionHandler>,
+    pub(crate) replay: Option<ReplayProtection>,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("diagnostics", &self.diagnostics)
             .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
+            .field("replay", &self.replay)
             .finish()
     }
 }
@@ -62,6 +65,7 @@ pub struct GenesysSignatureLayerBuilder {
     max_body_bytes: usize,
     diagnostics: bool,
     on_rejection: Option<RejectionHandler>,
+    replay: Option<ReplayProtection>,
 }
 
 impl GenesysSignatureLayerBuilder {
@@ -72,6 +76,7 @@ impl GenesysSignatureLayerBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             diagnostics: false,
             on_rejection: None,
+            replay: None,
         }
     }
 
@@ -134,6 +139,13 @@ impl GenesysSignatureLayerBuilder {
         self
     }
 
+    /// Turns on replay protection: a request whose signature was already processed is
+    /// answered without calling the inner service. See [`crate::replay`].
+    pub fn replay_protection(mut self, protection: ReplayProtection) -> Self {
+        self.replay = Some(protection);
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -171,6 +183,7 @@ impl GenesysSignatureLayerBuilder {
                 max_body_bytes: self.max_body_bytes,
                 diagnostics: self.diagnostics,
                 on_rejection: self.on_rejection,
+                replay: self.replay,
             }),
         })
     }
@@ -186,6 +199,7 @@ impl fmt::Debug for GenesysSignatureLayerBuilder {
             .field("schemes", &self.schemes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("diagnostics", &self.diagnostics)
+            .field("replay", &self.replay)
             .finish_non_exhaustive()
     }
 }

@@ -14,6 +14,9 @@ use super::body::{Buffer, ResponseBody, VerifiedBody};
 use super::builder::Config;
 use super::rejection::Rejection;
 use super::VerifiedSignature;
+use crate::replay::{
+    BoxFuture, Duplicate, LeaseId, ReplayKey, ReplayProtection, Reservation, StoreError,
+};
 use crate::signature::{digest_prefix, find_match, Digest, ParsedSignature, Scheme, Verification};
 use crate::BoxError;
 
@@ -29,23 +32,32 @@ pin_project! {
         S: Service<Request<VerifiedBody>>,
     {
         #[pin]
-        kind: Kind<S, B, S::Future>,
+        kind: Kind<S, B, S::Future, Result<S::Response, S::Error>>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<S, B, F> {
+    enum Kind<S, B, F, O> {
         Reading {
             #[pin]
             body: B,
             state: Option<Reading<S>>,
         },
+        Reserving {
+            future: BoxFuture<'static, Result<Reservation, StoreError>>,
+            pending: Option<Pending<S>>,
+        },
         Calling {
             #[pin]
             future: F,
+            guard: Option<Guard>,
         },
-        Rejected {
+        Finishing {
+            future: BoxFuture<'static, ()>,
+            output: Option<O>,
+        },
+        Answered {
             response: Option<Response<Bytes>>,
         },
     }
@@ -71,7 +83,7 @@ where
     pub(crate) fn rejected(config: &Config, rejection: Rejection, body_len: Option<u64>) -> Self {
         log_rejection(&rejection, body_len, None);
         Self {
-            kind: Kind::Rejected {
+            kind: Kind::Answered {
                 response: Some(config.rejection_response(&rejection)),
             },
         }
@@ -116,32 +128,190 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let next = match self.as_mut().project().kind.project() {
-                KindProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
-                }
-                KindProj::Rejected { response } => {
-                    let response = response.take().expect("future polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
-                }
                 KindProj::Reading { body, state } => {
                     let reading = state.as_mut().expect("future polled after completion");
                     let outcome = ready!(reading.poll_body(body, cx));
                     let reading = state.take().expect("future polled after completion");
                     match outcome.and_then(|()| reading.verify()) {
-                        Ok((mut service, request)) => Kind::Calling {
-                            future: service.call(request),
+                        Ok((service, request, config)) => match &config.replay {
+                            None => call(service, request, None),
+                            Some(replay) => reserve(service, request, replay, &config),
                         },
                         Err((config, rejection, received, diagnostics)) => {
                             log_rejection(&rejection, Some(received as u64), diagnostics);
-                            Kind::Rejected {
+                            Kind::Answered {
                                 response: Some(config.rejection_response(&rejection)),
                             }
                         }
                     }
                 }
+                KindProj::Reserving { future, pending } => {
+                    let reservation = ready!(future.as_mut().poll(cx));
+                    let pending = pending.take().expect("future polled after completion");
+                    pending.decide(reservation)
+                }
+                KindProj::Calling { future, guard } => {
+                    let output = ready!(future.poll(cx));
+                    match guard.take() {
+                        None => return Poll::Ready(output.map(|r| r.map(ResponseBody::inner))),
+                        Some(guard) => {
+                            let processed = matches!(&output, Ok(r) if r.status().is_success());
+                            Kind::Finishing {
+                                future: guard.finish(processed),
+                                output: Some(output),
+                            }
+                        }
+                    }
+                }
+                KindProj::Finishing { future, output } => {
+                    ready!(future.as_mut().poll(cx));
+                    let output = output.take().expect("future polled after completion");
+                    return Poll::Ready(output.map(|r| r.map(ResponseBody::inner)));
+                }
+                KindProj::Answered { response } => {
+                    let response = response.take().expect("future polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::answered)));
+                }
             };
             self.as_mut().project().kind.set(next);
+        }
+    }
+}
+
+fn call<S, B, O>(
+    mut service: S,
+    request: Request<VerifiedBody>,
+    guard: Option<Guard>,
+) -> Kind<S, B, S::Future, O>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    Kind::Calling {
+        future: service.call(request),
+        guard,
+    }
+}
+
+fn reserve<S, B, O>(
+    service: S,
+    request: Request<VerifiedBody>,
+    replay: &ReplayProtection,
+    config: &Arc<Config>,
+) -> Kind<S, B, S::Future, O>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    let key = match request.extensions().get::<VerifiedSignature>() {
+        Some(verified) => ReplayKey::new(verified.digest),
+        None => unreachable!("set by verify"),
+    };
+    let store = Arc::clone(&replay.store);
+    let lease = replay.lease;
+    Kind::Reserving {
+        future: Box::pin(async move { store.reserve(&key, lease).await }),
+        pending: Some(Pending {
+            service,
+            request,
+            replay: replay.clone(),
+            config: Arc::clone(config),
+            key,
+        }),
+    }
+}
+
+/// A verified request waiting for the replay store's answer.
+struct Pending<S> {
+    service: S,
+    request: Request<VerifiedBody>,
+    replay: ReplayProtection,
+    config: Arc<Config>,
+    key: ReplayKey,
+}
+
+impl<S> Pending<S>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    fn decide<B, O>(
+        self,
+        reservation: Result<Reservation, StoreError>,
+    ) -> Kind<S, B, S::Future, O> {
+        let duplicate = |kind: Duplicate| {
+            tracing::info!(duplicate = ?kind, key = ?self.key, "duplicate webhook not processed again");
+            Kind::Answered {
+                response: Some(self.replay.duplicate_response(kind)),
+            }
+        };
+        let unavailable = |reason: &str| {
+            let rejection = Rejection::ReplayStoreUnavailable {
+                retry_after: self.replay.retry_after,
+            };
+            tracing::warn!(
+                reason,
+                status = 503,
+                "webhook rejected: replay store unavailable"
+            );
+            Kind::Answered {
+                response: Some(self.config.rejection_response(&rejection)),
+            }
+        };
+        match reservation {
+            Ok(Reservation::Reserved(lease)) => {
+                let guard = Guard {
+                    replay: self.replay.clone(),
+                    key: self.key,
+                    lease,
+                    armed: true,
+                };
+                call(self.service, self.request, Some(guard))
+            }
+            Ok(Reservation::InFlight) => duplicate(Duplicate::InFlight),
+            Ok(Reservation::Done) => duplicate(Duplicate::Processed),
+            Ok(Reservation::Full) => unavailable("the store is full of requests in flight"),
+            Err(error) if self.replay.fail_open => {
+                tracing::warn!(%error, "replay store unavailable; processing without replay protection (fail-open)");
+                call(self.service, self.request, None)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "replay store unavailable");
+                unavailable("the store could not be reached")
+            }
+        }
+    }
+}
+
+/// A reservation held while the inner service runs. Dropped before it finished (the
+/// client went away, a timeout fired), it gives the key back on a best-effort basis.
+struct Guard {
+    replay: ReplayProtection,
+    key: ReplayKey,
+    lease: LeaseId,
+    armed: bool,
+}
+
+impl Guard {
+    /// Marks the key done when the request was processed (2xx), releases it otherwise.
+    fn finish(mut self, processed: bool) -> BoxFuture<'static, ()> {
+        self.armed = false;
+        let store = Arc::clone(&self.replay.store);
+        let (key, lease, ttl) = (self.key, self.lease, self.replay.ttl);
+        Box::pin(async move {
+            let result = if processed {
+                store.complete(&key, lease, ttl).await
+            } else {
+                store.release(&key, lease).await
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, processed, "replay store could not record the outcome");
+            }
+        })
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.replay.store.abandon(&self.key, self.lease);
         }
     }
 }
@@ -199,7 +369,7 @@ impl<S> Reading<S> {
     }
 
     /// Checks every received signature against the digests under every secret.
-    fn verify(self) -> Result<(S, Request<VerifiedBody>), Failure> {
+    fn verify(self) -> Result<(S, Request<VerifiedBody>, Arc<Config>), Failure> {
         let computed = self.verification.finish();
         let mut first: Option<(Scheme, usize, Digest)> = None;
         let mut mismatch: Option<(Scheme, ParsedSignature)> = None;
@@ -224,7 +394,7 @@ impl<S> Reading<S> {
                     secret_index,
                     digest,
                 });
-                Ok((self.service, request))
+                Ok((self.service, request, self.config))
             }
             (Some((scheme, parsed)), _) => {
                 let diagnostics = self.config.diagnostics.then(|| Diagnostics {

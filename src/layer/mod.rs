@@ -61,6 +61,7 @@ use tower_layer::Layer;
 pub use self::body::{ResponseBody, VerifiedBody};
 pub use self::builder::{ConfigError, GenesysSignatureLayerBuilder, DEFAULT_MAX_BODY_BYTES};
 pub use self::future::ResponseFuture;
+pub(crate) use self::rejection::json_response;
 pub use self::rejection::Rejection;
 pub use self::service::GenesysSignature;
 

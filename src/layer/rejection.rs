@@ -38,6 +38,13 @@ pub enum Rejection {
     /// The body could not be read to its end (the client went away, or sent a broken
     /// chunked encoding).
     UnreadableBody,
+    /// Replay protection is on and the store could not say whether the request was
+    /// seen before (unreachable, or full of requests in flight). The default answer is
+    /// 503 with `Retry-After`, so the sender retries.
+    ReplayStoreUnavailable {
+        /// The `Retry-After` of the default answer.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl Rejection {
@@ -49,6 +56,7 @@ impl Rejection {
             | Self::SignatureMismatch { .. } => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::ReplayStoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -61,16 +69,24 @@ impl Rejection {
             | Self::SignatureMismatch { .. } => "invalid_signature",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
+            Self::ReplayStoreUnavailable { .. } => "replay_store_unavailable",
         }
     }
 
     /// The response the layer sends unless the application replaced it:
-    /// [`status`](Self::status) with `{"error":"<error_code>"}` as `application/json`.
+    /// [`status`](Self::status) with `{"error":"<error_code>"}` as `application/json`,
+    /// and `Retry-After` on a 503.
     pub fn default_response(&self) -> Response<Bytes> {
-        json_response(
+        let response = json_response(
             self.status(),
             Bytes::from(format!(r#"{{"error":"{}"}}"#, self.error_code())),
-        )
+        );
+        match self {
+            Self::ReplayStoreUnavailable { retry_after } => {
+                crate::replay::with_retry_after(response, *retry_after)
+            }
+            _ => response,
+        }
     }
 
     /// The scheme whose header the rejection is about, if any.
@@ -96,6 +112,7 @@ impl fmt::Display for Rejection {
             }
             Self::PayloadTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             Self::UnreadableBody => f.write_str("body could not be read"),
+            Self::ReplayStoreUnavailable { .. } => f.write_str("replay store unavailable"),
         }
     }
 }
