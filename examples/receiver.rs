@@ -15,6 +15,8 @@
 //! | `GENESYS_MAX_BODY_BYTES` | largest body accepted | `1048576` |
 //! | `GENESYS_QUEUE_CAPACITY` | events waiting for the worker before new ones get 503 | `1024` |
 //! | `GENESYS_REQUEST_TIMEOUT_SECS` | total deadline for receiving and answering a request | `10` |
+//! | `GENESYS_REPLAY_STORE` | replay protection: unset for in-memory, `redis://host:port/` for a store shared by replicas (build with `--features redis`), `none` to turn it off | in-memory |
+//! | `GENESYS_REPLAY_TTL_SECS` | how long a processed signature is remembered | `600` |
 //! | `GENESYS_WORKER_DELAY_MS` | simulated processing time per event, to try out back-pressure | `0` |
 //! | `RUST_LOG` | log filter (`tower_http=debug` traces each request) | `info` |
 //!
@@ -30,6 +32,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Extension, Json, Router};
+use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, VerifiedSignature};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch};
@@ -66,6 +69,9 @@ async fn run() -> Result<(), BoxError> {
         .max_body_bytes(settings.max_body_bytes);
     if let Some(previous) = settings.previous_secret {
         signature = signature.secret(previous);
+    }
+    if let Some(protection) = replay_protection(settings.replay_store.as_deref())? {
+        signature = signature.replay_protection(protection.ttl(settings.replay_ttl));
     }
     let signature = signature.build()?;
 
@@ -110,6 +116,8 @@ struct Settings {
     queue_capacity: usize,
     request_timeout: Duration,
     worker_delay: Duration,
+    replay_store: Option<String>,
+    replay_ttl: Duration,
 }
 
 impl Settings {
@@ -128,8 +136,48 @@ impl Settings {
             queue_capacity: parsed("GENESYS_QUEUE_CAPACITY", 1024)?.max(1),
             request_timeout: Duration::from_secs(parsed("GENESYS_REQUEST_TIMEOUT_SECS", 10)?),
             worker_delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
+            replay_store: non_blank("GENESYS_REPLAY_STORE"),
+            replay_ttl: Duration::from_secs(parsed("GENESYS_REPLAY_TTL_SECS", 600)?),
         })
     }
+}
+
+/// Replay protection as `GENESYS_REPLAY_STORE` asks: in memory by default, Redis for
+/// a `redis://` URL, none for `none`.
+fn replay_protection(store: Option<&str>) -> Result<Option<ReplayProtection>, BoxError> {
+    match store.map(str::trim) {
+        None | Some("memory") => {
+            tracing::info!("replay protection: in memory");
+            Ok(Some(ReplayProtection::in_memory()))
+        }
+        Some("none") => {
+            tracing::warn!("replay protection is off");
+            Ok(None)
+        }
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            redis_protection(url).map(Some)
+        }
+        Some(other) => Err(format!(
+            "GENESYS_REPLAY_STORE={other:?}: expected a redis:// URL, `memory` or `none`"
+        )
+        .into()),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_protection(url: &str) -> Result<ReplayProtection, BoxError> {
+    let store = genesys_webhook::replay::RedisStore::open(url)?;
+    tracing::info!("replay protection: redis");
+    Ok(ReplayProtection::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_protection(_url: &str) -> Result<ReplayProtection, BoxError> {
+    Err(
+        "GENESYS_REPLAY_STORE names Redis, but the receiver was built without it: \
+         cargo run --features redis --example receiver"
+            .into(),
+    )
 }
 
 fn non_blank(name: &str) -> Option<String> {

@@ -248,23 +248,46 @@ async fn full_queue_answers_503_with_retry_after() {
         ("GENESYS_QUEUE_CAPACITY", "1"),
         ("GENESYS_WORKER_DELAY_MS", "3000"),
     ]);
-    let sig = sign_open_messaging("dev-secret", OM_MESSAGE);
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for i in 0..4 {
+        let body =
+            format!(r#"{{"event":"routing:conversation:updated","conversationId":"full-{i}"}}"#);
+        let sig = sign_open_messaging("dev-secret", body.as_bytes());
         let response = post_bytes(
             receiver.addr,
             "/webhook/receive",
             &[("X-Hub-Signature-256", sig.as_str())],
-            OM_MESSAGE,
+            body.as_bytes(),
         )
         .await;
         if response.status == 503 {
             assert_eq!(response.header("retry-after"), Some("5"));
+            assert_eq!(response.json(), serde_json::json!({"error": "queue_full"}));
         }
         statuses.push(response.status);
     }
     assert_eq!(&statuses[..1], &[200]);
     assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+
+    // The refused event was not remembered: when the sender retries later, it is taken.
+    let body = r#"{"event":"routing:conversation:updated","conversationId":"full-3"}"#;
+    let sig = sign_open_messaging("dev-secret", body.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let retry = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Hub-Signature-256", sig.as_str())],
+            body.as_bytes(),
+        )
+        .await;
+        if retry.status == 200 {
+            assert_eq!(retry.json(), serde_json::json!({"status": "queued"}));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retry was never accepted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]
@@ -337,4 +360,96 @@ async fn sigterm_drains_the_queue_and_exits_zero() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(receiver.count("drain-"), 5);
     assert!(receiver.output_contains("processed=5"));
+}
+
+#[tokio::test]
+async fn a_replayed_event_is_acknowledged_as_duplicate_and_processed_once() {
+    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "dev-secret")]);
+    let body = br#"{"event":"routing:conversation:updated","conversationId":"replayed-1"}"#;
+    let sig = sign_genesys("dev-secret", body);
+    let first = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Genesys-Signature", sig.as_str())],
+        body,
+    )
+    .await;
+    assert_eq!(first.json(), serde_json::json!({"status": "queued"}));
+    let again = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Genesys-Signature", sig.as_str())],
+        body,
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), serde_json::json!({"status": "duplicate"}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count("replayed-1"), 1);
+}
+
+#[tokio::test]
+async fn replay_protection_can_be_turned_off() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_REPLAY_STORE", "none"),
+    ]);
+    let body = br#"{"event":"x","conversationId":"twice"}"#;
+    let sig = sign_genesys("dev-secret", body);
+    for _ in 0..2 {
+        let response = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Genesys-Signature", sig.as_str())],
+            body,
+        )
+        .await;
+        assert_eq!(response.json(), serde_json::json!({"status": "queued"}));
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_receivers_sharing_redis_process_a_replay_once() {
+    let (url, _server) = redis_server();
+    let env = [
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_REPLAY_STORE", url.as_str()),
+    ];
+    let first = Receiver::start(&env);
+    let second = Receiver::start(&env);
+    let body = format!(
+        r#"{{"event":"routing:conversation:updated","conversationId":"shared-{}"}}"#,
+        std::process::id()
+    );
+    let sig = sign_open_messaging("dev-secret", body.as_bytes());
+    let accepted = post_bytes(
+        first.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(accepted.json(), serde_json::json!({"status": "queued"}));
+    let replayed = post_bytes(
+        second.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(replayed.status, 200);
+    assert_eq!(replayed.json(), serde_json::json!({"status": "duplicate"}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(first.count("shared-"), 1);
+    assert_eq!(second.count("shared-"), 0);
+}
+
+#[test]
+fn refuses_an_unknown_replay_store() {
+    let stderr = refuses(&[
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_REPLAY_STORE", "memcached://x"),
+    ]);
+    assert!(stderr.contains("GENESYS_REPLAY_STORE"), "{stderr}");
 }

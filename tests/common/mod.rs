@@ -146,3 +146,55 @@ fn parse(raw: &[u8]) -> Option<RawResponse> {
         body: raw[end + 4..].to_vec(),
     })
 }
+
+/// A `redis-server` this test started, stopped when dropped; or none when
+/// `GENESYS_TEST_REDIS_URL` names one that CI started.
+pub struct RedisServer(Option<std::process::Child>);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The URL of a Redis on loopback: `GENESYS_TEST_REDIS_URL`, or a `redis-server`
+/// started here on a free port.
+pub fn redis_server() -> (String, RedisServer) {
+    if let Ok(url) = std::env::var("GENESYS_TEST_REDIS_URL") {
+        return (url, RedisServer(None));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect(
+            "redis-server is needed for these tests: install it, or set GENESYS_TEST_REDIS_URL",
+        );
+    let server = RedisServer(Some(child));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (format!("redis://127.0.0.1:{port}/"), server)
+}
