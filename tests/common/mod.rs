@@ -198,3 +198,6 @@ pub fn redis_server() -> (String, RedisServer) {
     }
     (format!("redis://127.0.0.1:{port}/"), server)
 }
+
+#[cfg(feature = "cloud")]
+pub mod fake_cloud;

@@ -1,0 +1,407 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder};
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+use super::retry::{parse_retry_after, Decision};
+use super::{ApiError, CloudError, Endpoints, OpenMessaging, Region, RetryPolicy};
+
+/// Refresh a token this long before Genesys says it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// A Genesys Cloud Platform API client using OAuth client credentials.
+///
+/// Cheap to clone; clones share the token cache. The token is fetched on first use,
+/// cached, and refreshed a minute before it expires (concurrent callers wait for one
+/// refresh); a 401 from the API triggers one refresh and one retry. 429 and 502/503/504
+/// answers are retried according to the [`RetryPolicy`], for the token endpoint too.
+///
+/// ```no_run
+/// use genesys_webhook::cloud::{GenesysCloud, NewOpenMessagingIntegration, Region};
+///
+/// # async fn run() -> Result<(), genesys_webhook::cloud::CloudError> {
+/// let cloud = GenesysCloud::builder()
+///     .client_credentials("client-id", "client-secret")
+///     .region(Region::EuWest1)
+///     .build()?;
+/// let created = cloud
+///     .open_messaging()
+///     .create(&NewOpenMessagingIntegration::new(
+///         "My webhook",
+///         "https://hooks.example.com/webhook/receive",
+///         "a-long-random-signature-secret",
+///     ))
+///     .await?;
+/// println!("created {}", created.id);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct GenesysCloud {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    client_id: String,
+    client_secret: Zeroizing<String>,
+    retry: RetryPolicy,
+    token: Mutex<TokenCache>,
+}
+
+#[derive(Default)]
+struct TokenCache {
+    current: Option<Token>,
+    generation: u64,
+}
+
+struct Token {
+    value: Zeroizing<String>,
+    refresh_at: Instant,
+    generation: u64,
+}
+
+/// Configures a [`GenesysCloud`] client.
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Default)]
+pub struct GenesysCloudBuilder {
+    client_id: Option<String>,
+    client_secret: Option<Zeroizing<String>>,
+    region: Option<Region>,
+    api_base: Option<String>,
+    login_base: Option<String>,
+    retry: RetryPolicy,
+    timeout: Option<Duration>,
+}
+
+impl GenesysCloud {
+    /// Starts configuring a client.
+    pub fn builder() -> GenesysCloudBuilder {
+        GenesysCloudBuilder {
+            timeout: Some(Duration::from_secs(30)),
+            ..GenesysCloudBuilder::default()
+        }
+    }
+
+    /// The resolved API and login base URLs.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    /// Open Messaging integrations, the integrations whose outbound webhooks Genesys
+    /// Cloud signs with `X-Hub-Signature-256`.
+    pub fn open_messaging(&self) -> OpenMessaging<'_> {
+        OpenMessaging::new(self)
+    }
+
+    /// Sends an authenticated Platform API request and decodes a JSON answer.
+    pub(crate) async fn api_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, CloudError> {
+        let body = self.api(method, path, body).await?;
+        serde_json::from_slice(&body).map_err(|e| CloudError::InvalidResponse(e.to_string()))
+    }
+
+    /// Sends an authenticated Platform API request; a non-2xx answer is an error.
+    pub(crate) async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, CloudError> {
+        let url = format!("{}{path}", self.inner.endpoints.api_base());
+        let mut refreshed = false;
+        loop {
+            let (token, generation) = self.token().await?;
+            let answer = self
+                .send(|| {
+                    let request = self
+                        .inner
+                        .http
+                        .request(method.clone(), &url)
+                        .header(AUTHORIZATION, format!("Bearer {}", token.as_str()));
+                    match &body {
+                        Some(body) => request
+                            .header(CONTENT_TYPE, "application/json")
+                            .body(body.clone()),
+                        None => request,
+                    }
+                })
+                .await?;
+            tracing::debug!(%method, path, status = answer.status, "Genesys Cloud API");
+            if answer.status == 401 && !refreshed {
+                // The token may have been revoked or expired early: refresh once.
+                refreshed = true;
+                self.invalidate(generation).await;
+                continue;
+            }
+            if (200..300).contains(&answer.status) {
+                return Ok(answer.body);
+            }
+            return Err(CloudError::Api(answer.into_error()));
+        }
+    }
+
+    /// The cached token, or a new one. The lock is held while fetching, so concurrent
+    /// callers share one refresh.
+    async fn token(&self) -> Result<(Zeroizing<String>, u64), CloudError> {
+        let mut cache = self.inner.token.lock().await;
+        if let Some(token) = &cache.current {
+            if Instant::now() < token.refresh_at {
+                return Ok((token.value.clone(), token.generation));
+            }
+        }
+        let (value, lifetime) = self.fetch_token().await?;
+        cache.generation += 1;
+        let token = Token {
+            value,
+            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+            generation: cache.generation,
+        };
+        let result = (token.value.clone(), token.generation);
+        cache.current = Some(token);
+        Ok(result)
+    }
+
+    async fn invalidate(&self, generation: u64) {
+        let mut cache = self.inner.token.lock().await;
+        if cache
+            .current
+            .as_ref()
+            .is_some_and(|t| t.generation == generation)
+        {
+            cache.current = None;
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<(Zeroizing<String>, Duration), CloudError> {
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: Zeroizing<String>,
+            expires_in: u64,
+        }
+        let url = format!("{}/oauth/token", self.inner.endpoints.login_base());
+        let answer = self
+            .send(|| {
+                self.inner
+                    .http
+                    .post(&url)
+                    .basic_auth(
+                        &self.inner.client_id,
+                        Some(self.inner.client_secret.as_str()),
+                    )
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body("grant_type=client_credentials")
+            })
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(CloudError::Authentication(answer.into_error()));
+        }
+        let token: TokenAnswer = serde_json::from_slice(&answer.body)
+            .map_err(|e| CloudError::InvalidResponse(format!("token answer: {e}")))?;
+        tracing::debug!(expires_in = token.expires_in, "got a Genesys Cloud token");
+        Ok((token.access_token, Duration::from_secs(token.expires_in)))
+    }
+
+    /// Sends a request, retrying as the policy says.
+    async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Answer, CloudError> {
+        let policy = &self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let response = build().send().await.map_err(transport)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(transport)?;
+            let answer = Answer {
+                status,
+                headers,
+                body,
+            };
+            let retry_after = parse_retry_after(answer.header("retry-after"));
+            match policy.decide(status, retry_after, attempt, random_unit()) {
+                Decision::Stop => return Ok(answer),
+                Decision::TooLong(wait) => {
+                    return Err(CloudError::RetryAfterTooLong {
+                        retry_after: wait,
+                        retry_at: SystemTime::now() + wait,
+                        correlation_id: answer.correlation_id(),
+                    })
+                }
+                Decision::Retry(wait) => {
+                    tracing::info!(
+                        status,
+                        attempt = attempt + 1,
+                        wait_ms = wait.as_millis() as u64,
+                        correlation_id = answer.correlation_id(),
+                        "Genesys Cloud asked to retry"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn correlation_id(&self) -> Option<String> {
+        self.header("inin-correlation-id").map(str::to_owned)
+    }
+
+    fn into_error(self) -> ApiError {
+        ApiError::from_response(self.status, self.correlation_id(), &self.body)
+    }
+}
+
+fn transport(error: reqwest::Error) -> CloudError {
+    // The error's own text names the URL; its sources say why (refused, timed out).
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    CloudError::Transport(message)
+}
+
+/// A number in `[0, 1)` for jitter.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl GenesysCloudBuilder {
+    /// The OAuth client (client credentials grant) the client acts as. Required.
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = Some(Zeroizing::new(client_secret.into()));
+        self
+    }
+
+    /// The organization's region.
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// Overrides the Platform API base URL (tests, proxies); wins over the region.
+    pub fn api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = Some(base.into());
+        self
+    }
+
+    /// Overrides the login base URL; wins over the region and over a login base
+    /// derived from [`api_base`](Self::api_base).
+    pub fn login_base(mut self, base: impl Into<String>) -> Self {
+        self.login_base = Some(base.into());
+        self
+    }
+
+    /// How 429 and 5xx answers are retried (default [`RetryPolicy::default`]).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How long one HTTP request may take (default 30 s); `None` for no limit.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError::InvalidConfig`] for missing or blank credentials, no region and
+    /// no API base, or a base that is not an `http(s)://` URL.
+    pub fn build(self) -> Result<GenesysCloud, CloudError> {
+        let client_id = self
+            .client_id
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| CloudError::InvalidConfig("no OAuth client id".into()))?;
+        let client_secret = self
+            .client_secret
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| CloudError::InvalidConfig("no OAuth client secret".into()))?;
+        let endpoints = Endpoints::resolve(
+            self.region,
+            self.api_base.as_deref(),
+            self.login_base.as_deref(),
+        )?;
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = self.timeout {
+            http = http.timeout(timeout);
+        }
+        let http = http
+            .build()
+            .map_err(|e| CloudError::InvalidConfig(format!("HTTP client: {e}")))?;
+        Ok(GenesysCloud {
+            inner: Arc::new(Inner {
+                http,
+                endpoints,
+                client_id,
+                client_secret,
+                retry: self.retry,
+                token: Mutex::new(TokenCache::default()),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for GenesysCloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenesysCloud")
+            .field("endpoints", &self.inner.endpoints)
+            .field("client_id", &self.inner.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("retry", &self.inner.retry)
+            .finish()
+    }
+}
+
+impl fmt::Debug for GenesysCloudBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GenesysCloudBuilder")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("region", &self.region)
+            .field("api_base", &self.api_base)
+            .field("login_base", &self.login_base)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}

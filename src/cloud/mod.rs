@@ -1,0 +1,28 @@
+//! A Genesys Cloud Platform API client (feature `cloud`): OAuth client credentials,
+//! Open Messaging integrations, and retries modelled on the official SDKs.
+//!
+//! The only Genesys Cloud feature that calls your HTTPS endpoint with a signed body is
+//! an Open Messaging integration: its `outboundNotificationWebhookUrl` receives every
+//! outbound message signed with `X-Hub-Signature-256`, keyed by its
+//! `outboundNotificationWebhookSignatureSecretToken`. [`OpenMessaging`] creates, lists,
+//! updates and deletes such integrations.
+//!
+//! Tokens come from `POST https://login.<domain>/oauth/token` with HTTP Basic auth and
+//! `grant_type=client_credentials`; API calls go to `https://api.<domain>`. The OAuth
+//! client needs the `messaging:integration` permissions; a 403 names the one missing
+//! ([`ApiError::missing_permissions`]).
+
+mod client;
+mod error;
+mod integrations;
+mod region;
+mod retry;
+
+pub use self::client::{GenesysCloud, GenesysCloudBuilder};
+pub use self::error::{ApiError, CloudError};
+pub use self::integrations::{
+    NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
+    OpenMessagingIntegrationUpdate,
+};
+pub use self::region::{Endpoints, Region};
+pub use self::retry::RetryPolicy;

@@ -1,0 +1,328 @@
+//! The Genesys Cloud client against a fake Genesys Cloud on loopback.
+#![cfg(feature = "cloud")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_cloud::*;
+use genesys_webhook::cloud::{
+    CloudError, GenesysCloud, NewOpenMessagingIntegration, OpenMessagingIntegrationUpdate,
+    RetryPolicy,
+};
+use tokio::time::Instant;
+
+fn client(fake: &FakeCloud) -> GenesysCloud {
+    client_with(fake, RetryPolicy::default())
+}
+
+fn client_with(fake: &FakeCloud, policy: RetryPolicy) -> GenesysCloud {
+    GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .api_base(fake.base())
+        .retry_policy(policy)
+        // Paused test clocks jump ahead while the fake answers: no per-request timer.
+        .timeout(None)
+        .build()
+        .unwrap()
+}
+
+fn new_integration(name: &str) -> NewOpenMessagingIntegration {
+    NewOpenMessagingIntegration::new(
+        name,
+        "https://hooks.example.com/webhook/receive",
+        "signing-secret-1",
+    )
+}
+
+#[tokio::test]
+async fn login_base_is_derived_from_an_overridden_api_base() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    assert_eq!(cloud.endpoints().login_base(), fake.base());
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn token_is_fetched_once_and_cached() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    for _ in 0..3 {
+        cloud.open_messaging().list().await.unwrap();
+    }
+    assert_eq!(fake.token_requests(), 1);
+    assert_eq!(fake.api_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_an_authentication_error_without_the_secret() {
+    let fake = FakeCloud::start().await;
+    let cloud = GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, "wrong-secret-value")
+        .api_base(fake.base())
+        .build()
+        .unwrap();
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    assert!(
+        matches!(&error, CloudError::Authentication(e) if e.status == 401),
+        "{error:?}"
+    );
+    let text = format!("{error} {error:?} {cloud:?}");
+    assert!(!text.contains("wrong-secret-value"), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(fake.api_requests().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_is_refreshed_a_minute_before_it_expires() {
+    let fake = FakeCloud::start().await;
+    fake.with(|f| f.expires_in = 120);
+    let cloud = client(&fake);
+    cloud.open_messaging().list().await.unwrap();
+    tokio::time::advance(Duration::from_secs(50)).await;
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(fake.token_requests(), 1, "still more than a minute left");
+    tokio::time::advance(Duration::from_secs(15)).await;
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(
+        fake.token_requests(),
+        2,
+        "less than a minute left: refreshed"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_token_request() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let cloud = cloud.clone();
+            tokio::spawn(async move { cloud.open_messaging().list().await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn unauthorized_api_answer_refreshes_the_token_once_and_retries() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    cloud.open_messaging().list().await.unwrap();
+    fake.revoke_tokens();
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(fake.token_requests(), 2);
+    assert_eq!(fake.api_requests().len(), 3);
+
+    // A 401 that persists after the refresh is returned, not retried forever.
+    fake.force_api(Forced::new(401).body(r#"{"code":"bad.credentials","message":"no"}"#));
+    fake.force_api(Forced::new(401).body(r#"{"code":"bad.credentials","message":"no"}"#));
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    assert!(
+        matches!(&error, CloudError::Api(e) if e.status == 401),
+        "{error:?}"
+    );
+    assert_eq!(fake.api_requests().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_honours_retry_after_then_succeeds() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    cloud.open_messaging().list().await.unwrap();
+    fake.force_api(
+        Forced::new(429)
+            .header("retry-after", "7")
+            .body(r#"{"code":"too.many.requests.retry.after","status":429}"#),
+    );
+    let started = Instant::now();
+    cloud.open_messaging().list().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(fake.api_requests().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_without_retry_after_waits_three_seconds() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    fake.force_api(Forced::new(429));
+    let started = Instant::now();
+    cloud.open_messaging().list().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_beyond_the_ceiling_gives_up_at_once() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    fake.force_api(
+        Forced::new(429)
+            .header("retry-after", "600")
+            .header("inin-correlation-id", "corr-429"),
+    );
+    let started = Instant::now();
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    match &error {
+        CloudError::RetryAfterTooLong {
+            retry_after,
+            correlation_id,
+            ..
+        } => {
+            assert_eq!(*retry_after, Duration::from_secs(600));
+            assert_eq!(correlation_id.as_deref(), Some("corr-429"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(error.to_string().contains("try again after"), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_unavailable_backs_off_exponentially() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    cloud.open_messaging().list().await.unwrap();
+    fake.force_api(Forced::new(503));
+    fake.force_api(Forced::new(502));
+    let started = Instant::now();
+    cloud.open_messaging().list().await.unwrap();
+    let waited = started.elapsed();
+    // 3 s then 9 s, each within ±20 % jitter.
+    assert!(waited >= Duration::from_secs_f64(2.4 + 7.2), "{waited:?}");
+    assert!(
+        waited <= Duration::from_secs_f64(3.6 + 10.8 + 0.5),
+        "{waited:?}"
+    );
+    assert_eq!(fake.api_requests().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded() {
+    let fake = FakeCloud::start().await;
+    let cloud = client_with(&fake, RetryPolicy::default().max_retries(2));
+    for _ in 0..5 {
+        fake.force_api(Forced::new(504).header("inin-correlation-id", "corr-504"));
+    }
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    match &error {
+        CloudError::Api(e) => {
+            assert_eq!(e.status, 504);
+            assert_eq!(e.correlation_id.as_deref(), Some("corr-504"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.api_requests().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_endpoint_is_retried_too() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    fake.force_token(Forced::new(429).header("retry-after", "2"));
+    fake.force_token(Forced::new(503));
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(fake.token_requests(), 3);
+}
+
+#[tokio::test]
+async fn forbidden_names_the_missing_permission() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    fake.force_api(
+        Forced::new(403)
+            .header("inin-correlation-id", "corr-403")
+            .body(r#"{"message":"Unable to perform the requested action. You are missing the following permission(s): [messaging:integration:add]","code":"missing.permissions","status":403,"messageParams":{"permissions":"[messaging:integration:add]"}}"#),
+    );
+    let error = cloud
+        .open_messaging()
+        .create(&new_integration("x"))
+        .await
+        .unwrap_err();
+    match &error {
+        CloudError::Api(e) => {
+            assert_eq!(e.status, 403);
+            assert_eq!(e.code.as_deref(), Some("missing.permissions"));
+            assert_eq!(e.missing_permissions, ["messaging:integration:add"]);
+            assert_eq!(e.correlation_id.as_deref(), Some("corr-403"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(error.to_string().contains("messaging:integration:add"));
+}
+
+#[tokio::test]
+async fn create_list_get_update_delete_round_trip() {
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    let om = cloud.open_messaging();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let created = om
+            .create(&new_integration(&format!("hook-{i}")).webhook_header("X-Tenant", "acme"))
+            .await
+            .unwrap();
+        assert_eq!(created.name, format!("hook-{i}"));
+        ids.push(created.id);
+    }
+    let sent = fake.with(|f| f.last_create_body.clone()).unwrap();
+    assert_eq!(
+        sent["outboundNotificationWebhookSignatureSecretToken"],
+        "signing-secret-1"
+    );
+    assert_eq!(
+        sent["outboundNotificationWebhookUrl"],
+        "https://hooks.example.com/webhook/receive"
+    );
+    assert_eq!(sent["webhookHeaders"]["X-Tenant"], "acme");
+
+    // Five integrations, two a page: three pages followed.
+    let listed = om.list().await.unwrap();
+    assert_eq!(listed.len(), 5);
+    assert_eq!(
+        fake.api_requests()
+            .iter()
+            .filter(|r| r.starts_with("GET list"))
+            .count(),
+        3
+    );
+
+    let got = om.get(&ids[0]).await.unwrap();
+    assert_eq!(got.name, "hook-0");
+
+    let updated = om
+        .update(
+            &ids[0],
+            &OpenMessagingIntegrationUpdate::new().webhook_url("https://new.example.com/hook"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.outbound_notification_webhook_url.as_deref(),
+        Some("https://new.example.com/hook")
+    );
+
+    om.delete(&ids[0]).await.unwrap();
+    assert_eq!(om.list().await.unwrap().len(), 4);
+    let missing = om.get(&ids[0]).await.unwrap_err();
+    assert!(
+        matches!(&missing, CloudError::Api(e) if e.status == 404 && e.correlation_id.as_deref() == Some("ctx-404")),
+        "{missing:?}"
+    );
+    assert!(om.get("../../users").await.is_err());
+    assert_eq!(
+        fake.api_requests()
+            .iter()
+            .filter(|r| r.contains("users"))
+            .count(),
+        0
+    );
+}
