@@ -155,11 +155,12 @@ async fn token(
         .into_response()
 }
 
-/// Records the request and checks the bearer token; `Err` is the answer to send.
-fn api_gate(fake: &mut Fake, label: String, headers: &HeaderMap) -> Result<(), Response> {
+/// Records the request and checks the bearer token; `Some` is the answer to send
+/// instead of the normal one.
+fn api_gate(fake: &mut Fake, label: String, headers: &HeaderMap) -> Option<Response> {
     fake.api_requests.push(label);
     if let Some(f) = fake.forced_api.pop_front() {
-        return Err(forced(f));
+        return Some(forced(f));
     }
     let bearer = headers
         .get("authorization")
@@ -171,9 +172,9 @@ fn api_gate(fake: &mut Fake, label: String, headers: &HeaderMap) -> Result<(), R
         response
             .headers_mut()
             .insert("inin-correlation-id", "corr-401".parse().unwrap());
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 async fn list(
@@ -186,7 +187,7 @@ async fn list(
         .get("pageNumber")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    if let Err(r) = api_gate(&mut fake, format!("GET list page {page}"), &headers) {
+    if let Some(r) = api_gate(&mut fake, format!("GET list page {page}"), &headers) {
         return r;
     }
     // A small page size, so that paging is exercised.
@@ -208,7 +209,7 @@ async fn create(
     Json(body): Json<Value>,
 ) -> Response {
     let mut fake = state.lock().unwrap();
-    if let Err(r) = api_gate(&mut fake, "POST create".into(), &headers) {
+    if let Some(r) = api_gate(&mut fake, "POST create".into(), &headers) {
         return r;
     }
     fake.next_id += 1;
@@ -234,7 +235,7 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Response {
     let mut fake = state.lock().unwrap();
-    if let Err(r) = api_gate(&mut fake, format!("GET {id}"), &headers) {
+    if let Some(r) = api_gate(&mut fake, format!("GET {id}"), &headers) {
         return r;
     }
     match fake.integrations.iter().find(|i| i["id"] == id.as_str()) {
@@ -250,7 +251,7 @@ async fn update(
     Json(body): Json<Value>,
 ) -> Response {
     let mut fake = state.lock().unwrap();
-    if let Err(r) = api_gate(&mut fake, format!("PATCH {id}"), &headers) {
+    if let Some(r) = api_gate(&mut fake, format!("PATCH {id}"), &headers) {
         return r;
     }
     fake.last_create_body = Some(body.clone());
@@ -275,7 +276,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     let mut fake = state.lock().unwrap();
-    if let Err(r) = api_gate(&mut fake, format!("DELETE {id}"), &headers) {
+    if let Some(r) = api_gate(&mut fake, format!("DELETE {id}"), &headers) {
         return r;
     }
     let before = fake.integrations.len();

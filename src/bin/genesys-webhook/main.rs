@@ -1,1 +1,109 @@
-fn main() {}
+//! `genesys-webhook`: sign, verify and send test webhooks, and register the receiver
+//! with Genesys Cloud as an Open Messaging integration.
+//!
+//! Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage
+//! or I/O error.
+
+mod input;
+mod output;
+mod send;
+mod setup;
+mod sign;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use genesys_webhook::signature::Scheme;
+
+use crate::output::Failure;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "genesys-webhook",
+    version,
+    about = "Sign, verify and send Genesys Cloud webhooks; register the receiver with Genesys Cloud",
+    after_help = "Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage or I/O error."
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the signature header for a body.
+    Sign(sign::Args),
+    /// Check a signature header against a body, and explain a mismatch.
+    Verify(verify::Args),
+    /// Post a signed body to a receiver and show its answer.
+    Send(send::Args),
+    /// Create, list, update or delete the Open Messaging integration that calls the receiver.
+    Setup(setup::Args),
+}
+
+/// The signature scheme on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SchemeArg {
+    /// `X-Genesys-Signature: <hex>`.
+    Genesys,
+    /// `X-Hub-Signature-256: sha256=<base64>`, what Genesys Cloud sends.
+    OpenMessaging,
+}
+
+impl From<SchemeArg> for Scheme {
+    fn from(scheme: SchemeArg) -> Self {
+        match scheme {
+            SchemeArg::Genesys => Scheme::Genesys,
+            SchemeArg::OpenMessaging => Scheme::OpenMessaging,
+        }
+    }
+}
+
+/// The command-line name of a scheme.
+pub(crate) fn scheme_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::OpenMessaging => "open-messaging",
+        _ => "genesys",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,genesys_webhook::cloud=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return Failure::io(format!("could not start: {error}")).report(cli.json),
+    };
+    let json = cli.json;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Sign(args) => sign::run(args, json).await,
+            Command::Verify(args) => verify::run(args, json).await,
+            Command::Send(args) => send::run(args, json).await,
+            Command::Setup(args) => setup::run(args, json).await,
+        }
+    });
+    match result {
+        Ok(report) => report.print(json),
+        Err(failure) => failure.report(json),
+    }
+}

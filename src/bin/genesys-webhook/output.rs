@@ -1,0 +1,84 @@
+//! What a command prints: text for people on stdout (progress on stderr), or one JSON
+//! document with `--json`; and its exit code.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+/// A finished command: what to print, and whether the check passed.
+pub(crate) struct Report {
+    pub(crate) passed: bool,
+    pub(crate) text: String,
+    pub(crate) json: Value,
+}
+
+impl Report {
+    pub(crate) fn passed(text: impl Into<String>, json: Value) -> Self {
+        Self {
+            passed: true,
+            text: text.into(),
+            json,
+        }
+    }
+
+    pub(crate) fn failed(text: impl Into<String>, json: Value) -> Self {
+        Self {
+            passed: false,
+            text: text.into(),
+            json,
+        }
+    }
+
+    pub(crate) fn print(self, json: bool) -> ExitCode {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&self.json).unwrap_or_default()
+            );
+        } else {
+            println!("{}", self.text);
+        }
+        ExitCode::from(if self.passed { 0 } else { 1 })
+    }
+}
+
+/// A command that could not do its work.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// Usage or I/O error: exit 2.
+    pub(crate) fn io(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// The remote side said no: exit 1.
+    pub(crate) fn check(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn report(self, json: bool) -> ExitCode {
+        if json {
+            let doc = serde_json::json!({ "error": self.message, "exitCode": self.code });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        eprintln!("error: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+/// Progress for people, on stderr; silent with `--json`.
+pub(crate) fn progress(json: bool, message: impl AsRef<str>) {
+    if !json {
+        eprintln!("{}", message.as_ref());
+    }
+}

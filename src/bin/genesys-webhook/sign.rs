@@ -1,0 +1,38 @@
+//! `genesys-webhook sign`: print the signature header for a body.
+
+use std::path::PathBuf;
+
+use genesys_webhook::signature::Scheme;
+use serde_json::json;
+
+use crate::input::{read_body, secrets};
+use crate::output::{Failure, Report};
+use crate::{scheme_name, SchemeArg};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The webhook secret [default: $GENESYS_WEBHOOK_SECRET].
+    #[arg(long)]
+    secret: Option<String>,
+    /// Which header to produce.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Genesys)]
+    scheme: SchemeArg,
+    /// The body to sign; standard input when `-` or absent.
+    file: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
+    let secret = secrets(args.secret.as_slice())?.remove(0);
+    let body = read_body(args.file.as_ref()).await?;
+    let scheme = Scheme::from(args.scheme);
+    let value = scheme.sign(&secret, &body);
+    Ok(Report::passed(
+        format!("{}: {value}", scheme.display_header_name()),
+        json!({
+            "scheme": scheme_name(scheme),
+            "header": scheme.display_header_name(),
+            "value": value,
+            "bodyBytes": body.len(),
+        }),
+    ))
+}

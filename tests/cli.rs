@@ -1,0 +1,446 @@
+//! The `genesys-webhook` command end to end: real processes, real sockets.
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use axum::body::Bytes;
+use axum::routing::post;
+use axum::Router;
+use common::fake_cloud::{FakeCloud, Forced, CLIENT_ID, CLIENT_SECRET};
+use common::*;
+use genesys_webhook::GenesysSignatureLayer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_genesys-webhook");
+
+/// Runs the command off the async runtime, with `stdin` as its standard input.
+async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stdin = stdin.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env_remove("GENESYS_WEBHOOK_SECRET")
+            .env_remove("GENESYS_CLIENT_ID")
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .env_remove("GENESYS_REGION")
+            .env_remove("GENESYS_API_BASE")
+            .env_remove("GENESYS_LOGIN_BASE")
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("genesys-webhook-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_agrees_with_the_layer_for_both_schemes() {
+    let addr = serve_axum(
+        Router::new()
+            .route("/", post(|body: Bytes| async move { body }))
+            .layer(
+                GenesysSignatureLayer::builder()
+                    .secret("cli-secret")
+                    .build()
+                    .unwrap(),
+            ),
+    )
+    .await;
+    let body = br#"{"type":"Text","text":"hi"}"#;
+    let file = temp_file("sign.json", body);
+    for scheme in ["genesys", "open-messaging"] {
+        // From a file, and from standard input (`-` and no argument).
+        for args in [
+            vec![
+                "sign",
+                "--secret",
+                "cli-secret",
+                "--scheme",
+                scheme,
+                file.to_str().unwrap(),
+            ],
+            vec!["sign", "--secret", "cli-secret", "--scheme", scheme, "-"],
+            vec!["sign", "--secret", "cli-secret", "--scheme", scheme],
+        ] {
+            let output = run(&args, body, &[]).await;
+            assert!(output.status.success(), "{}", stderr(&output));
+            let line = stdout(&output);
+            let (name, value) = line.trim().split_once(": ").unwrap();
+            let response = post_bytes(addr, "/", &[(name, value)], body).await;
+            assert_eq!(response.status, 200, "{line}");
+        }
+    }
+    // The receiver's variable stands in for --secret.
+    let output = run(&["sign"], body, &[("GENESYS_WEBHOOK_SECRET", "cli-secret")]).await;
+    assert!(stdout(&output).starts_with("X-Genesys-Signature: "));
+    assert_eq!(
+        stdout(&output).trim(),
+        format!(
+            "X-Genesys-Signature: {}",
+            genesys_webhook::signature::sign_genesys("cli-secret", body)
+        )
+    );
+}
+
+#[tokio::test]
+async fn verify_accepts_and_explains_a_trailing_newline() {
+    let body = br#"{"event":"routing:conversation:updated"}"#;
+    let sig = genesys_webhook::signature::sign_open_messaging("cli-secret", body);
+    let header = format!("X-Hub-Signature-256: {sig}");
+    let ok = run(
+        &[
+            "verify",
+            "--secret",
+            "old",
+            "--secret",
+            "cli-secret",
+            "--header",
+            &header,
+        ],
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("secret #2"), "{}", stdout(&ok));
+
+    let mut with_newline = body.to_vec();
+    with_newline.push(b'\n');
+    let bad = run(
+        &["verify", "--secret", "cli-secret", "--header", &header],
+        &with_newline,
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1));
+    let text = stdout(&bad);
+    assert!(text.contains("newline"), "{text}");
+    // At most 8 characters of any digest.
+    let computed = genesys_webhook::signature::sign_open_messaging("cli-secret", &with_newline);
+    let computed = computed.trim_start_matches("sha256=");
+    assert!(!text.contains(&computed[..9]), "{text}");
+    let received = sig.trim_start_matches("sha256=");
+    assert!(!text.contains(&received[..9]), "{text}");
+
+    let json = run(
+        &[
+            "verify",
+            "--json",
+            "--secret",
+            "cli-secret",
+            "--header",
+            &header,
+        ],
+        &with_newline,
+        &[],
+    )
+    .await;
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert!(doc["reasons"][0].as_str().unwrap().contains("newline"));
+}
+
+#[tokio::test]
+async fn verify_explains_stray_whitespace_in_the_secret_and_the_wrong_header() {
+    let body = b"{}";
+    let sig = genesys_webhook::signature::sign_genesys("cli-secret", body);
+    let header = format!("X-Genesys-Signature: {sig}");
+    let padded = run(
+        &["verify", "--secret", "cli-secret \n", "--header", &header],
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(padded.status.code(), Some(1));
+    assert!(
+        stdout(&padded).contains("whitespace"),
+        "{}",
+        stdout(&padded)
+    );
+
+    let om = genesys_webhook::signature::sign_open_messaging("cli-secret", body);
+    let wrong_header = format!("X-Genesys-Signature: {om}");
+    let output = run(
+        &[
+            "verify",
+            "--secret",
+            "cli-secret",
+            "--header",
+            &wrong_header,
+        ],
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("X-Hub-Signature-256"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[tokio::test]
+async fn usage_and_io_errors_exit_2() {
+    let missing_secret = run(&["sign"], b"{}", &[]).await;
+    assert_eq!(missing_secret.status.code(), Some(2));
+    assert!(stderr(&missing_secret).contains("GENESYS_WEBHOOK_SECRET"));
+    let missing_file = run(
+        &["sign", "--secret", "s", "/definitely/not/here.json"],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(missing_file.status.code(), Some(2));
+    let bad_header = run(
+        &["verify", "--secret", "s", "--header", "no colon here"],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(bad_header.status.code(), Some(2));
+    let refused = run(&["send", "http://127.0.0.1:1/", "--secret", "s"], b"", &[]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_reaches_the_example_receiver_and_tamper_proves_it_rejects_forgeries() {
+    let receiver = ReceiverProcess::start(&[("GENESYS_WEBHOOK_SECRET", "send-secret")]);
+    let url = format!("http://{}/webhook/receive", receiver.addr);
+    for scheme in ["genesys", "open-messaging"] {
+        let output = run(
+            &["send", &url, "--secret", "send-secret", "--scheme", scheme],
+            b"",
+            &[],
+        )
+        .await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{} {}",
+            stdout(&output),
+            stderr(&output)
+        );
+        assert!(stdout(&output).contains("200"), "{}", stdout(&output));
+        assert!(stdout(&output).contains("queued"), "{}", stdout(&output));
+    }
+    let file = temp_file(
+        "send.json",
+        br#"{"event":"routing:conversation:updated","conversationId":"from-file"}"#,
+    );
+    let from_file = run(
+        &[
+            "send",
+            &url,
+            "--secret",
+            "send-secret",
+            "--header",
+            "X-Test: 1",
+            file.to_str().unwrap(),
+        ],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(from_file.status.code(), Some(0));
+
+    let tamper = run(
+        &["send", &url, "--secret", "send-secret", "--tamper"],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(tamper.status.code(), Some(0), "{}", stdout(&tamper));
+    assert!(stdout(&tamper).contains("401"));
+
+    let wrong_secret = run(&["send", &url, "--secret", "other", "--json"], b"", &[]).await;
+    assert_eq!(wrong_secret.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&wrong_secret.stdout).unwrap();
+    assert_eq!(doc["status"], 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tamper_against_an_unprotected_endpoint_fails_loudly() {
+    let addr = serve_axum(Router::new().route("/", post(|| async { "ok" }))).await;
+    let output = run(
+        &[
+            "send",
+            &format!("http://{addr}/"),
+            "--secret",
+            "s",
+            "--tamper",
+        ],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("ACCEPTED A FORGED SIGNATURE"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_creates_lists_updates_and_deletes_against_the_api() {
+    let fake = FakeCloud::start().await;
+    let base = fake.base();
+    let env = [
+        ("GENESYS_CLIENT_ID", CLIENT_ID),
+        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+        ("GENESYS_API_BASE", base.as_str()),
+    ];
+    let created = run(
+        &[
+            "setup",
+            "--webhook-url",
+            "https://hooks.example.com/webhook/receive",
+            "--name",
+            "cli-test",
+            "--webhook-header",
+            "X-Tenant: acme",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let text = stdout(&created);
+    let line = text
+        .lines()
+        .find(|l| l.contains("GENESYS_WEBHOOK_SECRET="))
+        .expect(&text);
+    let secret = line
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("GENESYS_WEBHOOK_SECRET=");
+    assert!(secret.len() >= 22, "at least 128 bits: {secret}");
+    let sent = fake.with(|f| f.last_create_body.clone()).unwrap();
+    assert_eq!(
+        sent["outboundNotificationWebhookSignatureSecretToken"],
+        secret
+    );
+    assert_eq!(sent["webhookHeaders"]["X-Tenant"], "acme");
+    assert!(
+        !stderr(&created).contains("warning"),
+        "{}",
+        stderr(&created)
+    );
+
+    // Flags win over the environment; --json for scripts; a warning for plain HTTP.
+    let json = run(
+        &[
+            "setup",
+            "--json",
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--api-base",
+            &base,
+            "--webhook-url",
+            "http://hooks.example.com:8080/x",
+            "--signature-secret",
+            "given-secret",
+        ],
+        b"",
+        &[],
+    )
+    .await;
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["action"], "created");
+    assert!(
+        doc.get("signatureSecret").is_none(),
+        "a given secret is not echoed"
+    );
+    assert!(doc["warnings"][0].as_str().unwrap().contains("HTTPS"));
+    assert!(stderr(&json).contains("warning"));
+    let id = doc["integration"]["id"].as_str().unwrap().to_owned();
+
+    let list = run(&["setup", "--list", "--json"], b"", &env).await;
+    let doc: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(doc["integrations"].as_array().unwrap().len(), 2);
+
+    let updated = run(
+        &[
+            "setup",
+            "--update",
+            &id,
+            "--webhook-url",
+            "https://new.example.com/hook",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(updated.status.code(), Some(0), "{}", stderr(&updated));
+    assert!(stdout(&updated).contains("https://new.example.com/hook"));
+
+    let deleted = run(&["setup", "--delete", &id], b"", &env).await;
+    assert_eq!(deleted.status.code(), Some(0), "{}", stderr(&deleted));
+    let list = run(&["setup", "--list"], b"", &env).await;
+    assert!(
+        stdout(&list).starts_with("1 Open Messaging integration"),
+        "{}",
+        stdout(&list)
+    );
+
+    let gone = run(&["setup", "--delete", &id], b"", &env).await;
+    assert_eq!(gone.status.code(), Some(1));
+
+    fake.force_api(Forced::new(403).body(r#"{"message":"You are missing the following permission(s): [messaging:integration:add]","code":"missing.permissions","status":403}"#));
+    let forbidden = run(
+        &["setup", "--webhook-url", "https://hooks.example.com/x"],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(forbidden.status.code(), Some(1));
+    assert!(
+        stderr(&forbidden).contains("messaging:integration:add"),
+        "{}",
+        stderr(&forbidden)
+    );
+
+    let no_credentials = run(
+        &["setup", "--list"],
+        b"",
+        &[("GENESYS_API_BASE", base.as_str())],
+    )
+    .await;
+    assert_eq!(no_credentials.status.code(), Some(2));
+    for output in [&created, &json, &list, &forbidden] {
+        assert!(!stdout(output).contains(CLIENT_SECRET) && !stderr(output).contains(CLIENT_SECRET));
+    }
+}
