@@ -18,6 +18,7 @@
 //! | `GENESYS_REPLAY_STORE` | replay protection: unset for in-memory, `redis://host:port/` for a store shared by replicas (build with `--features redis`), `none` to turn it off | in-memory |
 //! | `GENESYS_REPLAY_TTL_SECS` | how long a processed signature is remembered | `600` |
 //! | `GENESYS_WORKER_DELAY_MS` | simulated processing time per event, to try out back-pressure | `0` |
+//! | `GENESYS_BENCH_BASELINE` | `1` adds `POST /bench/unverified`, the same handler without the signature check, for benchmarks only | |
 //! | `RUST_LOG` | log filter (`tower_http=debug` traces each request) | `info` |
 //!
 //! Routes: `POST /webhook/receive` (signed) and `GET /healthz` (not signed).
@@ -34,6 +35,7 @@ use axum::routing::{get, post};
 use axum::{BoxError, Extension, Json, Router};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, VerifiedSignature};
+use serde::de::IgnoredAny;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
@@ -79,21 +81,26 @@ async fn run() -> Result<(), BoxError> {
     let (stop_worker, worker_stopped) = watch::channel(false);
     let worker = tokio::spawn(worker(queue, worker_stopped, settings.worker_delay));
 
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/webhook/receive", post(receive))
         .route_layer(signature)
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(events)
-        .layer(
-            ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
-                // One deadline for the whole request, body included: a client that
-                // drips bytes is cut off here, not only one that stops sending.
-                .layer(HandleErrorLayer::new(|_: BoxError| async {
-                    error(StatusCode::REQUEST_TIMEOUT, "request_timeout")
-                }))
-                .timeout(settings.request_timeout),
-        );
+        .route("/healthz", get(|| async { "ok" }));
+    if settings.bench_baseline {
+        // The same work without the signature check, for measuring what the check
+        // costs (scripts/load.sh). Never turn this on in production.
+        tracing::warn!("POST /bench/unverified is open: benchmarking only");
+        app = app.route("/bench/unverified", post(receive));
+    }
+    let app = app.with_state(events).layer(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            // One deadline for the whole request, body included: a client that
+            // drips bytes is cut off here, not only one that stops sending.
+            .layer(HandleErrorLayer::new(|_: BoxError| async {
+                error(StatusCode::REQUEST_TIMEOUT, "request_timeout")
+            }))
+            .timeout(settings.request_timeout),
+    );
 
     let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
@@ -118,6 +125,7 @@ struct Settings {
     worker_delay: Duration,
     replay_store: Option<String>,
     replay_ttl: Duration,
+    bench_baseline: bool,
 }
 
 impl Settings {
@@ -138,6 +146,7 @@ impl Settings {
             worker_delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
             replay_store: non_blank("GENESYS_REPLAY_STORE"),
             replay_ttl: Duration::from_secs(parsed("GENESYS_REPLAY_TTL_SECS", 600)?),
+            bench_baseline: non_blank("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
         })
     }
 }
@@ -194,28 +203,30 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
     }
 }
 
-/// A verified event waiting for the worker.
+/// A verified event waiting for the worker: the body exactly as received, sharing the
+/// buffer the signature was checked over (parsed by the worker, not held twice).
 struct Event {
-    body: Map<String, Value>,
-    secret_index: usize,
+    body: Bytes,
+    secret_index: Option<usize>,
 }
 
 /// Acknowledges at once and leaves the work to the background worker: Genesys gives up
 /// on a webhook after 10 seconds and retries it.
 async fn receive(
     State(events): State<mpsc::Sender<Event>>,
-    Extension(verified): Extension<VerifiedSignature>,
+    verified: Option<Extension<VerifiedSignature>>,
     body: Bytes,
 ) -> Response {
     // The content type is not checked: the signature already proved the sender, and
-    // what matters is that the body is a JSON object.
-    let body = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(body)) => body,
-        _ => return error(StatusCode::BAD_REQUEST, "invalid_json"),
-    };
+    // what matters is that the body is a JSON object. Validating without building a
+    // tree keeps the answer fast and the memory at one copy of the body.
+    let is_object = body.trim_ascii_start().first() == Some(&b'{');
+    if !is_object || serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+        return error(StatusCode::BAD_REQUEST, "invalid_json");
+    }
     let event = Event {
         body,
-        secret_index: verified.secret_index(),
+        secret_index: verified.map(|Extension(v)| v.secret_index()),
     };
     match events.try_send(event) {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
@@ -277,7 +288,11 @@ async fn handle(event: Event, delay: Duration) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let field = |name: &str| event.body.get(name).and_then(Value::as_str);
+    let Ok(body) = serde_json::from_slice::<Map<String, Value>>(&event.body) else {
+        tracing::error!("queued event is not a JSON object");
+        return;
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str);
     let secret_index = event.secret_index;
     if let Some(kind) = field("event") {
         match kind {
@@ -290,7 +305,7 @@ async fn handle(event: Event, delay: Duration) {
             _ => tracing::info!(kind, secret_index, "handled event"),
         }
     } else if let Some(kind) = field("type") {
-        let channel = event.body.get("channel");
+        let channel = body.get("channel");
         let message_id = channel
             .and_then(|c| c.get("messageId"))
             .and_then(Value::as_str)

@@ -253,9 +253,16 @@ impl ReceiverProcess {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the receiver did not start listening");
+        let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!(
+                "the receiver did not start listening (a stale build? `cargo test --all-features` rebuilds it): {stderr}"
+            );
+        };
         Self {
             child,
             addr,
