@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response};
+use http::{header, HeaderMap, HeaderName, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -94,7 +94,7 @@ fn read_signatures(
 ) -> Result<Vec<(Scheme, ParsedSignature)>, Rejection> {
     let mut signatures = Vec::new();
     for &scheme in schemes {
-        for value in headers.get_all(scheme.header_name()) {
+        for value in headers.get_all(header_name(scheme)) {
             let parsed = scheme
                 .parse(value.as_bytes())
                 .map_err(|reason| Rejection::MalformedSignature { scheme, reason })?;
@@ -105,6 +105,17 @@ fn read_signatures(
         return Err(Rejection::MissingSignature);
     }
     Ok(signatures)
+}
+
+/// The scheme's header as a ready-made name, so lookups skip parsing the string.
+fn header_name(scheme: Scheme) -> &'static HeaderName {
+    static GENESYS: HeaderName = HeaderName::from_static(Scheme::Genesys.header_name());
+    static OPEN_MESSAGING: HeaderName =
+        HeaderName::from_static(Scheme::OpenMessaging.header_name());
+    match scheme {
+        Scheme::OpenMessaging => &OPEN_MESSAGING,
+        _ => &GENESYS,
+    }
 }
 
 /// The body length announced by `Content-Length`, or by the body itself.

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Load, memory, attack and soak measurements of the example receiver, with wrk.
+#
+#   scripts/load.sh            throughput + attack + memory (about 3 minutes)
+#   scripts/load.sh soak       the above, then 5 minutes of mixed traffic with RSS sampled
+#   scripts/load.sh throughput|attack|memory   one part only
+#   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
+#
+# Everything runs on loopback. The receiver is the release build of
+# examples/receiver.rs with replay protection off (GENESYS_REPLAY_STORE=none) and its
+# benchmark-only baseline route on (GENESYS_BENCH_BASELINE=1): POST /bench/unverified
+# runs the same handler without the signature check, in the same process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=${1:-}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+SOAK_SECONDS=${SOAK_SECONDS:-300}
+SECRET=load-test-secret
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --example receiver >&2
+
+work=$(mktemp -d)
+receiver_pid=
+cleanup() {
+  if [ -n "$receiver_pid" ]; then kill "$receiver_pid" 2>/dev/null || true; wait "$receiver_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_receiver() {
+  GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_BENCH_BASELINE=1 \
+    GENESYS_QUEUE_CAPACITY=${QUEUE_CAPACITY:-1024} GENESYS_MAX_BODY_BYTES=$((2 * 1024 * 1024)) \
+    RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port \
+    target/release/examples/receiver >"$work/receiver.log" 2>&1 &
+  receiver_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then return; fi
+    sleep 0.05
+  done
+  echo "receiver did not start" >&2; cat "$work/receiver.log" >&2; exit 1
+}
+stop_receiver() {
+  kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true; receiver_pid=
+}
+
+# payload NAME SIZE SIGNATURE_MODE: writes a JSON body of SIZE bytes and a wrk script
+# posting it. SIGNATURE_MODE: valid | wrong | none | malformed.
+payload() {
+  python3 - "$work" "$1" "$2" "$3" "$SECRET" <<'PY'
+import hmac, hashlib, json, sys
+work, name, size, mode, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+head = '{"event":"routing:conversation:updated","conversationId":"load","text":"'
+body = (head + "a" * (size - len(head) - 2) + '"}').encode()
+assert len(body) == size
+open(f"{work}/{name}.json", "wb").write(body)
+sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+headers = {"Content-Type": "application/json"}
+if mode == "valid":
+    headers["X-Genesys-Signature"] = sig
+elif mode == "wrong":
+    headers["X-Genesys-Signature"] = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+elif mode == "malformed":
+    headers["X-Genesys-Signature"] = "not-a-digest"
+lines = ['wrk.method = "POST"', f'local f = io.open("{work}/{name}.json", "rb")', "wrk.body = f:read(\"*a\")", "f:close()"]
+lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+open(f"{work}/{name}.lua", "w").write("\n".join(lines) + "\n")
+PY
+}
+
+# run SCRIPT PATH [CONNECTIONS] -> prints "rps p99_ms non2xx cpu_us_per_request"
+run() {
+  local script=$1 path=$2 conns=${3:-$CONNECTIONS}
+  local before after out
+  before=$(awk '{print $14 + $15}' "/proc/$receiver_pid/stat")
+  out=$(wrk -t2 -c"$conns" -d"${DURATION}s" --latency -s "$work/$script.lua" "http://127.0.0.1:$port$path" 2>&1)
+  after=$(awk '{print $14 + $15}' "/proc/$receiver_pid/stat")
+  python3 - "$before" "$after" "$(getconf CLK_TCK)" <<PY
+import re, sys
+out = """$out"""
+before, after, tck = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errors = re.search(r"Socket errors: (.*)", out)
+cpu_us = (after - before) / tck * 1e6 / max(total, 1)
+print(f"{rps:.0f} {p99:.2f} {int(bad.group(1)) if bad else 0} {cpu_us:.1f}" + (f" [{errors.group(1)}]" if errors else ""))
+PY
+}
+
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+echo "# wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating rounds"
+
+payload valid1k 1024 valid
+payload valid1m 1048576 valid
+payload wrong1m 1048576 wrong
+payload none1m 1048576 none
+payload malformed1m 1048576 malformed
+payload wrong1k 1024 wrong
+payload none1k 1024 none
+
+want() { [ -z "$MODE" ] || [ "$MODE" = soak ] || [ "$MODE" = "$1" ]; }
+
+start_receiver
+
+if want throughput; then
+echo
+echo "## Throughput, 1 KiB signed payload: verified route vs the same handler unverified"
+v_rps=(); b_rps=(); v_p99=(); b_p99=()
+for round in $(seq 1 "$ROUNDS"); do
+  read -r rps p99 bad cpu rest < <(run valid1k /webhook/receive)
+  echo "round $round verified   : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+  v_rps+=("$rps"); v_p99+=("$p99")
+  read -r rps p99 bad cpu rest < <(run valid1k /bench/unverified)
+  echo "round $round unverified : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+  b_rps+=("$rps"); b_p99+=("$p99")
+done
+vr=$(median "${v_rps[@]}"); br=$(median "${b_rps[@]}")
+vp=$(median "${v_p99[@]}"); bp=$(median "${b_p99[@]}")
+python3 -c "print(f'median verified {float($vr):.0f} req/s (p99 {float($vp):.2f} ms), unverified {float($br):.0f} req/s (p99 {float($bp):.2f} ms): throughput ratio {float($vr)/float($br):.3f} (target >= 0.95)')"
+fi
+
+if want attack; then
+echo
+echo "## Under attack, 1 MiB bodies (rate and server CPU per request)"
+for case in "valid1m valid, accepted" "wrong1m wrong signature" "malformed1m malformed signature" "none1m no signature"; do
+  set -- $case; name=$1; shift
+  read -r rps p99 bad cpu rest < <(run "$name" /webhook/receive 16)
+  echo "$* : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+done
+for case in "wrong1k wrong signature, 1 KiB" "none1k no signature, 1 KiB"; do
+  set -- $case; name=$1; shift
+  read -r rps p99 bad cpu rest < <(run "$name" /webhook/receive)
+  echo "$* : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+done
+fi
+stop_receiver
+
+if want memory; then
+echo
+echo "## Memory: 256 concurrent signed 1 MiB requests"
+start_receiver
+idle=$(awk '/VmRSS/ {print $2}' "/proc/$receiver_pid/status")
+read -r rps p99 bad cpu rest < <(run valid1m /webhook/receive 256)
+peak=$(awk '/VmHWM/ {print $2}' "/proc/$receiver_pid/status")
+python3 -c "
+idle, peak = $idle / 1024, $peak / 1024
+limit = 1.3 * 256 + 40
+print(f'{float(\"$rps\"):.0f} req/s, non-2xx $bad; RSS idle {idle:.1f} MiB, peak {peak:.1f} MiB; target < {limit:.1f} MiB: {\"met\" if peak < limit else \"MISSED\"}')"
+stop_receiver
+fi
+
+if [ "$MODE" = soak ]; then
+  echo
+  echo "## Soak: ${SOAK_SECONDS}s of mixed traffic (valid, wrong, missing signatures), RSS every 10 s"
+  cat > "$work/mixed.lua" <<LUA
+local function load(name)
+  local f = io.open("$work/" .. name .. ".json", "rb"); local b = f:read("*a"); f:close(); return b
+end
+local body = load("valid1k")
+local sig = "$(python3 -c "import hmac,hashlib; print(hmac.new(b'$SECRET', open('$work/valid1k.json','rb').read(), hashlib.sha256).hexdigest())")"
+local requests = {}
+local n = 0
+function init(args)
+  requests[1] = wrk.format("POST", nil, {["Content-Type"]="application/json", ["X-Genesys-Signature"]=sig}, body)
+  requests[2] = wrk.format("POST", nil, {["Content-Type"]="application/json", ["X-Genesys-Signature"]=string.rep("0", 64)}, body)
+  requests[3] = wrk.format("POST", nil, {["Content-Type"]="application/json"}, body)
+  requests[4] = wrk.format("POST", nil, {["Content-Type"]="application/json", ["X-Genesys-Signature"]=sig}, "not json")
+end
+function request()
+  n = n + 1
+  return requests[(n % 4) + 1]
+end
+LUA
+  start_receiver
+  samples="$work/rss.txt"
+  ( while kill -0 "$receiver_pid" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$receiver_pid/status" >>"$samples" 2>/dev/null || true; sleep 10; done ) &
+  sampler=$!
+  wrk -t2 -c"$CONNECTIONS" -d"${SOAK_SECONDS}s" -s "$work/mixed.lua" "http://127.0.0.1:$port/webhook/receive" | grep -E "requests in|Requests/sec|Non-2xx|Socket errors" || true
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  alive=$(kill -0 "$receiver_pid" 2>/dev/null && echo yes || echo no)
+  python3 - "$samples" "$alive" <<'PY'
+import sys
+rss = [int(x) / 1024 for x in open(sys.argv[1]).read().split()]
+third = max(len(rss) // 3, 1)
+first, last = sorted(rss[:third])[len(rss[:third]) // 2], sorted(rss[-third:])[len(rss[-third:]) // 2]
+print("RSS samples (MiB):", " ".join(f"{x:.1f}" for x in rss))
+print(f"receiver alive: {sys.argv[2]}; median RSS first third {first:.1f} MiB, last third {last:.1f} MiB, max {max(rss):.1f} MiB; growth {last - first:+.1f} MiB")
+PY
+  stop_receiver
+fi
