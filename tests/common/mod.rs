@@ -278,6 +278,10 @@ impl ReceiverProcess {
             .any(|l| l.contains(needle))
     }
 
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        self.output.lock().unwrap().iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+
     pub fn count(&self, needle: &str) -> usize {
         self.output
             .lock()
