@@ -23,6 +23,7 @@
 //!
 //! Routes: `POST /webhook/receive` (signed) and `GET /healthz` (not signed).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,8 +36,13 @@ use axum::routing::{get, post};
 use axum::{BoxError, Extension, Json, Router};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, VerifiedSignature};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::de::IgnoredAny;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
@@ -104,9 +110,7 @@ async fn run() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve(listener, app, settings.request_timeout).await;
 
     tracing::info!("stopped accepting requests; draining the queue");
     let _ = stop_worker.send(true);
@@ -114,6 +118,55 @@ async fn run() -> Result<(), BoxError> {
     tracing::info!(processed, "queue drained; bye");
     Ok(())
 }
+
+/// Serves HTTP/1.1 until a shutdown signal, then lets requests in flight finish.
+///
+/// hyper's connection builder is used directly (rather than `axum::serve`) for two
+/// limits that matter under abuse: the request head must arrive within the request
+/// deadline (a client dripping header bytes is cut off too), and each connection's
+/// read buffer stays small, so that memory goes to bodies rather than to buffers.
+async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Duration) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(deadline)
+            .max_buf_size(READ_BUFFER_BYTES);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Requests in flight get the request deadline to finish.
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open at shutdown");
+    }
+}
+
+/// Per-connection read buffer: hyper's default grows to about 400 KiB per
+/// connection; bodies are read in chunks of this size instead.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 struct Settings {
     secret: String,
@@ -282,53 +335,81 @@ async fn worker(
     processed
 }
 
+/// The fields the worker looks at, borrowed from the body: nothing is copied, however
+/// large the message text. Unknown fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Notification<'a> {
+    /// Tutorial-style notifications: `{"event": "routing:conversation:updated", ...}`.
+    #[serde(borrow)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    conversation_id: Option<Cow<'a, str>>,
+    /// Open Messaging: `Text`, `Structured`, `Receipt`, ...
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    direction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Channel<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Channel<'a> {
+    #[serde(borrow)]
+    message_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    platform: Option<Cow<'a, str>>,
+}
+
 /// Dispatches by kind: the tutorial's `{"event": ...}` notifications, and Open
 /// Messaging messages and receipts (`type`, `direction`, `channel`, `text`).
 async fn handle(event: Event, delay: Duration) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let Ok(body) = serde_json::from_slice::<Map<String, Value>>(&event.body) else {
-        tracing::error!("queued event is not a JSON object");
+    let secret_index = event.secret_index;
+    let Ok(n) = serde_json::from_slice::<Notification<'_>>(&event.body) else {
+        tracing::info!(secret_index, "handled event of unknown shape");
         return;
     };
-    let field = |name: &str| body.get(name).and_then(Value::as_str);
-    let secret_index = event.secret_index;
-    if let Some(kind) = field("event") {
+    let text = |field: &Option<Cow<'_, str>>| field.as_deref().unwrap_or("-").to_owned();
+    if let Some(kind) = n.event.as_deref() {
         match kind {
             "routing:conversation:updated" => tracing::info!(
                 kind,
-                conversation_id = field("conversationId").unwrap_or("-"),
+                conversation_id = text(&n.conversation_id),
                 secret_index,
                 "handled conversation update"
             ),
             _ => tracing::info!(kind, secret_index, "handled event"),
         }
-    } else if let Some(kind) = field("type") {
-        let channel = body.get("channel");
-        let message_id = channel
-            .and_then(|c| c.get("messageId"))
-            .and_then(Value::as_str)
-            .or_else(|| field("id"))
-            .unwrap_or("-");
-        let platform = channel
-            .and_then(|c| c.get("platform"))
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+    } else if let Some(kind) = n.kind.as_deref() {
+        let channel = n.channel.unwrap_or_default();
+        let message_id = channel.message_id.or(n.id);
+        let message_id = text(&message_id);
+        let platform = text(&channel.platform);
         match kind {
             "Text" | "Structured" => tracing::info!(
                 kind,
                 message_id,
                 platform,
-                direction = field("direction").unwrap_or("-"),
-                text_len = field("text").map_or(0, str::len),
+                direction = text(&n.direction),
+                text_len = n.text.as_deref().map_or(0, str::len),
                 secret_index,
                 "handled Open Messaging message"
             ),
             "Receipt" => tracing::info!(
                 kind,
                 message_id,
-                status = field("status").unwrap_or("-"),
+                status = text(&n.status),
                 secret_index,
                 "handled Open Messaging receipt"
             ),

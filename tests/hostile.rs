@@ -32,7 +32,8 @@ fn event(id: &str) -> Vec<u8> {
 
 /// A JSON object of exactly `len` bytes.
 fn event_of_len(id: &str, len: usize) -> Vec<u8> {
-    let head = format!(r#"{{"event":"routing:conversation:updated","conversationId":"{id}","pad":""#);
+    let head =
+        format!(r#"{{"event":"routing:conversation:updated","conversationId":"{id}","pad":""#);
     let mut body = head.into_bytes();
     body.resize(len - 2, b'x');
     body.extend_from_slice(b"\"}");
@@ -62,7 +63,10 @@ async fn signature_header_abuse_gets_401() {
         ("X-Hub-Signature-256", String::new()),
         ("X-Hub-Signature-256", "sha256=".to_owned()),
         ("X-Genesys-Signature", "a".repeat(8 * 1024)),
-        ("X-Hub-Signature-256", format!("sha256={}", "A".repeat(8 * 1024))),
+        (
+            "X-Hub-Signature-256",
+            format!("sha256={}", "A".repeat(8 * 1024)),
+        ),
         ("X-Genesys-Signature", format!("{valid}, {valid}")),
         ("X-Genesys-Signature", "sha256=".to_owned() + &valid),
     ] {
@@ -77,12 +81,30 @@ async fn signature_header_abuse_gets_401() {
     assert_error(&raw(addr, request).await, 401, "invalid_signature");
 
     // Duplicated headers: all valid passes; one bad among them fails.
-    let twice = post_bytes(addr, PATH, &[("X-Genesys-Signature", valid.as_str()), ("X-Genesys-Signature", valid.as_str())], &body).await;
+    let twice = post_bytes(
+        addr,
+        PATH,
+        &[
+            ("X-Genesys-Signature", valid.as_str()),
+            ("X-Genesys-Signature", valid.as_str()),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(twice.status, 200, "{}", twice.text());
     let other = event("sig-abuse-2");
     let valid_other = sign_genesys(SECRET, &other);
     let bad = sign_genesys("wrong", &other);
-    let mixed = post_bytes(addr, PATH, &[("X-Genesys-Signature", valid_other.as_str()), ("X-Genesys-Signature", bad.as_str())], &other).await;
+    let mixed = post_bytes(
+        addr,
+        PATH,
+        &[
+            ("X-Genesys-Signature", valid_other.as_str()),
+            ("X-Genesys-Signature", bad.as_str()),
+        ],
+        &other,
+    )
+    .await;
     assert_error(&mixed, 401, "invalid_signature");
 }
 
@@ -93,7 +115,13 @@ async fn body_abuse_gets_413_400_or_408() {
 
     let at_limit = event_of_len("at-limit", LIMIT);
     let sig = sign_open_messaging(SECRET, &at_limit);
-    let response = post_bytes(addr, PATH, &[("X-Hub-Signature-256", sig.as_str())], &at_limit).await;
+    let response = post_bytes(
+        addr,
+        PATH,
+        &[("X-Hub-Signature-256", sig.as_str())],
+        &at_limit,
+    )
+    .await;
     assert_eq!(response.status, 200, "{}", response.text());
 
     let over = event_of_len("over-limit", LIMIT + 1);
@@ -102,14 +130,24 @@ async fn body_abuse_gets_413_400_or_408() {
     assert_error(&response, 413, "payload_too_large");
 
     let chunks: Vec<&[u8]> = over.chunks(1000).collect();
-    let response = post_chunked(addr, PATH, &[("X-Hub-Signature-256", sig.as_str())], &chunks).await;
+    let response = post_chunked(
+        addr,
+        PATH,
+        &[("X-Hub-Signature-256", sig.as_str())],
+        &chunks,
+    )
+    .await;
     assert_error(&response, 413, "payload_too_large");
 
     // Truncated: the client stops sending mid-body.
     let body = event("truncated");
     let sig = sign_genesys(SECRET, &body);
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = head(PATH, &[("X-Genesys-Signature", sig.as_str())], &format!("Content-Length: {}\r\n", body.len()));
+    let mut request = head(
+        PATH,
+        &[("X-Genesys-Signature", sig.as_str())],
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
     request.extend_from_slice(&body[..body.len() / 2]);
     stream.write_all(&request).await.unwrap();
     stream.shutdown().await.unwrap();
@@ -118,7 +156,11 @@ async fn body_abuse_gets_413_400_or_408() {
     // Slow drip: one byte every 200 ms is cut off at the 2 s deadline.
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(&head(PATH, &[("X-Genesys-Signature", sig.as_str())], &format!("Content-Length: {}\r\n", body.len())))
+        .write_all(&head(
+            PATH,
+            &[("X-Genesys-Signature", sig.as_str())],
+            &format!("Content-Length: {}\r\n", body.len()),
+        ))
         .await
         .unwrap();
     let started = Instant::now();
@@ -140,6 +182,37 @@ async fn body_abuse_gets_413_400_or_408() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dripping_request_head_is_cut_off() {
+    let receiver = start();
+    let mut stream = TcpStream::connect(receiver.addr).await.unwrap();
+    let started = Instant::now();
+    let head = b"POST /webhook/receive HTTP/1.1\r\nHost: x\r\nX-Padding: ".to_vec();
+    stream.write_all(&head).await.unwrap();
+    // A header byte every 200 ms: the head never completes within the deadline.
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            if stream.write_all(b"a").await.is_err() {
+                return;
+            }
+            tokio::select! {
+                read = stream.read(&mut buf) => {
+                    if matches!(read, Ok(0) | Err(_)) { return; }
+                }
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_and_method_abuse() {
     let receiver = start();
     let addr = receiver.addr;
@@ -151,23 +224,51 @@ async fn content_and_method_abuse() {
         (b"<xml/>", "application/xml"),
     ] {
         let sig = sign_genesys(SECRET, body);
-        let response = post_bytes(addr, PATH, &[("X-Genesys-Signature", sig.as_str()), ("Content-Type", content_type)], body).await;
+        let response = post_bytes(
+            addr,
+            PATH,
+            &[
+                ("X-Genesys-Signature", sig.as_str()),
+                ("Content-Type", content_type),
+            ],
+            body,
+        )
+        .await;
         assert_error(&response, 400, "invalid_json");
     }
     // The content type is not checked: a signed JSON object is taken whatever it says.
     let body = event("text-plain");
     let sig = sign_genesys(SECRET, &body);
-    let response = post_bytes(addr, PATH, &[("X-Genesys-Signature", sig.as_str()), ("Content-Type", "text/plain")], &body).await;
+    let response = post_bytes(
+        addr,
+        PATH,
+        &[
+            ("X-Genesys-Signature", sig.as_str()),
+            ("Content-Type", "text/plain"),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(response.status, 200);
 
     // Other methods: unsigned ones are refused by the signature check first (401);
     // signed ones are told the method is wrong (405).
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
-        let request = format!("{method} {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(raw(addr, request.into_bytes()).await.status, 401, "{method}");
+        let request = format!(
+            "{method} {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            raw(addr, request.into_bytes()).await.status,
+            401,
+            "{method}"
+        );
         let empty = sign_genesys(SECRET, b"");
         let request = format!("{method} {PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Genesys-Signature: {empty}\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(raw(addr, request.into_bytes()).await.status, 405, "{method}");
+        assert_eq!(
+            raw(addr, request.into_bytes()).await.status,
+            405,
+            "{method}"
+        );
     }
 }
 
@@ -185,8 +286,16 @@ async fn ten_thousand_mixed_requests_process_every_valid_event_exactly_once() {
             let id = format!("mix-{i}");
             let body = event(&id);
             let (header, value, expected): (&str, String, u16) = match i % 4 {
-                0 | 1 => ("X-Hub-Signature-256", sign_open_messaging(SECRET, &body), 200),
-                2 => ("X-Genesys-Signature", sign_genesys("wrong-secret", &body), 401),
+                0 | 1 => (
+                    "X-Hub-Signature-256",
+                    sign_open_messaging(SECRET, &body),
+                    200,
+                ),
+                2 => (
+                    "X-Genesys-Signature",
+                    sign_genesys("wrong-secret", &body),
+                    401,
+                ),
                 _ => ("X-Genesys-Signature", "zz".repeat(32), 401),
             };
             loop {
@@ -213,7 +322,10 @@ async fn ten_thousand_mixed_requests_process_every_valid_event_exactly_once() {
 
     // Still up.
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut stream).await.status, 200);
 
     // Every valid event was handled by the worker exactly once.
@@ -222,7 +334,11 @@ async fn ten_thousand_mixed_requests_process_every_valid_event_exactly_once() {
         let handled = receiver.lines_containing("handled conversation update");
         let mut counts: HashMap<String, usize> = HashMap::new();
         for line in &handled {
-            if let Some(id) = line.split("conversation_id=\"").nth(1).and_then(|r| r.split('"').next()) {
+            if let Some(id) = line
+                .split("conversation_id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            {
                 *counts.entry(id.to_owned()).or_default() += 1;
             }
         }
@@ -231,10 +347,19 @@ async fn ten_thousand_mixed_requests_process_every_valid_event_exactly_once() {
             for id in &valid {
                 assert_eq!(counts[id], 1, "{id} handled {} times", counts[id]);
             }
-            assert_eq!(counts.len(), valid.len(), "an invalid event reached the worker");
+            assert_eq!(
+                counts.len(),
+                valid.len(),
+                "an invalid event reached the worker"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "only {} of {} valid events handled", counts.len(), valid.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} valid events handled",
+            counts.len(),
+            valid.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -279,7 +279,13 @@ impl ReceiverProcess {
     }
 
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
-        self.output.lock().unwrap().iter().filter(|l| l.contains(needle)).cloned().collect()
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 
     pub fn count(&self, needle: &str) -> usize {
