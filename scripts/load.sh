@@ -119,17 +119,25 @@ if want throughput; then
 echo
 echo "## Throughput, 1 KiB signed payload: verified route vs the same handler unverified"
 v_rps=(); b_rps=(); v_p99=(); b_p99=()
-for round in $(seq 1 "$ROUNDS"); do
+# Alternate which route goes first (ABBA), so that order does not favour either.
+measure_verified() {
   read -r rps p99 bad cpu rest < <(run valid1k /webhook/receive)
   echo "round $round verified   : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
-  v_rps+=("$rps"); v_p99+=("$p99")
+  v_rps+=("$rps"); v_p99+=("$p99"); v_cpu+=("$cpu")
+}
+measure_unverified() {
   read -r rps p99 bad cpu rest < <(run valid1k /bench/unverified)
   echo "round $round unverified : $rps req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
-  b_rps+=("$rps"); b_p99+=("$p99")
+  b_rps+=("$rps"); b_p99+=("$p99"); b_cpu+=("$cpu")
+}
+v_cpu=(); b_cpu=()
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then measure_verified; measure_unverified; else measure_unverified; measure_verified; fi
 done
 vr=$(median "${v_rps[@]}"); br=$(median "${b_rps[@]}")
 vp=$(median "${v_p99[@]}"); bp=$(median "${b_p99[@]}")
-python3 -c "print(f'median verified {float($vr):.0f} req/s (p99 {float($vp):.2f} ms), unverified {float($br):.0f} req/s (p99 {float($bp):.2f} ms): throughput ratio {float($vr)/float($br):.3f} (target >= 0.95)')"
+vc=$(median "${v_cpu[@]}"); bc=$(median "${b_cpu[@]}")
+python3 -c "print(f'median verified {float($vr):.0f} req/s (p99 {float($vp):.2f} ms), unverified {float($br):.0f} req/s (p99 {float($bp):.2f} ms): throughput ratio {float($vr)/float($br):.3f} (target >= 0.95); server CPU {float($vc):.1f} vs {float($bc):.1f} us/req')"
 fi
 
 if want attack; then

@@ -13,6 +13,7 @@ use tower_service::Service;
 use super::body::{Buffer, ResponseBody, VerifiedBody};
 use super::builder::Config;
 use super::rejection::Rejection;
+use super::service::Signatures;
 use super::VerifiedSignature;
 use crate::replay::{
     BoxFuture, Duplicate, LeaseId, ReplayKey, ReplayProtection, Reservation, StoreError,
@@ -68,7 +69,7 @@ struct Reading<S> {
     parts: Parts,
     service: S,
     config: Arc<Config>,
-    signatures: Vec<(Scheme, ParsedSignature)>,
+    signatures: Signatures,
     verification: Verification,
     buffer: Buffer,
     received: usize,
@@ -94,7 +95,7 @@ where
         parts: Parts,
         service: S,
         config: Arc<Config>,
-        signatures: Vec<(Scheme, ParsedSignature)>,
+        signatures: Signatures,
         declared: Option<u64>,
     ) -> Self {
         let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -133,9 +134,9 @@ where
                     let outcome = ready!(reading.poll_body(body, cx));
                     let reading = state.take().expect("future polled after completion");
                     match outcome.and_then(|()| reading.verify()) {
-                        Ok((service, request, config)) => match &config.replay {
+                        Ok((service, request, config, key)) => match &config.replay {
                             None => call(service, request, None),
-                            Some(replay) => reserve(service, request, replay, &config),
+                            Some(replay) => reserve(service, request, key, replay, &config),
                         },
                         Err((config, rejection, received, diagnostics)) => {
                             log_rejection(&rejection, Some(received as u64), diagnostics);
@@ -195,16 +196,13 @@ where
 fn reserve<S, B, O>(
     service: S,
     request: Request<VerifiedBody>,
+    key: ReplayKey,
     replay: &ReplayProtection,
     config: &Arc<Config>,
 ) -> Kind<S, B, S::Future, O>
 where
     S: Service<Request<VerifiedBody>>,
 {
-    let key = match request.extensions().get::<VerifiedSignature>() {
-        Some(verified) => ReplayKey::new(verified.digest),
-        None => unreachable!("set by verify"),
-    };
     let store = Arc::clone(&replay.store);
     let lease = replay.lease;
     Kind::Reserving {
@@ -369,7 +367,8 @@ impl<S> Reading<S> {
     }
 
     /// Checks every received signature against the digests under every secret.
-    fn verify(self) -> Result<(S, Request<VerifiedBody>, Arc<Config>), Failure> {
+    /// On success: the inner service, the request to give it, and the replay key.
+    fn verify(self) -> Result<(S, Request<VerifiedBody>, Arc<Config>, ReplayKey), Failure> {
         let computed = self.verification.finish();
         let mut first: Option<(Scheme, usize, Digest)> = None;
         let mut mismatch: Option<(Scheme, ParsedSignature)> = None;
@@ -392,9 +391,8 @@ impl<S> Reading<S> {
                 request.extensions_mut().insert(VerifiedSignature {
                     scheme,
                     secret_index,
-                    digest,
                 });
-                Ok((self.service, request, self.config))
+                Ok((self.service, request, self.config, ReplayKey::new(digest)))
             }
             (Some((scheme, parsed)), _) => {
                 let diagnostics = self.config.diagnostics.then(|| Diagnostics {

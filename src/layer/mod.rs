@@ -66,7 +66,7 @@ pub use self::rejection::Rejection;
 pub use self::service::GenesysSignature;
 
 use self::builder::Config;
-use crate::signature::{Digest, Scheme};
+use crate::signature::Scheme;
 
 /// Applies [`GenesysSignature`] to a service: only requests whose body carries a valid
 /// signature reach it. Built with [`GenesysSignatureLayer::builder`]; cheap to clone.
@@ -123,7 +123,6 @@ impl fmt::Debug for GenesysSignatureLayer {
 pub struct VerifiedSignature {
     pub(crate) scheme: Scheme,
     pub(crate) secret_index: usize,
-    pub(crate) digest: Digest,
 }
 
 impl VerifiedSignature {

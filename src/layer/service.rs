@@ -11,6 +11,9 @@ use super::builder::Config;
 use super::future::ResponseFuture;
 use super::rejection::Rejection;
 use crate::signature::{ParsedSignature, Scheme};
+
+/// The signatures of one request; usually one, kept inline.
+pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 2]>;
 use crate::BoxError;
 
 /// Middleware that verifies the HMAC-SHA256 signature of each request body before the
@@ -88,11 +91,8 @@ where
 }
 
 /// Every signature value present in the accepted schemes' headers.
-fn read_signatures(
-    headers: &HeaderMap,
-    schemes: &[Scheme],
-) -> Result<Vec<(Scheme, ParsedSignature)>, Rejection> {
-    let mut signatures = Vec::new();
+fn read_signatures(headers: &HeaderMap, schemes: &[Scheme]) -> Result<Signatures, Rejection> {
+    let mut signatures = Signatures::new();
     for &scheme in schemes {
         for value in headers.get_all(header_name(scheme)) {
             let parsed = scheme

@@ -1,5 +1,6 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use smallvec::SmallVec;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::{Scheme, Secret};
@@ -8,6 +9,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The 32 bytes of an HMAC-SHA256 digest.
 pub(crate) type Digest = [u8; 32];
+
+/// One entry per configured secret; one or two secrets (rotation) live inline, so a
+/// request allocates nothing for them.
+pub(crate) type PerSecret<T> = SmallVec<[T; 2]>;
 
 /// HMAC-SHA256 of `message` keyed with `key` (RFC 2104), as 32 raw bytes.
 ///
@@ -78,14 +83,14 @@ impl KeyRing {
     /// Starts one pass over a body, for every secret at once.
     pub(crate) fn start(&self) -> Verification {
         Verification {
-            macs: self.keys.clone(),
+            macs: self.keys.iter().cloned().collect(),
         }
     }
 }
 
 /// HMAC states being fed with a body as it arrives.
 pub(crate) struct Verification {
-    macs: Vec<HmacSha256>,
+    macs: PerSecret<HmacSha256>,
 }
 
 impl Verification {
@@ -96,7 +101,7 @@ impl Verification {
     }
 
     /// The digest of the body under each secret, in the order the secrets were given.
-    pub(crate) fn finish(self) -> Vec<Digest> {
+    pub(crate) fn finish(self) -> PerSecret<Digest> {
         self.macs
             .into_iter()
             .map(|mac| mac.finalize().into_bytes().into())

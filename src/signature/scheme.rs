@@ -127,12 +127,20 @@ impl Scheme {
     /// ```
     pub fn parse(self, value: &[u8]) -> Result<ParsedSignature, MalformedSignature> {
         let value = value.trim_ascii();
-        if value.iter().any(|b| !(0x20..0x7f).contains(b)) {
-            return Err(MalformedSignature::NotAscii);
-        }
-        if value.contains(&b',') {
-            return Err(MalformedSignature::List);
-        }
+        // The decoders reject every byte outside their alphabet, so the checks that
+        // name a more precise reason only run once decoding failed.
+        self.decode(value).map_err(|error| {
+            if value.iter().any(|b| !(0x20..0x7f).contains(b)) {
+                MalformedSignature::NotAscii
+            } else if value.contains(&b',') {
+                MalformedSignature::List
+            } else {
+                error
+            }
+        })
+    }
+
+    fn decode(self, value: &[u8]) -> Result<ParsedSignature, MalformedSignature> {
         let digest = match self {
             Self::Genesys => value,
             Self::OpenMessaging => {

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Prints the ratios BENCHMARKS.md reports from the last `cargo bench --bench verify`.
+
+Reads criterion's estimates (target/criterion/<group>/<function>/<size>/new/estimates.json)
+and compares each measurement with its baseline from the same run.
+"""
+import json
+import pathlib
+import sys
+
+root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+
+
+def mean_ns(*parts):
+    path = root.joinpath(*parts, "new", "estimates.json")
+    estimates = json.loads(path.read_text())
+    return estimates["mean"]["point_estimate"], estimates["mean"]["confidence_interval"]
+
+
+print("throughput, 16 KiB frames: layer vs raw Hmac<Sha256> over the same bytes")
+for size in (1024, 65536, 1048576):
+    raw, _ = mean_ns("throughput", "raw_hmac", str(size))
+    layer, _ = mean_ns("throughput", "layer", str(size))
+    gib = lambda ns: size / ns * 1e9 / 2**30
+    print(
+        f"  {size:>8} B: raw {raw / 1000:9.2f} us ({gib(raw):.2f} GiB/s), "
+        f"layer {layer / 1000:9.2f} us ({gib(layer):.2f} GiB/s): layer/raw throughput {raw / layer:.3f}"
+    )
+
+direct, _ = mean_ns("overhead_1k", "inner_direct")
+layered, _ = mean_ns("overhead_1k", "through_layer")
+print("overhead at 1 KiB: inner service alone vs through the layer")
+print(
+    f"  inner {direct / 1000:.3f} us, through layer {layered / 1000:.3f} us: "
+    f"the layer adds {(layered - direct) / 1000:.3f} us per request"
+)
