@@ -74,7 +74,7 @@ struct Reading<S> {
     buffer: Buffer,
     received: usize,
     expected: usize,
-    trailers: Option<HeaderMap>,
+    trailers: Option<Box<HeaderMap>>,
 }
 
 impl<S, B> ResponseFuture<S, B>
@@ -351,9 +351,7 @@ impl<S> Reading<S> {
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        self.trailers
-                            .get_or_insert_with(HeaderMap::new)
-                            .extend(trailers);
+                        self.trailers.get_or_insert_default().extend(trailers);
                     }
                 }
             }
@@ -386,7 +384,7 @@ impl<S> Reading<S> {
             (None, Some((scheme, secret_index, digest))) => {
                 let mut request = Request::from_parts(
                     self.parts,
-                    VerifiedBody::new(self.buffer.freeze(), self.trailers),
+                    VerifiedBody::new(self.buffer.freeze(), self.trailers.map(|t| *t)),
                 );
                 request.extensions_mut().insert(VerifiedSignature {
                     scheme,

@@ -298,6 +298,34 @@ mod tests {
         assert_eq!(received.as_ptr(), data.as_ptr());
     }
 
+    #[tokio::test]
+    async fn keeps_trailers_sent_after_a_chunked_body() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"01234"))),
+            Ok(Frame::data(Bytes::from_static(b"56789"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let request = Request::builder()
+            .header(
+                "x-genesys-signature",
+                sign_genesys("unit-secret", b"0123456789"),
+            )
+            .body(body)
+            .unwrap();
+        let inner = tower::service_fn(|request: Request<VerifiedBody>| async move {
+            let body = request.into_body();
+            assert_eq!(body.bytes(), "0123456789");
+            assert_eq!(body.trailers().unwrap()["x-checksum"], "abc");
+            Ok::<_, Infallible>(Response::new(body))
+        });
+        let response = layer().layer(inner).oneshot(request).await.unwrap();
+        let collected = response.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-checksum"], "abc");
+    }
+
     #[test]
     fn futures_and_services_are_send_and_clone() {
         fn assert_send<T: Send>() {}

@@ -13,7 +13,7 @@ use super::rejection::Rejection;
 use crate::signature::{ParsedSignature, Scheme};
 
 /// The signatures of one request; usually one, kept inline.
-pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 2]>;
+pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 1]>;
 use crate::BoxError;
 
 /// Middleware that verifies the HMAC-SHA256 signature of each request body before the

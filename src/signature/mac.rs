@@ -10,9 +10,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// The 32 bytes of an HMAC-SHA256 digest.
 pub(crate) type Digest = [u8; 32];
 
-/// One entry per configured secret; one or two secrets (rotation) live inline, so a
-/// request allocates nothing for them.
-pub(crate) type PerSecret<T> = SmallVec<[T; 2]>;
+/// One entry per configured secret; a single secret lives inline, so a request
+/// allocates nothing for it (each HMAC state is 144 bytes, and the request future
+/// that holds them is moved a few times).
+pub(crate) type PerSecret<T> = SmallVec<[T; 1]>;
 
 /// HMAC-SHA256 of `message` keyed with `key` (RFC 2104), as 32 raw bytes.
 ///
