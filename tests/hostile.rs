@@ -178,7 +178,16 @@ async fn body_abuse_gets_413_400_or_408() {
     drip.abort();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        answer.contains(r#"{"error":"request_timeout"}"#),
+        "{answer}"
+    );
+    // 100 bytes at one every 200 ms would take 20 s: cut off at the 2 s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

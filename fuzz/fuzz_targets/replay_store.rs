@@ -5,9 +5,6 @@
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
@@ -29,16 +26,6 @@ struct Input {
     ops: Vec<Op>,
 }
 
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
-}
-
 const LEASE: Duration = Duration::from_secs(3600);
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -53,7 +40,7 @@ fuzz_target!(|input: Input| {
         match op {
             Op::Reserve(k) => {
                 let k = k % 16;
-                match block_on(store.reserve(&key(k), LEASE)).unwrap() {
+                match futures_executor::block_on(store.reserve(&key(k), LEASE)).unwrap() {
                     Reservation::Reserved(lease) => {
                         assert!(!held.contains_key(&k), "two live leases for one key");
                         held.insert(k, lease);
@@ -73,14 +60,14 @@ fuzz_target!(|input: Input| {
             Op::Complete(k) => {
                 let k = k % 16;
                 if let Some(lease) = held.remove(&k) {
-                    block_on(store.complete(&key(k), lease, TTL)).unwrap();
+                    futures_executor::block_on(store.complete(&key(k), lease, TTL)).unwrap();
                     completed.insert(k);
                 }
             }
             Op::Release(k) => {
                 let k = k % 16;
                 if let Some(lease) = held.remove(&k) {
-                    block_on(store.release(&key(k), lease)).unwrap();
+                    futures_executor::block_on(store.release(&key(k), lease)).unwrap();
                 }
             }
             Op::Abandon(k) => {
@@ -93,11 +80,11 @@ fuzz_target!(|input: Input| {
                 // A lease nobody holds must change nothing for the holder.
                 let k = k % 16;
                 let stale = LeaseId(u128::from(n) + 1_000_000);
-                block_on(store.release(&key(k), stale)).unwrap();
+                futures_executor::block_on(store.release(&key(k), stale)).unwrap();
                 if held.contains_key(&k) {
-                    block_on(store.complete(&key(k), stale, TTL)).unwrap();
+                    futures_executor::block_on(store.complete(&key(k), stale, TTL)).unwrap();
                     assert_eq!(
-                        block_on(store.reserve(&key(k), LEASE)).unwrap(),
+                        futures_executor::block_on(store.reserve(&key(k), LEASE)).unwrap(),
                         Reservation::InFlight
                     );
                 }

@@ -5,9 +5,6 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
@@ -38,16 +35,6 @@ enum HeaderText {
         other_body: bool,
         hex: bool,
     },
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-    }
 }
 
 fuzz_target!(|input: Input| {
@@ -115,7 +102,7 @@ fuzz_target!(|input: Input| {
     let inner = tower::service_fn(|request: Request<VerifiedBody>| async move {
         Ok::<_, Infallible>(Response::new(request.into_body()))
     });
-    let Ok(response) = block_on(layer.layer(inner).oneshot(request)) else {
+    let Ok(response) = futures_executor::block_on(layer.layer(inner).oneshot(request)) else {
         return;
     };
     let status = response.status().as_u16();
@@ -138,7 +125,9 @@ fuzz_target!(|input: Input| {
                 "accepted a signature that matches no secret"
             );
         }
-        let received = match block_on(http_body_util::BodyExt::collect(response.into_body())) {
+        let received = match futures_executor::block_on(http_body_util::BodyExt::collect(
+            response.into_body(),
+        )) {
             Ok(collected) => collected.to_bytes(),
             Err(never) => match never {},
         };

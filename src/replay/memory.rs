@@ -86,48 +86,28 @@ impl MemoryStore {
             }
             state.entries.remove(key);
         }
-        if !state.make_room(self.capacity) {
-            return Reservation::Full;
+        match state.insert_new(key, now + lease, false, self.capacity) {
+            Some(id) => Reservation::Reserved(LeaseId(u128::from(id))),
+            None => Reservation::Full,
         }
-        let id = state.next_id;
-        state.next_id += 1;
-        state.entries.insert(
-            *key,
-            Entry {
-                id,
-                expires: now + lease,
-                done: false,
-            },
-        );
-        state.in_flight.push_back((*key, id));
-        Reservation::Reserved(LeaseId(u128::from(id)))
     }
 
     fn complete_now(&self, key: &ReplayKey, lease: LeaseId, ttl: Duration, now: Instant) {
         let mut state = self.lock();
-        let id = match state.entries.get(key) {
-            Some(entry) if u128::from(entry.id) == lease.0 && !entry.done => entry.id,
-            Some(entry) if entry.expires > now => return, // someone else's now
+        match state.entries.get_mut(key) {
+            Some(entry) if u128::from(entry.id) == lease.0 && !entry.done => {
+                entry.done = true;
+                entry.expires = now + ttl;
+                let id = entry.id;
+                state.done.push_back((*key, id));
+            }
+            Some(entry) if entry.expires > now => {} // someone else's now
             _ => {
                 // The lease lapsed and nobody took the key: still remember it.
                 state.entries.remove(key);
-                if !state.make_room(self.capacity) {
-                    return;
-                }
-                let id = state.next_id;
-                state.next_id += 1;
-                id
+                state.insert_new(key, now + ttl, true, self.capacity);
             }
-        };
-        state.entries.insert(
-            *key,
-            Entry {
-                id,
-                expires: now + ttl,
-                done: true,
-            },
-        );
-        state.done.push_back((*key, id));
+        }
     }
 
     fn release_now(&self, key: &ReplayKey, lease: LeaseId) {
@@ -139,6 +119,29 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Adds an entry under a fresh id after making room; `None` when there is none.
+    fn insert_new(
+        &mut self,
+        key: &ReplayKey,
+        expires: Instant,
+        done: bool,
+        capacity: usize,
+    ) -> Option<u64> {
+        if !self.make_room(capacity) {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.insert(*key, Entry { id, expires, done });
+        let queue = if done {
+            &mut self.done
+        } else {
+            &mut self.in_flight
+        };
+        queue.push_back((*key, id));
+        Some(id)
+    }
+
     fn is_live(&self, (key, id): &(ReplayKey, u64), done: bool) -> bool {
         matches!(self.entries.get(key), Some(e) if e.id == *id && e.done == done)
     }
