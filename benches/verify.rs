@@ -54,6 +54,8 @@ fn request(body: &Bytes, signature: &str) -> Request<Frames> {
         .uri("/webhook/receive")
         .header("content-type", "application/json")
         .header("x-genesys-signature", signature)
+        // As on the wire: Genesys sends Content-Length, so the layer sizes its buffer once.
+        .header("content-length", body.len())
         .body(frames(body, FRAME))
         .unwrap()
 }

@@ -64,6 +64,24 @@ pin_project! {
     }
 }
 
+impl<S, B> std::fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.kind {
+            Kind::Reading { .. } => "reading the body",
+            Kind::Reserving { .. } => "checking for a replay",
+            Kind::Calling { .. } => "calling the inner service",
+            Kind::Finishing { .. } => "recording the outcome",
+            Kind::Answered { .. } => "answered",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
 /// Everything a request in the reading phase owns besides its body.
 struct Reading<S> {
     parts: Parts,
