@@ -264,7 +264,9 @@ async fn replay_protection_can_be_turned_off() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn two_receivers_sharing_redis_process_a_replay_once() {
-    let (url, _server) = redis_server();
+    let Some((url, _server)) = redis_server() else {
+        return;
+    };
     let env = [
         ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
         ("GENESYS_REPLAY_STORE", url.as_str()),

@@ -164,11 +164,13 @@ impl Drop for RedisServer {
     }
 }
 
-/// The URL of a Redis on loopback: `GENESYS_TEST_REDIS_URL`, or a `redis-server`
-/// started here on a free port.
-pub fn redis_server() -> (String, RedisServer) {
+/// The URL of a Redis on loopback: `GENESYS_TEST_REDIS_URL` (CI starts one), or a
+/// `redis-server` started here on a free port. Without either, outside CI, the Redis
+/// tests say they were skipped and return (`bash .ci/run` installs Redis); in CI a
+/// missing Redis fails them.
+pub fn redis_server() -> Option<(String, RedisServer)> {
     if let Ok(url) = std::env::var("GENESYS_TEST_REDIS_URL") {
-        return (url, RedisServer(None));
+        return Some((url, RedisServer(None)));
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -187,10 +189,18 @@ pub fn redis_server() -> (String, RedisServer) {
             "no",
         ])
         .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect(
-            "redis-server is needed for these tests: install it, or set GENESYS_TEST_REDIS_URL",
-        );
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: redis-server could not be started ({error}); install it or set \
+                 GENESYS_TEST_REDIS_URL to run the Redis tests (CI always runs them)"
+            );
+            return None;
+        }
+        Err(error) => panic!("CI must provide Redis for these tests: {error}"),
+    };
     let server = RedisServer(Some(child));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -200,7 +210,7 @@ pub fn redis_server() -> (String, RedisServer) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    (format!("redis://127.0.0.1:{port}/"), server)
+    Some((format!("redis://127.0.0.1:{port}/"), server))
 }
 
 #[cfg(feature = "cloud")]
