@@ -157,8 +157,10 @@ proptest! {
         let value = scheme.sign(&secret, &body);
         let mut chars: Vec<char> = value.chars().collect();
         let at = position.index(chars.len());
-        // Only a different value counts: a hex digit in the other case is the same digit.
+        // Only a different value counts: a hex digit in the other case is the same digit,
+        // and base64 padding turned into trailing whitespace is the accepted unpadded form.
         prop_assume!(!chars[at].eq_ignore_ascii_case(&replacement));
+        prop_assume!(!(chars[at] == '=' && replacement.is_ascii_whitespace()));
         chars[at] = replacement;
         let tampered: String = chars.into_iter().collect();
         if let Ok(value) = HeaderValue::from_str(&tampered) {

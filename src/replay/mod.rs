@@ -23,7 +23,7 @@
 //! hold a captured request and still hurt you; Genesys itself retries for about 85 s.
 //!
 //! Two stores ship with the crate: [`MemoryStore`] (default, one process) and, with
-//! the `redis` feature, [`RedisStore`] for receivers running as several replicas.
+//! the `redis` feature, `RedisStore` for receivers running as several replicas.
 //!
 //! ```
 //! use std::time::Duration;
