@@ -157,7 +157,7 @@ async fn concurrent_duplicates(backend: Backend) {
 }
 
 async fn ttl_expiry(backend: Backend) {
-    let h = harness((backend.make)().ttl(Duration::from_millis(700))).await;
+    let h = harness((backend.make)().ttl(Duration::from_millis(1000))).await;
     let body = unique("ok");
     assert_eq!(h.send(&body).await.text(), "processed");
     assert_eq!(
@@ -171,7 +171,7 @@ async fn ttl_expiry(backend: Backend) {
 
 async fn lease_expiry_unblocks_retries(backend: Backend) {
     // A reservation whose holder vanished (never completed nor released).
-    let protection = (backend.make)().lease(Duration::from_millis(500));
+    let protection = (backend.make)().lease(Duration::from_millis(1000));
     let store = Arc::clone(protection.store());
     let body = unique("ok");
     let sig = genesys_webhook::signature::hmac_sha256(SECRET.as_bytes(), body.as_bytes());
@@ -185,7 +185,7 @@ async fn lease_expiry_unblocks_retries(backend: Backend) {
     ));
     let h = harness(protection).await;
     assert_eq!(h.send(&body).await.status, 503);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(h.send(&body).await.text(), "processed");
 }
 
