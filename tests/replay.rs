@@ -164,7 +164,7 @@ async fn ttl_expiry(backend: Backend) {
         h.send(&body).await.json(),
         serde_json::json!({"status": "duplicate"})
     );
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(h.send(&body).await.text(), "processed");
     assert_eq!(h.calls(), 2);
 }
@@ -178,7 +178,7 @@ async fn lease_expiry_unblocks_retries(backend: Backend) {
     let key = ReplayKey::new(sig);
     assert!(matches!(
         store
-            .reserve(&key, Duration::from_millis(500))
+            .reserve(&key, Duration::from_millis(1000))
             .await
             .unwrap(),
         Reservation::Reserved(_)
