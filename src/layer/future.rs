@@ -2,6 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::request::Parts;
@@ -16,7 +17,8 @@ use super::rejection::Rejection;
 use super::service::Signatures;
 use super::VerifiedSignature;
 use crate::replay::{
-    BoxFuture, Duplicate, LeaseId, ReplayKey, ReplayProtection, Reservation, StoreError,
+    BoxFuture, Duplicate, LeaseId, ReplayKey, ReplayProtection, ReplayStore, Reservation,
+    StoreError,
 };
 use crate::signature::{digest_prefix, find_match, Digest, ParsedSignature, Scheme, Verification};
 use crate::BoxError;
@@ -228,18 +230,17 @@ where
         pending: Some(Pending {
             service,
             request,
-            replay: replay.clone(),
             config: Arc::clone(config),
             key,
         }),
     }
 }
 
-/// A verified request waiting for the replay store's answer.
+/// A verified request waiting for the replay store's answer; the replay settings are
+/// read from `config`.
 struct Pending<S> {
     service: S,
     request: Request<VerifiedBody>,
-    replay: ReplayProtection,
     config: Arc<Config>,
     key: ReplayKey,
 }
@@ -252,15 +253,25 @@ where
         self,
         reservation: Result<Reservation, StoreError>,
     ) -> Kind<S, B, S::Future, O> {
+        let Pending {
+            service,
+            request,
+            config,
+            key,
+        } = self;
+        let Some(replay) = config.replay.as_ref() else {
+            // Only reached with replay protection on; without it there is nothing to check.
+            return call(service, request, None);
+        };
         let duplicate = |kind: Duplicate| {
-            tracing::info!(duplicate = ?kind, key = ?self.key, "duplicate webhook not processed again");
+            tracing::info!(duplicate = ?kind, key = ?key, "duplicate webhook not processed again");
             Kind::Answered {
-                response: Some(self.replay.duplicate_response(kind)),
+                response: Some(replay.duplicate_response(kind)),
             }
         };
         let unavailable = |reason: &str| {
             let rejection = Rejection::ReplayStoreUnavailable {
-                retry_after: self.replay.retry_after,
+                retry_after: replay.retry_after,
             };
             tracing::warn!(
                 reason,
@@ -268,25 +279,26 @@ where
                 "webhook rejected: replay store unavailable"
             );
             Kind::Answered {
-                response: Some(self.config.rejection_response(&rejection)),
+                response: Some(config.rejection_response(&rejection)),
             }
         };
         match reservation {
             Ok(Reservation::Reserved(lease)) => {
                 let guard = Guard {
-                    replay: self.replay.clone(),
-                    key: self.key,
+                    store: Arc::clone(&replay.store),
+                    ttl: replay.ttl,
+                    key,
                     lease,
                     armed: true,
                 };
-                call(self.service, self.request, Some(guard))
+                call(service, request, Some(guard))
             }
             Ok(Reservation::InFlight) => duplicate(Duplicate::InFlight),
             Ok(Reservation::Done) => duplicate(Duplicate::Processed),
             Ok(Reservation::Full) => unavailable("the store is full of requests in flight"),
-            Err(error) if self.replay.fail_open => {
+            Err(error) if replay.fail_open => {
                 tracing::warn!(%error, "replay store unavailable; processing without replay protection (fail-open)");
-                call(self.service, self.request, None)
+                call(service, request, None)
             }
             Err(error) => {
                 tracing::warn!(%error, "replay store unavailable");
@@ -299,7 +311,8 @@ where
 /// A reservation held while the inner service runs. Dropped before it finished (the
 /// client went away, a timeout fired), it gives the key back on a best-effort basis.
 struct Guard {
-    replay: ReplayProtection,
+    store: Arc<dyn ReplayStore>,
+    ttl: Duration,
     key: ReplayKey,
     lease: LeaseId,
     armed: bool,
@@ -309,8 +322,8 @@ impl Guard {
     /// Marks the key done when the request was processed (2xx), releases it otherwise.
     fn finish(mut self, processed: bool) -> BoxFuture<'static, ()> {
         self.armed = false;
-        let store = Arc::clone(&self.replay.store);
-        let (key, lease, ttl) = (self.key, self.lease, self.replay.ttl);
+        let store = Arc::clone(&self.store);
+        let (key, lease, ttl) = (self.key, self.lease, self.ttl);
         Box::pin(async move {
             let result = if processed {
                 store.complete(&key, lease, ttl).await
@@ -327,7 +340,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.armed {
-            self.replay.store.abandon(&self.key, self.lease);
+            self.store.abandon(&self.key, self.lease);
         }
     }
 }

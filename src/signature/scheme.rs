@@ -35,6 +35,17 @@ pub enum Encoding {
     Base64,
 }
 
+impl Encoding {
+    /// Writes a digest in this encoding (hex in lowercase, standard padded base64),
+    /// without any scheme prefix.
+    pub fn encode(self, digest: &[u8; 32]) -> String {
+        match self {
+            Self::Hex => hex::encode(digest),
+            Self::Base64 => STANDARD.encode(digest),
+        }
+    }
+}
+
 /// A header value that was well-formed: the 32 digest bytes and how they were written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ParsedSignature {
@@ -187,8 +198,8 @@ impl Scheme {
     /// Writes a digest the way this scheme sends it.
     pub fn encode(self, digest: &[u8; 32]) -> String {
         match self {
-            Self::Genesys => hex::encode(digest),
-            Self::OpenMessaging => format!("sha256={}", STANDARD.encode(digest)),
+            Self::Genesys => Encoding::Hex.encode(digest),
+            Self::OpenMessaging => format!("sha256={}", Encoding::Base64.encode(digest)),
         }
     }
 }
@@ -228,10 +239,7 @@ impl fmt::Debug for ParsedSignature {
 
 /// The first `n` characters of `digest` written in `encoding`.
 pub(crate) fn digest_prefix(digest: &Digest, encoding: Encoding, n: usize) -> String {
-    let mut text = match encoding {
-        Encoding::Hex => hex::encode(digest),
-        Encoding::Base64 => STANDARD.encode(digest),
-    };
+    let mut text = encoding.encode(digest);
     text.truncate(n);
     text
 }

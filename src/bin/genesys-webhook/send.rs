@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use genesys_webhook::signature::Scheme;
+use genesys_webhook::signature::{hmac_sha256, Scheme};
 use serde_json::json;
 
 use crate::input::{parse_header, read_body, secrets};
@@ -38,10 +38,11 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
         None => sample_event(),
     };
     let scheme = Scheme::from(args.scheme);
-    let mut signature = scheme.sign(&secret, &body);
-    if args.tamper {
-        signature = forge(&signature);
-    }
+    let signature = if args.tamper {
+        forge(scheme, &secret, &body)
+    } else {
+        scheme.sign(&secret, &body)
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")))
@@ -123,25 +124,12 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     })
 }
 
-/// A well-formed signature of the same scheme that cannot be right: the last digest
-/// byte flipped.
-fn forge(signature: &str) -> String {
-    let (prefix, digest) = signature
-        .split_once('=')
-        .map_or(("", signature), |(p, d)| (p, d));
-    let scheme = if prefix.is_empty() {
-        Scheme::Genesys
-    } else {
-        Scheme::OpenMessaging
-    };
-    match scheme.parse(signature.as_bytes()) {
-        Ok(parsed) => {
-            let mut bytes = *parsed.digest();
-            bytes[31] ^= 0x01;
-            scheme.encode(&bytes)
-        }
-        Err(_) => format!("{prefix}{}", digest.chars().rev().collect::<String>()),
-    }
+/// A well-formed signature of the scheme that cannot be right: the real digest with
+/// its last byte flipped.
+fn forge(scheme: Scheme, secret: &str, body: &[u8]) -> String {
+    let mut digest = hmac_sha256(secret.as_bytes(), body);
+    digest[31] ^= 0x01;
+    scheme.encode(&digest)
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -192,7 +180,7 @@ mod tests {
     fn forged_signatures_are_well_formed_and_wrong() {
         for scheme in Scheme::ALL {
             let good = scheme.sign("k", b"body");
-            let forged = forge(&good);
+            let forged = forge(scheme, "k", b"body");
             assert_ne!(forged, good);
             assert!(scheme.parse(forged.as_bytes()).is_ok(), "{forged}");
         }

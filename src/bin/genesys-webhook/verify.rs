@@ -205,8 +205,7 @@ fn mismatch(
     let mut received = None;
     let mut computed = Vec::new();
     if let Some((parsed, digests)) = digests {
-        let scheme = scheme.unwrap_or(Scheme::Genesys);
-        let show = |digest: &[u8; 32]| prefix(scheme, parsed.encoding(), digest);
+        let show = |digest: &[u8; 32]| prefix(parsed.encoding(), digest);
         received = Some(show(parsed.digest()));
         text.push_str(&format!(
             "  received: {}…\n",
@@ -231,14 +230,8 @@ fn mismatch(
 }
 
 /// The first characters of a digest, written as it was received.
-fn prefix(scheme: Scheme, encoding: Encoding, digest: &[u8; 32]) -> String {
-    let mut text = match (scheme, encoding) {
-        (Scheme::OpenMessaging, Encoding::Base64) => Scheme::OpenMessaging
-            .encode(digest)
-            .trim_start_matches("sha256=")
-            .to_owned(),
-        _ => hex::encode(digest),
-    };
+fn prefix(encoding: Encoding, digest: &[u8; 32]) -> String {
+    let mut text = encoding.encode(digest);
     text.truncate(PREFIX);
     text
 }
