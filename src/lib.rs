@@ -7,6 +7,7 @@
 #[cfg(feature = "cloud")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
 pub mod cloud;
+pub mod inbox;
 pub mod layer;
 pub mod replay;
 pub mod signature;
@@ -18,3 +19,7 @@ pub use crate::layer::{
 
 /// The boxed error type that request bodies' errors convert into.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed, sendable future, as the [`replay::ReplayStore`] and [`inbox::Inbox`]
+/// traits return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -41,8 +41,6 @@ mod memory;
 mod redis;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +54,7 @@ pub use self::redis::RedisStore;
 use crate::layer::json_response;
 use crate::BoxError;
 
-/// A boxed, sendable future, as returned by [`ReplayStore`] methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Default for [`ReplayProtection::ttl`]: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);

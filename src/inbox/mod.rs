@@ -1,0 +1,396 @@
+//! The durable inbox: where a verified event is stored before the sender is told `200`.
+//!
+//! Genesys Cloud stops retrying a webhook at the first 2xx. An event acknowledged
+//! while it sits only in memory is lost when the process dies, so a receiver that
+//! promises "nothing is lost" must store the event first and answer afterwards:
+//!
+//! ```text
+//! request ─▶ GenesysSignatureLayer ─▶ handler: inbox.append(body).await ─▶ 200
+//!                                                      │ (durable)
+//! worker:  inbox.claim(..) ─▶ process ─▶ inbox.ack(..)  ◀┘
+//!                               └─ fails ─▶ inbox.retry(.., delay) ─▶ … ─▶ dead letters
+//! ```
+//!
+//! The [`Inbox`] trait is the contract:
+//!
+//! - [`append`](Inbox::append) resolves only once the event is durable by the
+//!   backend's own guarantee, and returns its [`EventId`]. A full inbox answers
+//!   [`InboxError::Full`]: answer `503` with `Retry-After`, never `200`.
+//! - [`claim`](Inbox::claim) hands out [`Delivery`]s under a lease. A delivery that
+//!   is neither acknowledged nor retried before its lease ends (the worker died) is
+//!   delivered again, counting as an attempt.
+//! - [`ack`](Inbox::ack) forgets a processed event; [`retry`](Inbox::retry) schedules
+//!   it again after a delay. After [`max_attempts`](DEFAULT_MAX_ATTEMPTS) attempts
+//!   the event moves to the dead letters, where it stays until an operator
+//!   [`requeue`](Inbox::requeue)s or [`purge_dead`](Inbox::purge_dead)s it: nothing is
+//!   dropped silently.
+//!
+//! Delivery is at least once: an event whose worker died after processing it but
+//! before acknowledging it is processed again. Handlers should be idempotent, or
+//! keyed by the [`EventId`].
+//!
+//! Backends:
+//!
+//! | backend | feature | durability of `append` | for |
+//! |---|---|---|---|
+//! | `SqliteInbox` | `sqlite` | committed with `synchronous=FULL` in WAL mode: survives a crash and a power cut | one receiver process (the default of the example receiver) |
+//! | `RedisInbox` | `redis` | as durable as the Redis server is configured (`appendonly yes`, `appendfsync always`), optionally `WAIT` for replicas | several replicas sharing one stream |
+//! | [`MemoryInbox`] | (always) | none: lost with the process | tests, and users who accept the loss knowingly |
+//!
+//! ```
+//! use bytes::Bytes;
+//! use std::time::Duration;
+//! use genesys_webhook::inbox::{Inbox, MemoryInbox, RetryOutcome};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), genesys_webhook::inbox::InboxError> {
+//! let inbox = MemoryInbox::new();
+//! let id = inbox.append(Bytes::from_static(br#"{"id":"1"}"#)).await?;
+//!
+//! let deliveries = inbox.claim(10, Duration::from_secs(30)).await?;
+//! assert_eq!(deliveries[0].id(), &id);
+//! assert_eq!(deliveries[0].attempt(), 1);
+//! inbox.ack(&deliveries[0]).await?;
+//! assert_eq!(inbox.stats().await?.pending, 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+pub use self::memory::MemoryInbox;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisInbox, RedisInboxBuilder};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
+
+use crate::BoxError;
+pub use crate::BoxFuture;
+
+/// Default number of attempts before an event moves to the dead letters: 10.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Default bound on the number of stored events (pending, in flight and dead): 100,000.
+pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
+/// Default bound on the bytes of stored bodies: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The identifier an inbox gives an event when it is appended. It stays the same
+/// across retries and dead-lettering.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(String);
+
+impl EventId {
+    /// Wraps an identifier, as a backend or a command line gives it.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.0)
+    }
+}
+
+/// One event handed to a consumer under a lease, by [`Inbox::claim`].
+#[derive(Clone)]
+pub struct Delivery {
+    id: EventId,
+    body: Bytes,
+    received_at: SystemTime,
+    attempt: u32,
+    receipt: String,
+}
+
+impl Delivery {
+    /// Builds a delivery; for [`Inbox`] implementations. `receipt` is what the backend
+    /// needs to recognise this claim in [`ack`](Inbox::ack) and [`retry`](Inbox::retry).
+    pub fn new(
+        id: EventId,
+        body: Bytes,
+        received_at: SystemTime,
+        attempt: u32,
+        receipt: impl Into<String>,
+    ) -> Self {
+        Self {
+            id,
+            body,
+            received_at,
+            attempt,
+            receipt: receipt.into(),
+        }
+    }
+
+    /// The event's identifier.
+    pub fn id(&self) -> &EventId {
+        &self.id
+    }
+
+    /// The body exactly as received and verified.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// When the inbox stored the event.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The backend's handle on this claim.
+    pub fn receipt(&self) -> &str {
+        &self.receipt
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body may hold a customer's message: its length only.
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("body_len", &self.body.len())
+            .field("received_at", &self.received_at)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Inbox::retry`] did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryOutcome {
+    /// The event is pending again and will be delivered after the delay.
+    Scheduled,
+    /// The event used its last attempt and moved to the dead letters.
+    Dead,
+    /// The delivery's lease had lapsed and the event was claimed again (or
+    /// acknowledged) meanwhile: nothing was changed.
+    Stale,
+}
+
+/// Where an event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventState {
+    /// Waiting to be claimed (possibly not before a retry delay).
+    Pending,
+    /// Claimed by a consumer whose lease has not ended.
+    InFlight,
+    /// Out of attempts; kept until requeued or purged.
+    Dead,
+}
+
+impl EventState {
+    /// `pending`, `in_flight` or `dead`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InFlight => "in_flight",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for EventState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored event as an operator sees it ([`Inbox::get`], [`Inbox::list`]).
+#[derive(Clone)]
+pub struct StoredEvent {
+    /// The event's identifier.
+    pub id: EventId,
+    /// The body as received.
+    pub body: Bytes,
+    /// When it was stored.
+    pub received_at: SystemTime,
+    /// How many times it was delivered so far.
+    pub attempts: u32,
+    /// Where it stands.
+    pub state: EventState,
+    /// Why the last attempt failed, if one did.
+    pub last_error: Option<String>,
+}
+
+impl fmt::Debug for StoredEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredEvent")
+            .field("id", &self.id)
+            .field("body_len", &self.body.len())
+            .field("received_at", &self.received_at)
+            .field("attempts", &self.attempts)
+            .field("state", &self.state)
+            .field("last_error", &self.last_error)
+            .finish()
+    }
+}
+
+/// How many events an inbox holds, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Waiting to be claimed, retries included.
+    pub pending: u64,
+    /// Claimed and not yet acknowledged (a crashed consumer's, until its lease ends).
+    pub in_flight: u64,
+    /// Out of attempts.
+    pub dead: u64,
+}
+
+/// Why an inbox operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InboxError {
+    /// The inbox holds as many events or bytes as it is allowed: ask the sender to
+    /// retry later. Nothing was stored.
+    Full,
+    /// The store could not be used (I/O error, connection refused, timeout). For an
+    /// append, the event may or may not have been stored: answer so that the sender
+    /// retries.
+    Unavailable(BoxError),
+    /// The inbox was configured wrongly (a malformed URL, a bad setting).
+    Config(String),
+}
+
+impl InboxError {
+    /// Wraps a store failure as [`InboxError::Unavailable`].
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+impl fmt::Display for InboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full => f.write_str("inbox full"),
+            Self::Unavailable(error) => write!(f, "inbox unavailable: {error}"),
+            Self::Config(message) => write!(f, "inbox misconfigured: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for InboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// Which events [`Inbox::list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListFilter {
+    /// Pending and in flight.
+    Live,
+    /// Dead letters only.
+    Dead,
+}
+
+/// A durable queue of verified events. Object safe: hold it as `Arc<dyn Inbox>`.
+pub trait Inbox: Send + Sync + 'static {
+    /// Stores `body` and resolves once it is durable by the backend's guarantee.
+    fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>>;
+
+    /// Claims up to `max` events that are due, each under a lease of `lease`. Events
+    /// whose lease ended without an `ack` or `retry` are delivered again; one whose
+    /// attempts are used up moves to the dead letters instead.
+    fn claim(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, InboxError>>;
+
+    /// The delivery was processed: forget the event.
+    fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>>;
+
+    /// The delivery failed: deliver it again after `delay`, or move it to the dead
+    /// letters if that was its last attempt. `reason` is kept for operators.
+    fn retry<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>>;
+
+    /// Counts of pending, in-flight and dead events.
+    fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>>;
+
+    /// Up to `limit` stored events, oldest first.
+    fn list(
+        &self,
+        filter: ListFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, InboxError>>;
+
+    /// One stored event, if the inbox holds it.
+    fn get<'a>(&'a self, id: &'a EventId)
+        -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>>;
+
+    /// Puts a dead or delayed event back to pending, due now, with its attempts
+    /// counted from zero again. Resolves to whether the event was found.
+    fn requeue<'a>(&'a self, id: &'a EventId) -> BoxFuture<'a, Result<bool, InboxError>>;
+
+    /// Puts every dead event back to pending; resolves to how many.
+    fn requeue_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>>;
+
+    /// Deletes every dead event; resolves to how many.
+    fn purge_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>>;
+
+    /// Resolves when an event may have been appended through this handle since the
+    /// call: a hint that lets a consumer in the same process claim at once. Consumers
+    /// must still poll, for events appended elsewhere. The default never resolves.
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Checks that the store answers, for readiness probes.
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        Box::pin(async move { self.stats().await.map(|_| ()) })
+    }
+}
+
+/// Milliseconds since the Unix epoch, saturating.
+pub(crate) fn unix_millis(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time `millis` after the Unix epoch (negative values clamp to it).
+pub(crate) fn from_unix_millis(millis: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

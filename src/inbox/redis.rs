@@ -1,0 +1,886 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script, Value};
+use tokio::sync::Notify;
+
+use super::{
+    from_unix_millis, millis, unix_millis, BoxFuture, Delivery, EventId, EventState, Inbox,
+    InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+};
+
+const DEFAULT_PREFIX: &str = "genesys-webhook:inbox:";
+const GROUP: &str = "workers";
+
+/// Stores an event unless the inbox is full. Returns the stream id, or nil when full.
+/// KEYS: stream, totals. ARGV: body, now, max events, max bytes.
+const APPEND: &str = r"
+local events = tonumber(redis.call('HGET', KEYS[2], 'events') or '0')
+local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+local len = string.len(ARGV[1])
+if events >= tonumber(ARGV[3]) or bytes + len > tonumber(ARGV[4]) then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], '*', 'received', ARGV[2], 'attempts', '0', 'body', ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'events', 1)
+redis.call('HINCRBY', KEYS[2], 'bytes', len)
+return id
+";
+
+/// Moves due retries back into the stream, takes over lapsed leases (XAUTOCLAIM),
+/// reads new entries (XREADGROUP), and dead-letters what used its last attempt.
+/// Returns {stream id, event id, received, attempt, body} per delivery.
+/// KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, consumer, count, lease ms,
+/// now ms, max attempts.
+const CLAIM: &str = r"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local count = tonumber(ARGV[3])
+local max = tonumber(ARGV[6])
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[5], 'LIMIT', 0, 1000)) do
+  local e = redis.call('XRANGE', KEYS[3], key, key)
+  redis.call('ZREM', KEYS[2], key)
+  if e[1] then
+    redis.call('XADD', KEYS[1], '*', unpack(e[1][2]))
+    redis.call('XDEL', KEYS[3], key)
+  end
+end
+local out = {}
+local function take(id, fields, deliveries)
+  local f = {}
+  for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+  local origin = f['origin'] or id
+  local attempt = tonumber(f['attempts'] or '0') + deliveries
+  if attempt > max then
+    redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
+      'attempts', tostring(attempt - 1), 'body', f['body'],
+      'error', f['error'] or 'lease ended without an answer')
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    redis.call('XDEL', KEYS[1], id)
+  else
+    table.insert(out, {id, origin, f['received'], tostring(attempt), f['body']})
+  end
+end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], '0-0', 'COUNT', count)
+for _, entry in ipairs(claimed[2]) do
+  if type(entry) == 'table' and type(entry[2]) == 'table' then
+    local info = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
+    local deliveries = 1
+    if info[1] then deliveries = tonumber(info[1][4]) end
+    take(entry[1], entry[2], deliveries)
+  end
+end
+local remaining = count - #out
+if remaining > 0 then
+  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', remaining,
+    'STREAMS', KEYS[1], '>')
+  if read then
+    for _, entry in ipairs(read[1][2]) do take(entry[1], entry[2], 1) end
+  end
+end
+return out
+";
+
+/// Acknowledges and deletes a processed entry, so the stream holds only unacknowledged
+/// work and never needs a MAXLEN trim that could drop it.
+/// KEYS: stream, totals. ARGV: group, stream id.
+const ACK: &str = r"
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if e[1] then
+  local f = e[1][2]
+  local len = 0
+  for i = 1, #f, 2 do if f[i] == 'body' then len = string.len(f[i + 1]) end end
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'events', -1)
+  redis.call('HINCRBY', KEYS[2], 'bytes', -len)
+end
+return 1
+";
+
+/// Schedules a failed delivery again, or dead-letters it. 'stale' when this claim no
+/// longer holds the entry (another consumer, or a later delivery, took it over).
+/// KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, stream id, attempt, max
+/// attempts, due ms, reason, consumer.
+const RETRY: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if not p[1] or p[1][2] ~= ARGV[7] then return 'stale' end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if not e[1] then return 'stale' end
+local f = {}
+local fields = e[1][2]
+for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+if tonumber(f['attempts'] or '0') + tonumber(p[1][4]) ~= tonumber(ARGV[3]) then
+  return 'stale'
+end
+local origin = f['origin'] or ARGV[2]
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if tonumber(ARGV[3]) >= tonumber(ARGV[4]) then
+  redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
+    'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
+  return 'dead'
+end
+local delayed = redis.call('XADD', KEYS[3], '*', 'origin', origin, 'received', f['received'],
+  'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], delayed)
+return 'scheduled'
+";
+
+/// {pending, in flight, dead}. KEYS: stream, delayed entries, dead. ARGV: group.
+const STATS: &str = r"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local len = redis.call('XLEN', KEYS[1])
+local inflight = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+return {len - inflight + redis.call('XLEN', KEYS[2]), inflight, redis.call('XLEN', KEYS[3])}
+";
+
+/// Moves one entry (or every one, with ARGV[1] = '*') of a dead or delayed stream
+/// back to the main stream, due now, with its attempts reset.
+/// KEYS: stream, source stream, delayed (due times). Returns how many.
+const REQUEUE: &str = r"
+local entries
+if ARGV[1] == '*' then
+  entries = redis.call('XRANGE', KEYS[2], '-', '+')
+else
+  entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+end
+for _, e in ipairs(entries) do
+  local f = {}
+  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+  redis.call('XADD', KEYS[1], '*', 'origin', f['origin'], 'received', f['received'],
+    'attempts', '0', 'body', f['body'], 'error', f['error'] or '')
+  redis.call('XDEL', KEYS[2], e[1])
+  redis.call('ZREM', KEYS[3], e[1])
+end
+return #entries
+";
+
+/// Deletes every dead entry. KEYS: dead, totals. Returns how many.
+const PURGE_DEAD: &str = r"
+local entries = redis.call('XRANGE', KEYS[1], '-', '+')
+local bytes = 0
+for _, e in ipairs(entries) do
+  for i = 1, #e[2], 2 do
+    if e[2][i] == 'body' then bytes = bytes + string.len(e[2][i + 1]) end
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HINCRBY', KEYS[2], 'events', -#entries)
+redis.call('HINCRBY', KEYS[2], 'bytes', -bytes)
+return #entries
+";
+
+/// An [`Inbox`] in a Redis stream with a consumer group, shared by every replica of a
+/// receiver.
+///
+/// - `append` is an `XADD` (in a script that also enforces the bounds), answered once
+///   Redis has it. How durable that is, is Redis' configuration: run it with
+///   `appendonly yes` and `appendfsync always` (Redis then writes and fsyncs the AOF
+///   before it replies) for an acknowledgement that survives a crash of Redis or of
+///   its machine. With `appendfsync everysec` about a second of acknowledged events
+///   can be lost; without persistence, everything on a restart. With replicas,
+///   [`wait_for_replicas`](RedisInboxBuilder::wait_for_replicas) adds a `WAIT`.
+/// - `claim` reads new entries with `XREADGROUP`, takes over entries whose consumer
+///   has been idle longer than the lease with `XAUTOCLAIM` (a crashed replica's work),
+///   and brings back retries that are due. Every replica reads through one consumer
+///   group, so each event goes to one of them. All consumers of one stream should use
+///   the same lease.
+/// - `ack` is `XACK` and `XDEL` in one script: the stream holds only unacknowledged
+///   entries, so it is never trimmed by length, and no trim can drop pending work.
+/// - A failed delivery waits in a sorted set until it is due again; after the last
+///   attempt it moves to a dead-letter stream.
+///
+/// Keys start with a prefix (default `genesys-webhook:inbox:`): `stream`, `dead`,
+/// `delayed` (due times), `delayed:entries` and `totals`.
+///
+/// ```no_run
+/// use genesys_webhook::inbox::RedisInbox;
+///
+/// # fn main() -> Result<(), genesys_webhook::inbox::InboxError> {
+/// let inbox = RedisInbox::builder("redis://127.0.0.1:6379/")
+///     .prefix("my-app:inbox:")
+///     .max_attempts(10)
+///     .open()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisInbox {
+    connection: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keys: Keys,
+    consumer: String,
+    max_attempts: u32,
+    max_events: u64,
+    max_bytes: u64,
+    wait: Option<(u32, Duration)>,
+    scripts: Scripts,
+    appended: Notify,
+}
+
+struct Keys {
+    stream: String,
+    dead: String,
+    delayed: String,
+    delayed_entries: String,
+    totals: String,
+}
+
+struct Scripts {
+    append: Script,
+    claim: Script,
+    ack: Script,
+    retry: Script,
+    stats: Script,
+    requeue: Script,
+    purge_dead: Script,
+}
+
+/// Configures a [`RedisInbox`]; made by [`RedisInbox::builder`].
+#[derive(Debug, Clone)]
+pub struct RedisInboxBuilder {
+    url: String,
+    prefix: String,
+    consumer: Option<String>,
+    max_attempts: u32,
+    max_events: u64,
+    max_bytes: u64,
+    timeout: Duration,
+    wait: Option<(u32, Duration)>,
+}
+
+impl RedisInboxBuilder {
+    /// Key prefix (default `genesys-webhook:inbox:`), so several applications can
+    /// share one Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// This replica's consumer name in the group (default: host, process id and a
+    /// random suffix). Names must differ between replicas.
+    pub fn consumer(mut self, name: impl Into<String>) -> Self {
+        self.consumer = Some(name.into());
+        self
+    }
+
+    /// Attempts before an event moves to the dead letters (default 10, at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The most events stored at once, dead ones included (default 100,000).
+    pub fn max_events(mut self, events: u64) -> Self {
+        self.max_events = events;
+        self
+    }
+
+    /// The most body bytes stored at once, dead ones included (default 1 GiB).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// How long each command (and each connection attempt) may take (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// After each append, `WAIT` until `replicas` replicas have the write, for at most
+    /// `timeout`; an append that fewer replicas confirmed fails as
+    /// [`InboxError::Unavailable`] (the event may still be stored, and the sender's
+    /// retry stores it again: at least once).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
+    /// Connects lazily (nothing is sent before the first operation). Must be called
+    /// within a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::Config`] when the URL is not a Redis URL.
+    pub fn open(self) -> Result<RedisInbox, InboxError> {
+        let client = Client::open(self.url.as_str()).map_err(|_| {
+            InboxError::Config("not a valid Redis URL (redis://host:port/db)".to_owned())
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.timeout))
+            .set_connection_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(InboxError::unavailable)?;
+        let consumer = match self.consumer {
+            Some(name) => name,
+            None => default_consumer()?,
+        };
+        let prefix = self.prefix;
+        Ok(RedisInbox {
+            connection,
+            shared: Arc::new(Shared {
+                keys: Keys {
+                    stream: format!("{prefix}stream"),
+                    dead: format!("{prefix}dead"),
+                    delayed: format!("{prefix}delayed"),
+                    delayed_entries: format!("{prefix}delayed:entries"),
+                    totals: format!("{prefix}totals"),
+                },
+                consumer,
+                max_attempts: self.max_attempts,
+                max_events: self.max_events,
+                max_bytes: self.max_bytes,
+                wait: self.wait,
+                scripts: Scripts {
+                    append: Script::new(APPEND),
+                    claim: Script::new(CLAIM),
+                    ack: Script::new(ACK),
+                    retry: Script::new(RETRY),
+                    stats: Script::new(STATS),
+                    requeue: Script::new(REQUEUE),
+                    purge_dead: Script::new(PURGE_DEAD),
+                },
+                appended: Notify::new(),
+            }),
+        })
+    }
+}
+
+fn default_consumer() -> Result<String, InboxError> {
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).map_err(|e| InboxError::unavailable(e.to_string()))?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    Ok(format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        hex::encode(random)
+    ))
+}
+
+fn unavailable(error: redis::RedisError) -> InboxError {
+    InboxError::unavailable(error)
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn bytes(value: &Value) -> Option<Bytes> {
+    match value {
+        Value::BulkString(bytes) => Some(Bytes::from(bytes.clone())),
+        _ => None,
+    }
+}
+
+fn malformed() -> InboxError {
+    InboxError::unavailable("unexpected answer from Redis")
+}
+
+/// One stream entry: its id and its fields.
+struct Entry {
+    id: String,
+    fields: Vec<(String, Value)>,
+}
+
+impl Entry {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.field(name).and_then(text)
+    }
+
+    fn origin(&self) -> String {
+        self.text("origin").unwrap_or_else(|| self.id.clone())
+    }
+
+    fn stored(&self, state: EventState, extra_attempts: u32) -> StoredEvent {
+        let attempts = self
+            .text("attempts")
+            .and_then(|a| a.parse::<u32>().ok())
+            .unwrap_or(0);
+        StoredEvent {
+            id: EventId::new(self.origin()),
+            body: self.field("body").and_then(bytes).unwrap_or_default(),
+            received_at: from_unix_millis(
+                self.text("received")
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0),
+            ),
+            attempts: attempts.saturating_add(extra_attempts),
+            state,
+            last_error: self.text("error").filter(|e| !e.is_empty()),
+        }
+    }
+}
+
+fn entries(value: Value) -> Result<Vec<Entry>, InboxError> {
+    let Value::Array(items) = value else {
+        return Err(malformed());
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let Value::Array(mut parts) = item else {
+                return Err(malformed());
+            };
+            if parts.len() != 2 {
+                return Err(malformed());
+            }
+            let fields = parts.pop().ok_or_else(malformed)?;
+            let id = parts.pop().as_ref().and_then(text).ok_or_else(malformed)?;
+            let fields = match fields {
+                Value::Array(flat) => {
+                    let mut pairs = Vec::with_capacity(flat.len() / 2);
+                    let mut flat = flat.into_iter();
+                    while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+                        pairs.push((text(&name).unwrap_or_default(), value));
+                    }
+                    pairs
+                }
+                Value::Map(map) => map
+                    .into_iter()
+                    .map(|(n, v)| (text(&n).unwrap_or_default(), v))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(Entry { id, fields })
+        })
+        .collect()
+}
+
+impl RedisInbox {
+    /// Starts configuring an inbox in the Redis at `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> RedisInboxBuilder {
+        RedisInboxBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            consumer: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_bytes: DEFAULT_MAX_BYTES,
+            timeout: Duration::from_secs(2),
+            wait: None,
+        }
+    }
+
+    /// Opens the inbox at `url` with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::Config`] when the URL is not a Redis URL.
+    pub fn open(url: &str) -> Result<Self, InboxError> {
+        Self::builder(url).open()
+    }
+
+    /// This replica's consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.shared.consumer
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Moves entry `id` (or `*`, all) of `source` back to the main stream.
+    async fn move_back(&self, source: &str, id: &str) -> Result<u64, InboxError> {
+        let mut connection = self.connection();
+        let moved: i64 = self
+            .shared
+            .scripts
+            .requeue
+            .key(&self.shared.keys.stream)
+            .key(source)
+            .key(&self.shared.keys.delayed)
+            .arg(id)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        self.shared.appended.notify_one();
+        Ok(u64::try_from(moved).unwrap_or(0))
+    }
+
+    /// Every entry of `stream`, oldest first, read in pages.
+    async fn scan(&self, stream: &str, limit: usize) -> Result<Vec<Entry>, InboxError> {
+        let mut connection = self.connection();
+        let mut all = Vec::new();
+        let mut start = "-".to_owned();
+        while all.len() < limit {
+            let page: Value = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let page = entries(page)?;
+            let Some(last) = page.last() else { break };
+            start = format!("({}", last.id);
+            let full = page.len() < 1000;
+            all.extend(page);
+            if full {
+                break;
+            }
+        }
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Stream ids in the group's pending list, with their delivery counts.
+    async fn in_flight(&self) -> Result<Vec<(String, u32)>, InboxError> {
+        let mut connection = self.connection();
+        let _: Value = self
+            .shared
+            .scripts
+            .stats
+            .key(&self.shared.keys.stream)
+            .key(&self.shared.keys.delayed_entries)
+            .key(&self.shared.keys.dead)
+            .arg(GROUP)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let pending: Value = redis::cmd("XPENDING")
+            .arg(&self.shared.keys.stream)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(self.shared.max_events.min(1_000_000))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(rows) = pending else {
+            return Ok(Vec::new());
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|row| match row {
+                Value::Array(parts) if parts.len() >= 4 => {
+                    Some((text(&parts[0])?, text(&parts[3])?.parse().ok()?))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn live(&self, limit: usize) -> Result<Vec<StoredEvent>, InboxError> {
+        let in_flight = self.in_flight().await?;
+        let mut events: Vec<StoredEvent> = self
+            .scan(&self.shared.keys.stream, limit)
+            .await?
+            .iter()
+            .map(
+                |entry| match in_flight.iter().find(|(id, _)| *id == entry.id) {
+                    Some((_, deliveries)) => entry.stored(EventState::InFlight, *deliveries),
+                    None => entry.stored(EventState::Pending, 0),
+                },
+            )
+            .collect();
+        events.extend(
+            self.scan(&self.shared.keys.delayed_entries, limit)
+                .await?
+                .iter()
+                .map(|entry| entry.stored(EventState::Pending, 0)),
+        );
+        events.sort_by_key(|e| stream_order(e.id.as_str()));
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+/// Orders stream ids (`ms-seq`) numerically.
+fn stream_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+impl Inbox for RedisInbox {
+    fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let now = unix_millis(SystemTime::now());
+            let id: Option<String> = self
+                .shared
+                .scripts
+                .append
+                .key(&self.shared.keys.stream)
+                .key(&self.shared.keys.totals)
+                .arg(body.as_ref())
+                .arg(now)
+                .arg(self.shared.max_events)
+                .arg(self.shared.max_bytes)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let Some(id) = id else {
+                return Err(InboxError::Full);
+            };
+            if let Some((replicas, timeout)) = self.shared.wait {
+                let confirmed: u32 = redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(millis(timeout))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                if confirmed < replicas {
+                    return Err(InboxError::unavailable(format!(
+                        "{confirmed} of {replicas} replicas confirmed the event"
+                    )));
+                }
+            }
+            self.shared.appended.notify_one();
+            Ok(EventId::new(id))
+        })
+    }
+
+    fn claim(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, InboxError>> {
+        Box::pin(async move {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let mut connection = self.connection();
+            let keys = &self.shared.keys;
+            let rows: Vec<Vec<Value>> = self
+                .shared
+                .scripts
+                .claim
+                .key(&keys.stream)
+                .key(&keys.delayed)
+                .key(&keys.delayed_entries)
+                .key(&keys.dead)
+                .arg(GROUP)
+                .arg(&self.shared.consumer)
+                .arg(max)
+                .arg(millis(lease).max(1))
+                .arg(unix_millis(SystemTime::now()))
+                .arg(self.shared.max_attempts)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            rows.into_iter()
+                .map(|row| {
+                    let [stream_id, origin, received, attempt, body] =
+                        <[Value; 5]>::try_from(row).map_err(|_| malformed())?;
+                    Ok(Delivery::new(
+                        EventId::new(text(&origin).ok_or_else(malformed)?),
+                        bytes(&body).unwrap_or_default(),
+                        from_unix_millis(text(&received).and_then(|r| r.parse().ok()).unwrap_or(0)),
+                        text(&attempt).and_then(|a| a.parse().ok()).unwrap_or(1),
+                        text(&stream_id).ok_or_else(malformed)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let _: Value = self
+                .shared
+                .scripts
+                .ack
+                .key(&self.shared.keys.stream)
+                .key(&self.shared.keys.totals)
+                .arg(GROUP)
+                .arg(delivery.receipt())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn retry<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let keys = &self.shared.keys;
+            let due = unix_millis(SystemTime::now()).saturating_add(millis(delay));
+            let outcome: String = self
+                .shared
+                .scripts
+                .retry
+                .key(&keys.stream)
+                .key(&keys.delayed)
+                .key(&keys.delayed_entries)
+                .key(&keys.dead)
+                .arg(GROUP)
+                .arg(delivery.receipt())
+                .arg(delivery.attempt())
+                .arg(self.shared.max_attempts)
+                .arg(due)
+                .arg(reason)
+                .arg(&self.shared.consumer)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(match outcome.as_str() {
+                "dead" => RetryOutcome::Dead,
+                "scheduled" => RetryOutcome::Scheduled,
+                _ => RetryOutcome::Stale,
+            })
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let keys = &self.shared.keys;
+            let counts: Vec<i64> = self
+                .shared
+                .scripts
+                .stats
+                .key(&keys.stream)
+                .key(&keys.delayed_entries)
+                .key(&keys.dead)
+                .arg(GROUP)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let count = |i: usize| {
+                counts
+                    .get(i)
+                    .and_then(|n| u64::try_from(*n).ok())
+                    .unwrap_or(0)
+            };
+            Ok(InboxStats {
+                pending: count(0),
+                in_flight: count(1),
+                dead: count(2),
+            })
+        })
+    }
+
+    fn list(
+        &self,
+        filter: ListFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, InboxError>> {
+        Box::pin(async move {
+            match filter {
+                ListFilter::Dead => Ok(self
+                    .scan(&self.shared.keys.dead, limit)
+                    .await?
+                    .iter()
+                    .map(|entry| entry.stored(EventState::Dead, 0))
+                    .collect()),
+                _ => self.live(limit).await,
+            }
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a EventId,
+    ) -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>> {
+        Box::pin(async move {
+            let limit = usize::try_from(self.shared.max_events).unwrap_or(usize::MAX);
+            if let Some(event) = self.live(limit).await?.into_iter().find(|e| &e.id == id) {
+                return Ok(Some(event));
+            }
+            Ok(self
+                .scan(&self.shared.keys.dead, limit)
+                .await?
+                .iter()
+                .find(|entry| entry.origin() == id.as_str())
+                .map(|entry| entry.stored(EventState::Dead, 0)))
+        })
+    }
+
+    fn requeue<'a>(&'a self, id: &'a EventId) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async move {
+            let keys = &self.shared.keys;
+            let limit = usize::try_from(self.shared.max_events).unwrap_or(usize::MAX);
+            for source in [&keys.delayed_entries, &keys.dead] {
+                let found = self.scan(source, limit).await?;
+                if let Some(entry) = found.iter().find(|e| e.origin() == id.as_str()) {
+                    let moved = self.move_back(source, &entry.id).await?;
+                    return Ok(moved > 0);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    fn requeue_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
+        Box::pin(async move { self.move_back(&self.shared.keys.dead, "*").await })
+    }
+
+    fn purge_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let purged: i64 = self
+                .shared
+                .scripts
+                .purge_dead
+                .key(&self.shared.keys.dead)
+                .key(&self.shared.keys.totals)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(u64::try_from(purged).unwrap_or(0))
+        })
+    }
+
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.appended.notified())
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let _: Value = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+}
+
+impl fmt::Debug for RedisInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInbox")
+            .field("stream", &self.shared.keys.stream)
+            .field("consumer", &self.shared.consumer)
+            .field("max_attempts", &self.shared.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_stream_ids_numerically() {
+        assert!(stream_order("9-0") < stream_order("10-0"));
+        assert!(stream_order("10-2") < stream_order("10-10"));
+    }
+}

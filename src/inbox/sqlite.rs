@@ -1,0 +1,650 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{oneshot, Notify};
+
+use super::{
+    from_unix_millis, millis, unix_millis, BoxFuture, Delivery, EventId, EventState, Inbox,
+    InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+};
+
+/// Default for [`SqliteInboxBuilder::max_batch`]: operations committed together.
+const DEFAULT_MAX_BATCH: usize = 1024;
+
+const PENDING: i64 = 0;
+const IN_FLIGHT: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS inbox_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    body        BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,           -- Unix milliseconds
+    attempts    INTEGER NOT NULL DEFAULT 0, -- deliveries so far
+    state       INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 in flight, 2 dead
+    due_at      INTEGER NOT NULL,           -- pending: not before; in flight: lease end
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS inbox_events_due ON inbox_events (state, due_at);
+-- Running totals, kept by triggers so that every process sees the same bounds.
+CREATE TABLE IF NOT EXISTS inbox_totals (
+    id     INTEGER PRIMARY KEY CHECK (id = 0),
+    events INTEGER NOT NULL,
+    bytes  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO inbox_totals (id, events, bytes) VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS inbox_events_counted AFTER INSERT ON inbox_events BEGIN
+    UPDATE inbox_totals SET events = events + 1, bytes = bytes + length(NEW.body) WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS inbox_events_uncounted AFTER DELETE ON inbox_events BEGIN
+    UPDATE inbox_totals SET events = events - 1, bytes = bytes - length(OLD.body) WHERE id = 0;
+END;
+";
+
+/// An [`Inbox`] in an SQLite file: the embedded, durable default.
+///
+/// The database runs in WAL mode with `synchronous=FULL`, so an acknowledged append
+/// survives a crash of the process and a power cut after the commit. One writer
+/// thread owns the connection and does **group commit**: every operation waiting
+/// when a commit starts goes into the next transaction, so many concurrent appends
+/// cost one fsync, and each caller is answered only after that commit. Use
+/// [`commits`](Self::commits) to see how many commits were made.
+///
+/// Several processes may open one file (the `genesys-webhook inbox` command does
+/// while a receiver runs); SQLite serialises their writes.
+///
+/// ```no_run
+/// use genesys_webhook::inbox::SqliteInbox;
+///
+/// let inbox = SqliteInbox::builder("genesys-inbox.db")
+///     .max_attempts(10)
+///     .max_events(100_000)
+///     .open()?;
+/// # Ok::<_, genesys_webhook::inbox::InboxError>(())
+/// ```
+#[derive(Clone)]
+pub struct SqliteInbox {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    jobs: mpsc::Sender<Job>,
+    commits: AtomicU64,
+    appended: Notify,
+    path: PathBuf,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    max_attempts: u32,
+    max_events: u64,
+    max_bytes: u64,
+    max_batch: usize,
+}
+
+/// Work for the writer thread: runs inside the batch's transaction and returns what
+/// to do once the transaction committed (or failed to).
+type Job = Box<dyn FnOnce(&Connection, &Settings) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// Configures a [`SqliteInbox`]; made by [`SqliteInbox::builder`].
+#[derive(Debug, Clone)]
+pub struct SqliteInboxBuilder {
+    path: PathBuf,
+    settings: Settings,
+}
+
+impl SqliteInboxBuilder {
+    /// Attempts before an event moves to the dead letters (default 10, at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.settings.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The most events stored at once, dead ones included (default 100,000). When it
+    /// is reached, [`append`](Inbox::append) fails with [`InboxError::Full`].
+    pub fn max_events(mut self, events: u64) -> Self {
+        self.settings.max_events = events;
+        self
+    }
+
+    /// The most body bytes stored at once, dead ones included (default 1 GiB).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.settings.max_bytes = bytes;
+        self
+    }
+
+    /// The most operations committed in one transaction (default 1024). `1` commits
+    /// every operation on its own: one fsync per event, for comparison only.
+    pub fn max_batch(mut self, operations: usize) -> Self {
+        self.settings.max_batch = operations.max(1);
+        self
+    }
+
+    /// Opens (creating if needed) the database and starts its writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::Unavailable`] when the file cannot be opened or set up.
+    pub fn open(self) -> Result<SqliteInbox, InboxError> {
+        let connection = Connection::open(&self.path).map_err(InboxError::unavailable)?;
+        setup(&connection).map_err(InboxError::unavailable)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared {
+            jobs,
+            commits: AtomicU64::new(0),
+            appended: Notify::new(),
+            path: self.path,
+            settings: self.settings,
+        });
+        let weak = Arc::downgrade(&shared);
+        let settings = self.settings;
+        std::thread::Builder::new()
+            .name("genesys-inbox-writer".to_owned())
+            .spawn(move || {
+                write_loop(&connection, &settings, &queue, |committed| {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.commits.fetch_add(committed, Ordering::Relaxed);
+                    }
+                })
+            })
+            .map_err(InboxError::unavailable)?;
+        Ok(SqliteInbox { shared })
+    }
+}
+
+fn setup(connection: &Connection) -> rusqlite::Result<()> {
+    // WAL with FULL: a commit is fsynced before it returns, so an acknowledged event
+    // survives a power cut; NORMAL would only survive a process crash.
+    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode is {mode}, not wal"
+        )));
+    }
+    connection.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = OFF;",
+    )?;
+    connection.execute_batch(SCHEMA)
+}
+
+/// The writer thread: takes every job waiting, runs them in one transaction, commits
+/// once, then answers each. Ends when every handle is dropped.
+fn write_loop(
+    connection: &Connection,
+    settings: &Settings,
+    queue: &mpsc::Receiver<Job>,
+    mut count_commit: impl FnMut(u64),
+) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < settings.max_batch {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let before = connection.total_changes();
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs unrun answers each caller that the store is unavailable.
+            tracing::error!(%error, "inbox: could not begin a transaction");
+            drop(jobs);
+            continue;
+        }
+        let mut completions = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            // A savepoint per job: one failing job leaves the others' work intact.
+            let _ = connection.execute_batch("SAVEPOINT job");
+            completions.push(job(connection, settings));
+            let _ = connection.execute_batch("RELEASE job");
+        }
+        let wrote = connection.total_changes() != before;
+        match connection.execute_batch("COMMIT") {
+            Ok(()) => {
+                if wrote {
+                    count_commit(1);
+                }
+                for completion in completions {
+                    completion(None);
+                }
+            }
+            Err(error) => {
+                let message = format!("commit failed: {error}");
+                tracing::error!(%message, "inbox: nothing of this batch was stored");
+                let _ = connection.execute_batch("ROLLBACK");
+                for completion in completions {
+                    completion(Some(&message));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `work` in a savepoint; on an SQLite error rolls back to it.
+fn in_savepoint<R>(
+    connection: &Connection,
+    work: impl FnOnce() -> Result<R, InboxError>,
+) -> Result<R, InboxError> {
+    let result = work();
+    if matches!(result, Err(InboxError::Unavailable(_))) {
+        let _ = connection.execute_batch("ROLLBACK TO job");
+    }
+    result
+}
+
+fn sql(error: rusqlite::Error) -> InboxError {
+    InboxError::unavailable(error)
+}
+
+impl SqliteInbox {
+    /// Opens `path` with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::Unavailable`] when the file cannot be opened or set up.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, InboxError> {
+        Self::builder(path).open()
+    }
+
+    /// Starts configuring an inbox stored at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteInboxBuilder {
+        SqliteInboxBuilder {
+            path: path.as_ref().to_owned(),
+            settings: Settings {
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                max_events: DEFAULT_MAX_EVENTS,
+                max_bytes: DEFAULT_MAX_BYTES,
+                max_batch: DEFAULT_MAX_BATCH,
+            },
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// How many transactions that wrote something this handle has committed (each one
+    /// fsync), since it was opened.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Sends `work` to the writer thread and waits until its transaction committed.
+    fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &Settings) -> Result<R, InboxError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<R, InboxError>> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |connection, settings| {
+            let result = in_savepoint(connection, || work(connection, settings));
+            Box::new(move |commit_error: Option<&str>| {
+                let result = match commit_error {
+                    Some(message) if result.is_ok() => {
+                        Err(InboxError::unavailable(message.to_owned()))
+                    }
+                    _ => result,
+                };
+                let _ = reply.send(result);
+            })
+        });
+        let sent = self.shared.jobs.send(job);
+        Box::pin(async move {
+            if sent.is_err() {
+                return Err(InboxError::unavailable("the inbox writer has stopped"));
+            }
+            answer
+                .await
+                .map_err(|_| InboxError::unavailable("the inbox writer has stopped"))?
+        })
+    }
+}
+
+fn row_id(id: &EventId) -> Option<i64> {
+    id.as_str().parse().ok()
+}
+
+fn state_of(code: i64) -> EventState {
+    match code {
+        PENDING => EventState::Pending,
+        IN_FLIGHT => EventState::InFlight,
+        _ => EventState::Dead,
+    }
+}
+
+fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let id: i64 = row.get(0)?;
+    let body: Vec<u8> = row.get(1)?;
+    let state: i64 = row.get(4)?;
+    let due_at: i64 = row.get(5)?;
+    let state = match state_of(state) {
+        // A lapsed lease is pending: the next claim delivers it again.
+        EventState::InFlight if due_at <= unix_millis(SystemTime::now()) => EventState::Pending,
+        state => state,
+    };
+    Ok(StoredEvent {
+        id: EventId::new(id.to_string()),
+        body: Bytes::from(body),
+        received_at: from_unix_millis(row.get(2)?),
+        attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+        state,
+        last_error: row.get(6)?,
+    })
+}
+
+const SELECT_EVENT: &str =
+    "SELECT id, body, received_at, attempts, state, due_at, last_error FROM inbox_events";
+
+fn append(
+    connection: &Connection,
+    settings: &Settings,
+    body: &[u8],
+) -> Result<EventId, InboxError> {
+    let (events, bytes): (i64, i64) = connection
+        .prepare_cached("SELECT events, bytes FROM inbox_totals WHERE id = 0")
+        .and_then(|mut s| s.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(sql)?;
+    let len = body.len() as u64;
+    if u64::try_from(events).unwrap_or(0) >= settings.max_events
+        || u64::try_from(bytes).unwrap_or(0).saturating_add(len) > settings.max_bytes
+    {
+        return Err(InboxError::Full);
+    }
+    let now = unix_millis(SystemTime::now());
+    connection
+        .prepare_cached(
+            "INSERT INTO inbox_events (body, received_at, due_at, state) VALUES (?1, ?2, ?2, 0)",
+        )
+        .and_then(|mut s| s.execute(params![body, now]))
+        .map_err(sql)?;
+    Ok(EventId::new(connection.last_insert_rowid().to_string()))
+}
+
+fn claim(
+    connection: &Connection,
+    settings: &Settings,
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<Delivery>, InboxError> {
+    let now = unix_millis(SystemTime::now());
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut candidates: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
+    // Lapsed leases first (a crashed consumer's work), then pending events in order.
+    for state in [IN_FLIGHT, PENDING] {
+        let remaining = limit - candidates.len() as i64;
+        if remaining <= 0 {
+            break;
+        }
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, body, received_at, attempts FROM inbox_events
+                 WHERE state = ?1 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3",
+            )
+            .map_err(sql)?;
+        let rows = statement
+            .query_map(params![state, now, remaining], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(sql)?;
+        for row in rows {
+            candidates.push(row.map_err(sql)?);
+        }
+    }
+    let lease_end = now.saturating_add(millis(lease));
+    let mut deliveries = Vec::with_capacity(candidates.len());
+    for (id, body, received_at, attempts) in candidates {
+        if attempts >= i64::from(settings.max_attempts) {
+            connection
+                .prepare_cached(
+                    "UPDATE inbox_events SET state = 2,
+                     last_error = coalesce(last_error, 'lease ended without an answer')
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id]))
+                .map_err(sql)?;
+            tracing::warn!(
+                event_id = id,
+                attempts,
+                "inbox: event moved to the dead letters"
+            );
+            continue;
+        }
+        let attempt = attempts + 1;
+        connection
+            .prepare_cached(
+                "UPDATE inbox_events SET state = 1, attempts = ?2, due_at = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
+            .map_err(sql)?;
+        deliveries.push(Delivery::new(
+            EventId::new(id.to_string()),
+            Bytes::from(body),
+            from_unix_millis(received_at),
+            u32::try_from(attempt).unwrap_or(u32::MAX),
+            attempt.to_string(),
+        ));
+    }
+    Ok(deliveries)
+}
+
+fn retry(
+    connection: &Connection,
+    settings: &Settings,
+    id: i64,
+    attempt: i64,
+    delay: Duration,
+    reason: &str,
+) -> Result<RetryOutcome, InboxError> {
+    let due = unix_millis(SystemTime::now()).saturating_add(millis(delay));
+    let changed = connection
+        .prepare_cached(
+            "UPDATE inbox_events
+             SET state = CASE WHEN attempts >= ?3 THEN 2 ELSE 0 END, due_at = ?4, last_error = ?5
+             WHERE id = ?1 AND state = 1 AND attempts = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                attempt,
+                i64::from(settings.max_attempts),
+                due,
+                reason
+            ])
+        })
+        .map_err(sql)?;
+    if changed == 0 {
+        return Ok(RetryOutcome::Stale);
+    }
+    Ok(if attempt >= i64::from(settings.max_attempts) {
+        RetryOutcome::Dead
+    } else {
+        RetryOutcome::Scheduled
+    })
+}
+
+fn stats(connection: &Connection) -> Result<InboxStats, InboxError> {
+    let now = unix_millis(SystemTime::now());
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT
+               sum(state = 0 OR (state = 1 AND due_at <= ?1)),
+               sum(state = 1 AND due_at > ?1),
+               sum(state = 2)
+             FROM inbox_events",
+        )
+        .map_err(sql)?;
+    statement
+        .query_row(params![now], |row| {
+            let count = |i: usize| -> rusqlite::Result<u64> {
+                Ok(u64::try_from(row.get::<_, Option<i64>>(i)?.unwrap_or(0)).unwrap_or(0))
+            };
+            Ok(InboxStats {
+                pending: count(0)?,
+                in_flight: count(1)?,
+                dead: count(2)?,
+            })
+        })
+        .map_err(sql)
+}
+
+impl Inbox for SqliteInbox {
+    fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
+        let appended = self.run(move |connection, settings| append(connection, settings, &body));
+        Box::pin(async move {
+            let id = appended.await?;
+            self.shared.appended.notify_one();
+            Ok(id)
+        })
+    }
+
+    fn claim(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>, InboxError>> {
+        self.run(move |connection, settings| claim(connection, settings, max, lease))
+    }
+
+    fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>> {
+        // Processed is done, whoever holds the lease now: at least once, not twice more.
+        let id = row_id(delivery.id());
+        self.run(move |connection, _| {
+            if let Some(id) = id {
+                connection
+                    .prepare_cached("DELETE FROM inbox_events WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![id]))
+                    .map_err(sql)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn retry<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
+        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let reason = reason.to_owned();
+        self.run(move |connection, settings| match claimed {
+            Some((id, attempt)) => retry(connection, settings, id, attempt, delay, &reason),
+            None => Ok(RetryOutcome::Stale),
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
+        self.run(|connection, _| stats(connection))
+    }
+
+    fn list(
+        &self,
+        filter: ListFilter,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, InboxError>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection, _| {
+            let condition = match filter {
+                ListFilter::Dead => "state = 2",
+                _ => "state IN (0, 1)",
+            };
+            let mut statement = connection
+                .prepare(&format!(
+                    "{SELECT_EVENT} WHERE {condition} ORDER BY id LIMIT ?1"
+                ))
+                .map_err(sql)?;
+            let rows = statement
+                .query_map(params![limit], stored_event)
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a EventId,
+    ) -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>> {
+        let id = row_id(id);
+        self.run(move |connection, _| {
+            let Some(id) = id else { return Ok(None) };
+            connection
+                .query_row(
+                    &format!("{SELECT_EVENT} WHERE id = ?1"),
+                    params![id],
+                    stored_event,
+                )
+                .optional()
+                .map_err(sql)
+        })
+    }
+
+    fn requeue<'a>(&'a self, id: &'a EventId) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let id = row_id(id);
+        let requeued = self.run(move |connection, _| {
+            let Some(id) = id else { return Ok(false) };
+            let now = unix_millis(SystemTime::now());
+            let changed = connection
+                .execute(
+                    "UPDATE inbox_events SET state = 0, attempts = 0, due_at = ?2
+                     WHERE id = ?1 AND state IN (0, 2)",
+                    params![id, now],
+                )
+                .map_err(sql)?;
+            Ok(changed > 0)
+        });
+        Box::pin(async move {
+            let found = requeued.await?;
+            self.shared.appended.notify_one();
+            Ok(found)
+        })
+    }
+
+    fn requeue_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
+        let requeued = self.run(|connection, _| {
+            let now = unix_millis(SystemTime::now());
+            let changed = connection
+                .execute(
+                    "UPDATE inbox_events SET state = 0, attempts = 0, due_at = ?1 WHERE state = 2",
+                    params![now],
+                )
+                .map_err(sql)?;
+            Ok(changed as u64)
+        });
+        Box::pin(async move {
+            let count = requeued.await?;
+            self.shared.appended.notify_one();
+            Ok(count)
+        })
+    }
+
+    fn purge_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
+        self.run(|connection, _| {
+            let changed = connection
+                .execute("DELETE FROM inbox_events WHERE state = 2", [])
+                .map_err(sql)?;
+            Ok(changed as u64)
+        })
+    }
+
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.appended.notified())
+    }
+}
+
+impl fmt::Debug for SqliteInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteInbox")
+            .field("path", &self.shared.path)
+            .field("settings", &self.shared.settings)
+            .field("commits", &self.commits())
+            .finish()
+    }
+}
