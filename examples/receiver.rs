@@ -13,7 +13,15 @@
 //! | `GENESYS_WEBHOOK_SECRET_PREVIOUS` | a second secret accepted during rotation | |
 //! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:5000` |
 //! | `GENESYS_MAX_BODY_BYTES` | largest body accepted | `1048576` |
-//! | `GENESYS_QUEUE_CAPACITY` | events waiting for the worker before new ones get 503 | `1024` |
+//! | `GENESYS_INBOX` | where verified events are stored before the `200`: `sqlite:PATH`, a `redis://` URL (build with `--features redis`), or `memory` (lost on a crash) | `genesys-inbox.db` in the working directory |
+//! | `GENESYS_INBOX_MAX_ATTEMPTS` | deliveries of an event before it moves to the dead letters | `10` |
+//! | `GENESYS_INBOX_MAX_EVENTS` | events stored at once (dead ones included) before new ones get 503 | `100000` |
+//! | `GENESYS_INBOX_MAX_BYTES` | body bytes stored at once before new ones get 503 | `1073741824` |
+//! | `GENESYS_INBOX_LEASE_SECS` | how long a delivery may take before another worker takes it over | `30` |
+//! | `GENESYS_INBOX_GROUP_COMMIT` | `0` commits every SQLite append on its own (one fsync per event), for comparison only | `1` |
+//! | `GENESYS_WORKER_CONCURRENCY` | deliveries the worker processes at once | `16` |
+//! | `GENESYS_WORKER_RETRY_BASE_MS` | first retry delay after a failed delivery, doubled each attempt (at most 5 minutes) | `1000` |
+//! | `GENESYS_WORKER_FAIL_ON` | simulated handler failures: a body containing this text fails (an error, then a panic, in turn) | |
 //! | `GENESYS_REQUEST_TIMEOUT_SECS` | total deadline for receiving and answering a request | `10` |
 //! | `GENESYS_REPLAY_STORE` | replay protection: unset for in-memory, `redis://host:port/` for a store shared by replicas (build with `--features redis`), `none` to turn it off | in-memory |
 //! | `GENESYS_REPLAY_TTL_SECS` | how long a processed signature is remembered | `600` |
@@ -22,9 +30,17 @@
 //! | `RUST_LOG` | log filter (`tower_http=debug` traces each request) | `info` |
 //!
 //! Routes: `POST /webhook/receive` (signed) and `GET /healthz` (not signed).
+//!
+//! A `200 {"status":"queued"}` means the event is stored in the inbox: a crash after
+//! it loses nothing, and the worker (in this process, or any replica sharing a Redis
+//! inbox) processes it at least once. A full or failing inbox answers `503` with
+//! `Retry-After`, so Genesys retries. On start the worker resumes what a previous
+//! process left pending; on SIGTERM it finishes the deliveries in progress and
+//! leaves the rest stored.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -33,9 +49,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{BoxError, Extension, Json, Router};
+use axum::{BoxError, Json, Router};
+use genesys_webhook::inbox::{
+    Delivery, Inbox, InboxError, InboxLocation, InboxOptions, RetryOutcome,
+};
 use genesys_webhook::replay::ReplayProtection;
-use genesys_webhook::{GenesysSignatureLayer, VerifiedSignature};
+use genesys_webhook::GenesysSignatureLayer;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -43,13 +62,20 @@ use hyper_util::service::TowerToHyperService;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
-/// How long a sender is asked to wait when the queue is full. Genesys retries a 503
-/// five times, five seconds apart.
+/// How long a sender is asked to wait when the inbox cannot take an event. Genesys
+/// retries a 503 five times, five seconds apart.
 const RETRY_AFTER_SECS: &str = "5";
+
+/// How long an append may take before the sender is asked to retry (well inside
+/// Genesys' 10-second timeout).
+const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an idle worker looks for events appended by other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -71,21 +97,78 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let settings = Settings::from_env()?;
+    let inbox = open_inbox(&settings)?;
 
+    let (stop_worker, worker_stopped) = watch::channel(false);
+    let worker = tokio::spawn(worker(
+        Arc::clone(&inbox),
+        worker_stopped,
+        settings.worker.clone(),
+    ));
+
+    let app = app(&settings, Arc::clone(&inbox))?;
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    serve(listener, app, settings.request_timeout).await;
+
+    tracing::info!("stopped accepting requests; finishing the deliveries in progress");
+    let _ = stop_worker.send(true);
+    let processed = worker.await?;
+    let commits = inbox.commits().map(|c| c.to_string());
+    let stats = inbox.stats().await.ok();
+    tracing::info!(
+        processed,
+        commits = commits.as_deref().unwrap_or("-"),
+        pending = stats.map_or(0, |s| s.pending),
+        "worker stopped; what is pending stays stored; bye"
+    );
+    Ok(())
+}
+
+/// The inbox `GENESYS_INBOX` names.
+fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
+    let location = &settings.inbox;
+    let inbox: Arc<dyn Inbox> = match location {
+        InboxLocation::Sqlite(path) if !settings.group_commit => {
+            // For measuring what group commit saves: one fsync per event.
+            Arc::new(
+                genesys_webhook::inbox::SqliteInbox::builder(path)
+                    .max_attempts(settings.inbox_options.max_attempts)
+                    .max_events(settings.inbox_options.max_events)
+                    .max_bytes(settings.inbox_options.max_bytes)
+                    .max_batch(1)
+                    .open()?,
+            )
+        }
+        _ => location
+            .open(&settings.inbox_options)
+            .map_err(|e| format!("GENESYS_INBOX={location}: {e}"))?,
+    };
+    if *location == InboxLocation::Memory {
+        tracing::warn!(
+            "inbox in memory: acknowledged events are lost if the process crashes \
+             (set GENESYS_INBOX to sqlite:PATH or a redis:// URL)"
+        );
+    } else {
+        tracing::info!(%location, "inbox");
+    }
+    Ok(inbox)
+}
+
+/// The receiver's routes, with the signature layer and the request deadline.
+fn app(settings: &Settings, inbox: Arc<dyn Inbox>) -> Result<Router, BoxError> {
     let mut signature = GenesysSignatureLayer::builder()
-        .secret(settings.secret)
+        .secret(settings.secret.clone())
         .max_body_bytes(settings.max_body_bytes);
-    if let Some(previous) = settings.previous_secret {
+    if let Some(previous) = settings.previous_secret.clone() {
         signature = signature.secret(previous);
     }
     if let Some(protection) = replay_protection(settings.replay_store.as_deref())? {
         signature = signature.replay_protection(protection.ttl(settings.replay_ttl));
     }
     let signature = signature.build()?;
-
-    let (events, queue) = mpsc::channel::<Event>(settings.queue_capacity);
-    let (stop_worker, worker_stopped) = watch::channel(false);
-    let worker = tokio::spawn(worker(queue, worker_stopped, settings.worker_delay));
 
     let mut app = Router::new()
         .route("/webhook/receive", post(receive))
@@ -97,7 +180,7 @@ async fn run() -> Result<(), BoxError> {
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
         app = app.route("/bench/unverified", post(receive));
     }
-    let app = app.with_state(events).layer(
+    Ok(app.with_state(inbox).layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             // One deadline for the whole request, body included: a client that
@@ -106,17 +189,7 @@ async fn run() -> Result<(), BoxError> {
                 error(StatusCode::REQUEST_TIMEOUT, "request_timeout")
             }))
             .timeout(settings.request_timeout),
-    );
-
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    serve(listener, app, settings.request_timeout).await;
-
-    tracing::info!("stopped accepting requests; draining the queue");
-    let _ = stop_worker.send(true);
-    let processed = worker.await?;
-    tracing::info!(processed, "queue drained; bye");
-    Ok(())
+    ))
 }
 
 /// Serves HTTP/1.1 until a shutdown signal, then lets requests in flight finish.
@@ -173,12 +246,23 @@ struct Settings {
     previous_secret: Option<String>,
     listen_addr: SocketAddr,
     max_body_bytes: usize,
-    queue_capacity: usize,
     request_timeout: Duration,
-    worker_delay: Duration,
     replay_store: Option<String>,
     replay_ttl: Duration,
     bench_baseline: bool,
+    inbox: InboxLocation,
+    inbox_options: InboxOptions,
+    group_commit: bool,
+    worker: WorkerSettings,
+}
+
+#[derive(Clone)]
+struct WorkerSettings {
+    lease: Duration,
+    concurrency: usize,
+    delay: Duration,
+    retry_base: Duration,
+    fail_on: Option<String>,
 }
 
 impl Settings {
@@ -189,17 +273,36 @@ impl Settings {
                 "set GENESYS_WEBHOOK_SECRET to the webhook signing secret \
                  (for Open Messaging: the integration's webhook signature secret)",
             )?;
+        let inbox = match non_blank("GENESYS_INBOX") {
+            None => InboxLocation::default(),
+            Some(text) => text
+                .parse()
+                .map_err(|e| format!("GENESYS_INBOX is not valid: {e}"))?,
+        };
+        let defaults = InboxOptions::default();
         Ok(Self {
             secret,
             previous_secret: non_blank("GENESYS_WEBHOOK_SECRET_PREVIOUS"),
             listen_addr: parsed("LISTEN_ADDR", "127.0.0.1:5000".parse()?)?,
             max_body_bytes: parsed("GENESYS_MAX_BODY_BYTES", 1024 * 1024)?,
-            queue_capacity: parsed("GENESYS_QUEUE_CAPACITY", 1024)?.max(1),
             request_timeout: Duration::from_secs(parsed("GENESYS_REQUEST_TIMEOUT_SECS", 10)?),
-            worker_delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
             replay_store: non_blank("GENESYS_REPLAY_STORE"),
             replay_ttl: Duration::from_secs(parsed("GENESYS_REPLAY_TTL_SECS", 600)?),
             bench_baseline: non_blank("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
+            inbox,
+            inbox_options: InboxOptions {
+                max_attempts: parsed("GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts)?.max(1),
+                max_events: parsed("GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?,
+                max_bytes: parsed("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?,
+            },
+            group_commit: parsed("GENESYS_INBOX_GROUP_COMMIT", 1u8)? != 0,
+            worker: WorkerSettings {
+                lease: Duration::from_secs(parsed("GENESYS_INBOX_LEASE_SECS", 30)?.max(1)),
+                concurrency: parsed("GENESYS_WORKER_CONCURRENCY", 16)?.max(1),
+                delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
+                retry_base: Duration::from_millis(parsed("GENESYS_WORKER_RETRY_BASE_MS", 1000)?),
+                fail_on: non_blank("GENESYS_WORKER_FAIL_ON"),
+            },
         })
     }
 }
@@ -256,20 +359,8 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
     }
 }
 
-/// A verified event waiting for the worker: the body exactly as received, sharing the
-/// buffer the signature was checked over (parsed by the worker, not held twice).
-struct Event {
-    body: Bytes,
-    secret_index: Option<usize>,
-}
-
-/// Acknowledges at once and leaves the work to the background worker: Genesys gives up
-/// on a webhook after 10 seconds and retries it.
-async fn receive(
-    State(events): State<mpsc::Sender<Event>>,
-    verified: Option<Extension<VerifiedSignature>>,
-    body: Bytes,
-) -> Response {
+/// Stores the event, then answers: `200` only once the inbox holds it durably.
+async fn receive(State(inbox): State<Arc<dyn Inbox>>, body: Bytes) -> Response {
     // The content type is not checked: the signature already proved the sender, and
     // what matters is that the body is a JSON object. Validating without building a
     // tree keeps the answer fast and the memory at one copy of the body.
@@ -277,22 +368,25 @@ async fn receive(
     if !is_object || serde_json::from_slice::<IgnoredAny>(&body).is_err() {
         return error(StatusCode::BAD_REQUEST, "invalid_json");
     }
-    let event = Event {
-        body,
-        secret_index: verified.map(|Extension(v)| v.secret_index()),
-    };
-    match events.try_send(event) {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::warn!("event queue full; asking the sender to retry");
-            retry_later()
+    match tokio::time::timeout(APPEND_TIMEOUT, inbox.append(body)).await {
+        Ok(Ok(_id)) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
+        Ok(Err(InboxError::Full)) => {
+            tracing::warn!("inbox full; asking the sender to retry");
+            retry_later("inbox_full")
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => retry_later(),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "inbox append failed; asking the sender to retry");
+            retry_later("inbox_unavailable")
+        }
+        Err(_) => {
+            tracing::error!("inbox append timed out; asking the sender to retry");
+            retry_later("inbox_unavailable")
+        }
     }
 }
 
-fn retry_later() -> Response {
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "queue_full");
+fn retry_later(code: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code);
     response.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from_static(RETRY_AFTER_SECS),
@@ -304,35 +398,103 @@ fn error(status: StatusCode, code: &str) -> Response {
     (status, Json(json!({ "error": code }))).into_response()
 }
 
-/// Processes queued events one by one until shutdown, then drains what is left.
-/// Returns how many events it processed.
+/// Claims deliveries and processes them until shutdown: each one is acknowledged
+/// when its handler succeeds, and retried with backoff when it fails or panics (then
+/// dead-lettered by the inbox after the last attempt). On shutdown the deliveries in
+/// progress are finished; what is pending stays stored for the next start. Returns
+/// how many events were processed.
 async fn worker(
-    mut queue: mpsc::Receiver<Event>,
+    inbox: Arc<dyn Inbox>,
     mut stop: watch::Receiver<bool>,
-    delay: Duration,
+    settings: WorkerSettings,
 ) -> u64 {
+    let settings = Arc::new(settings);
     let mut processed = 0;
-    loop {
-        tokio::select! {
-            event = queue.recv() => match event {
-                Some(event) => {
-                    handle(event, delay).await;
-                    processed += 1;
+    while !*stop.borrow() {
+        let deliveries = match inbox.claim(settings.concurrency, settings.lease).await {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                tracing::warn!(%error, "inbox claim failed; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
                 }
-                None => break,
-            },
-            _ = stop.changed() => {
-                // No new events can arrive; what is queued is still processed.
-                queue.close();
-                while let Some(event) = queue.recv().await {
-                    handle(event, delay).await;
-                    processed += 1;
-                }
-                break;
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            tokio::select! {
+                () = inbox.appended() => {}
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for delivery in deliveries {
+            let inbox = Arc::clone(&inbox);
+            let settings = Arc::clone(&settings);
+            running.spawn(async move { deliver(&*inbox, delivery, &settings).await });
+        }
+        while let Some(done) = running.join_next().await {
+            if done.unwrap_or(false) {
+                processed += 1;
             }
         }
     }
     processed
+}
+
+/// Runs the handler for one delivery, catching a panic, then acknowledges or retries.
+/// Returns whether it was processed.
+async fn deliver(inbox: &dyn Inbox, delivery: Delivery, settings: &WorkerSettings) -> bool {
+    let id = delivery.id().clone();
+    let attempt = delivery.attempt();
+    let body = delivery.body().clone();
+    let handler_settings = settings.clone();
+    let outcome =
+        tokio::spawn(async move { handle(&body, id.as_str(), attempt, &handler_settings).await })
+            .await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(reason)) => Some(reason),
+        Err(join) if join.is_panic() => Some("the handler panicked".to_owned()),
+        Err(_) => Some("the handler was cancelled".to_owned()),
+    };
+    let id = delivery.id();
+    match failure {
+        None => {
+            if let Err(error) = inbox.ack(&delivery).await {
+                // The lease ends and the event is delivered again: at least once.
+                tracing::warn!(%error, inbox_id = %id, "could not acknowledge a processed event");
+            }
+            true
+        }
+        Some(reason) => {
+            let delay = backoff(settings.retry_base, attempt);
+            match inbox.retry(&delivery, delay, &reason).await {
+                Ok(RetryOutcome::Dead) => tracing::error!(
+                    inbox_id = %id, attempt, %reason,
+                    "event failed its last attempt; moved to the dead letters"
+                ),
+                Ok(_) => tracing::warn!(
+                    inbox_id = %id, attempt, %reason, retry_in_ms = delay.as_millis() as u64,
+                    "event failed; will retry"
+                ),
+                Err(error) => tracing::warn!(
+                    %error, inbox_id = %id, attempt,
+                    "could not schedule a retry; the lease will deliver it again"
+                ),
+            }
+            false
+        }
+    }
+}
+
+/// `base` doubled for each attempt after the first, at most five minutes.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(Duration::from_secs(300))
 }
 
 /// The fields the worker looks at, borrowed from the body: nothing is copied, however
@@ -371,14 +533,28 @@ struct Channel<'a> {
 
 /// Dispatches by kind: the tutorial's `{"event": ...}` notifications, and Open
 /// Messaging messages and receipts (`type`, `direction`, `channel`, `text`).
-async fn handle(event: Event, delay: Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+async fn handle(
+    body: &[u8],
+    inbox_id: &str,
+    attempt: u32,
+    settings: &WorkerSettings,
+) -> Result<(), String> {
+    if !settings.delay.is_zero() {
+        tokio::time::sleep(settings.delay).await;
     }
-    let secret_index = event.secret_index;
-    let Ok(n) = serde_json::from_slice::<Notification<'_>>(&event.body) else {
-        tracing::info!(secret_index, "handled event of unknown shape");
-        return;
+    if let Some(marker) = &settings.fail_on {
+        if body.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            // Simulated failures, to watch retries and dead letters: an error on odd
+            // attempts, a panic on even ones.
+            if attempt % 2 == 0 {
+                panic!("simulated handler panic (GENESYS_WORKER_FAIL_ON)");
+            }
+            return Err("simulated handler failure (GENESYS_WORKER_FAIL_ON)".to_owned());
+        }
+    }
+    let Ok(n) = serde_json::from_slice::<Notification<'_>>(body) else {
+        tracing::info!(inbox_id, attempt, "handled event of unknown shape");
+        return Ok(());
     };
     let text = |field: &Option<Cow<'_, str>>| field.as_deref().unwrap_or("-").to_owned();
     if let Some(kind) = n.event.as_deref() {
@@ -386,10 +562,17 @@ async fn handle(event: Event, delay: Duration) {
             "routing:conversation:updated" => tracing::info!(
                 kind,
                 conversation_id = text(&n.conversation_id),
-                secret_index,
+                inbox_id,
+                attempt,
                 "handled conversation update"
             ),
-            _ => tracing::info!(kind, secret_index, "handled event"),
+            _ => tracing::info!(
+                kind,
+                conversation_id = text(&n.conversation_id),
+                inbox_id,
+                attempt,
+                "handled event"
+            ),
         }
     } else if let Some(kind) = n.kind.as_deref() {
         let channel = n.channel.unwrap_or_default();
@@ -403,21 +586,30 @@ async fn handle(event: Event, delay: Duration) {
                 platform,
                 direction = text(&n.direction),
                 text_len = n.text.as_deref().map_or(0, str::len),
-                secret_index,
+                conversation_id = text(&n.conversation_id),
+                inbox_id,
+                attempt,
                 "handled Open Messaging message"
             ),
             "Receipt" => tracing::info!(
                 kind,
                 message_id,
                 status = text(&n.status),
-                secret_index,
+                inbox_id,
+                attempt,
                 "handled Open Messaging receipt"
             ),
-            _ => tracing::info!(kind, message_id, secret_index, "handled message"),
+            _ => tracing::info!(kind, message_id, inbox_id, attempt, "handled message"),
         }
     } else {
-        tracing::info!(secret_index, "handled event of unknown kind");
+        tracing::info!(
+            conversation_id = text(&n.conversation_id),
+            inbox_id,
+            attempt,
+            "handled event of unknown kind"
+        );
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {

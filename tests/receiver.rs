@@ -141,14 +141,14 @@ async fn falls_back_to_the_client_secret() {
 }
 
 #[tokio::test]
-async fn full_queue_answers_503_with_retry_after() {
+async fn full_inbox_answers_503_with_retry_after_and_takes_the_retry_later() {
     let receiver = Receiver::start(&[
         ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
-        ("GENESYS_QUEUE_CAPACITY", "1"),
-        ("GENESYS_WORKER_DELAY_MS", "3000"),
+        ("GENESYS_INBOX_MAX_EVENTS", "1"),
+        ("GENESYS_WORKER_DELAY_MS", "2000"),
     ]);
     let mut statuses = Vec::new();
-    for i in 0..4 {
+    for i in 0..3 {
         let body =
             format!(r#"{{"event":"routing:conversation:updated","conversationId":"full-{i}"}}"#);
         let sig = sign_open_messaging("dev-secret", body.as_bytes());
@@ -161,15 +161,14 @@ async fn full_queue_answers_503_with_retry_after() {
         .await;
         if response.status == 503 {
             assert_eq!(response.header("retry-after"), Some("5"));
-            assert_eq!(response.json(), serde_json::json!({"error": "queue_full"}));
+            assert_eq!(response.json(), serde_json::json!({"error": "inbox_full"}));
         }
         statuses.push(response.status);
     }
-    assert_eq!(&statuses[..1], &[200]);
-    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
+    assert_eq!(statuses, [200, 503, 503]);
 
     // The refused event was not remembered: when the sender retries later, it is taken.
-    let body = r#"{"event":"routing:conversation:updated","conversationId":"full-3"}"#;
+    let body = r#"{"event":"routing:conversation:updated","conversationId":"full-2"}"#;
     let sig = sign_open_messaging("dev-secret", body.as_bytes());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -187,14 +186,22 @@ async fn full_queue_answers_503_with_retry_after() {
         assert!(Instant::now() < deadline, "the retry was never accepted");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while receiver.count("full-2") == 0 {
+        assert!(Instant::now() < deadline, "the retried event was not processed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
-async fn sigterm_drains_the_queue_and_exits_zero() {
-    let mut receiver = Receiver::start(&[
+async fn sigterm_finishes_deliveries_in_progress_and_keeps_the_rest_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
         ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
-        ("GENESYS_WORKER_DELAY_MS", "200"),
-    ]);
+        ("GENESYS_WORKER_DELAY_MS", "300"),
+        ("GENESYS_WORKER_CONCURRENCY", "1"),
+    ];
+    let mut receiver = Receiver::start_in(dir.path(), &env);
     for i in 0..5 {
         let body =
             format!(r#"{{"event":"routing:conversation:updated","conversationId":"drain-{i}"}}"#);
@@ -211,8 +218,26 @@ async fn sigterm_drains_the_queue_and_exits_zero() {
     let status = receiver.terminate();
     assert_eq!(status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(receiver.count("drain-"), 5);
-    assert!(receiver.output_contains("processed=5"));
+    let first_run = receiver.count("handled conversation update");
+    assert!(first_run < 5, "all five were processed before SIGTERM took effect");
+    assert!(receiver.output_contains("what is pending stays stored"));
+
+    // The next start processes the rest, each event once in all.
+    let restarted = Receiver::start_in(dir.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while first_run + restarted.count("handled conversation update") < 5 {
+        assert!(Instant::now() < deadline, "pending events were not resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for i in 0..5 {
+        let needle = format!("drain-{i}");
+        assert_eq!(
+            receiver.count(&needle) + restarted.count(&needle),
+            1,
+            "{needle}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -56,6 +56,7 @@
 //! # }
 //! ```
 
+mod location;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -67,6 +68,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+pub use self::location::{InboxLocation, InboxOptions, DEFAULT_SQLITE_FILE};
 pub use self::memory::MemoryInbox;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -372,6 +374,12 @@ pub trait Inbox: Send + Sync + 'static {
         Box::pin(std::future::pending())
     }
 
+    /// How many durable commits (fsyncs) this handle has made, where the backend
+    /// counts them ([`SqliteInbox`](crate::inbox) does); `None` otherwise.
+    fn commits(&self) -> Option<u64> {
+        None
+    }
+
     /// Checks that the store answers, for readiness probes.
     fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
         Box::pin(async move { self.stats().await.map(|_| ()) })
@@ -379,6 +387,7 @@ pub trait Inbox: Send + Sync + 'static {
 }
 
 /// Milliseconds since the Unix epoch, saturating.
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn unix_millis(time: SystemTime) -> i64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -386,11 +395,13 @@ pub(crate) fn unix_millis(time: SystemTime) -> i64 {
 }
 
 /// The time `millis` after the Unix epoch (negative values clamp to it).
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn from_unix_millis(millis: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }
 
 /// A duration in whole milliseconds, saturating.
+#[cfg(any(feature = "sqlite", feature = "redis"))]
 pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

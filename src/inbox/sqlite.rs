@@ -637,6 +637,10 @@ impl Inbox for SqliteInbox {
     fn appended(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.shared.appended.notified())
     }
+
+    fn commits(&self) -> Option<u64> {
+        Some(SqliteInbox::commits(self))
+    }
 }
 
 impl fmt::Debug for SqliteInbox {

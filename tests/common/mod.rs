@@ -238,12 +238,25 @@ pub struct ReceiverProcess {
     child: Child,
     pub addr: SocketAddr,
     output: Arc<Mutex<Vec<String>>>,
+    /// The working directory, where the default SQLite inbox lives, when the process
+    /// owns it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl ReceiverProcess {
+    /// Starts the receiver in a fresh working directory of its own.
     pub fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut receiver = Self::start_in(dir.path(), env);
+        receiver._dir = Some(dir);
+        receiver
+    }
+
+    /// Starts the receiver in `dir`, so that a restart finds the same inbox file.
+    pub fn start_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(receiver_binary());
         command
+            .current_dir(dir)
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
@@ -263,12 +276,20 @@ impl ReceiverProcess {
                 lines.lock().unwrap().push(line);
             }
         });
+        // Read stderr too (panics, start-up errors), so the pipe never fills up.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let error_lines = Arc::clone(&errors);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                error_lines.lock().unwrap().push(line);
+            }
+        });
         let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(20)) else {
             let _ = child.kill();
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let stderr = errors.lock().unwrap().join("\n");
             panic!(
                 "the receiver did not start listening (a stale build? `cargo test --all-features` rebuilds it): {stderr}"
             );
@@ -277,7 +298,23 @@ impl ReceiverProcess {
             child,
             addr,
             output,
+            _dir: None,
         }
+    }
+
+    /// `kill -9`: no chance to flush, finish or clean up.
+    pub fn kill(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+
+    /// Every output line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
     }
 
     pub fn output_contains(&self, needle: &str) -> bool {

@@ -1,0 +1,225 @@
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::{
+    Inbox, InboxError, MemoryInbox, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+};
+
+/// The file an inbox is stored in when nothing else is named: `genesys-inbox.db` in
+/// the working directory.
+pub const DEFAULT_SQLITE_FILE: &str = "genesys-inbox.db";
+
+/// Where an inbox lives, named the way the example receiver's `GENESYS_INBOX` and the
+/// `genesys-webhook inbox --inbox` option name it:
+///
+/// | text | location |
+/// |---|---|
+/// | (empty) | [`DEFAULT_SQLITE_FILE`] in the working directory |
+/// | `sqlite:PATH` | an SQLite file at `PATH` |
+/// | `redis://…`, `rediss://…` | a Redis stream |
+/// | `memory` | process memory: lost with the process |
+///
+/// `Display` hides a password in a Redis URL, so a location can be logged.
+///
+/// ```
+/// use genesys_webhook::inbox::InboxLocation;
+///
+/// let location: InboxLocation = "redis://:hunter2@cache:6379/0".parse()?;
+/// assert_eq!(location.to_string(), "redis://:***@cache:6379/0");
+/// assert_eq!("".parse::<InboxLocation>()?, InboxLocation::default());
+/// # Ok::<_, genesys_webhook::inbox::InboxError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InboxLocation {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A Redis URL.
+    Redis(String),
+    /// Process memory.
+    Memory,
+}
+
+impl Default for InboxLocation {
+    fn default() -> Self {
+        Self::Sqlite(PathBuf::from(DEFAULT_SQLITE_FILE))
+    }
+}
+
+impl FromStr for InboxLocation {
+    type Err = InboxError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Self::default());
+        }
+        if text == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(InboxError::Config("sqlite: needs a file path".to_owned()));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            return Ok(Self::Redis(text.to_owned()));
+        }
+        // Not echoed: a mistyped URL may carry a password.
+        Err(InboxError::Config(
+            "not an inbox location: expected sqlite:PATH, a redis:// URL or memory".to_owned(),
+        ))
+    }
+}
+
+/// Hides the password of a URL's userinfo (`user:***@host`).
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            let hidden = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{scheme}://{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Display for InboxLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Redis(url) => f.write_str(&redact(url)),
+            Self::Memory => f.write_str("memory"),
+        }
+    }
+}
+
+impl fmt::Debug for InboxLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InboxLocation({self})")
+    }
+}
+
+/// Settings every backend shares, for [`InboxLocation::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxOptions {
+    /// Attempts before an event moves to the dead letters.
+    pub max_attempts: u32,
+    /// The most events stored at once, dead ones included.
+    pub max_events: u64,
+    /// The most body bytes stored at once, dead ones included.
+    pub max_bytes: u64,
+}
+
+impl Default for InboxOptions {
+    fn default() -> Self {
+        Self {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl InboxLocation {
+    /// Opens the inbox with `options`. A Redis inbox must be opened within a Tokio
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`InboxError::Config`] when the backend's Cargo feature (`sqlite`, `redis`) is
+    /// not enabled or the URL is malformed; [`InboxError::Unavailable`] when the store
+    /// cannot be opened.
+    pub fn open(&self, options: &InboxOptions) -> Result<Arc<dyn Inbox>, InboxError> {
+        match self {
+            Self::Memory => Ok(Arc::new(
+                MemoryInbox::new()
+                    .max_attempts(options.max_attempts)
+                    .max_events(options.max_events)
+                    .max_bytes(options.max_bytes),
+            )),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(path) => Ok(Arc::new(
+                super::SqliteInbox::builder(path)
+                    .max_attempts(options.max_attempts)
+                    .max_events(options.max_events)
+                    .max_bytes(options.max_bytes)
+                    .open()?,
+            )),
+            #[cfg(not(feature = "sqlite"))]
+            Self::Sqlite(_) => Err(InboxError::Config(
+                "an SQLite inbox needs the `sqlite` feature of genesys-webhook".to_owned(),
+            )),
+            #[cfg(feature = "redis")]
+            Self::Redis(url) => Ok(Arc::new(
+                super::RedisInbox::builder(url.as_str())
+                    .max_attempts(options.max_attempts)
+                    .max_events(options.max_events)
+                    .max_bytes(options.max_bytes)
+                    .open()?,
+            )),
+            #[cfg(not(feature = "redis"))]
+            Self::Redis(_) => Err(InboxError::Config(
+                "a Redis inbox needs the `redis` feature of genesys-webhook \
+                 (for the example: cargo run --features redis --example receiver)"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_documented_form() {
+        assert_eq!(
+            "sqlite:/var/lib/inbox.db".parse::<InboxLocation>().unwrap(),
+            InboxLocation::Sqlite("/var/lib/inbox.db".into())
+        );
+        assert_eq!(
+            "sqlite:relative.db".parse::<InboxLocation>().unwrap(),
+            InboxLocation::Sqlite("relative.db".into())
+        );
+        assert_eq!(
+            " memory ".parse::<InboxLocation>().unwrap(),
+            InboxLocation::Memory
+        );
+        assert!(matches!(
+            "redis://127.0.0.1:6379/".parse::<InboxLocation>().unwrap(),
+            InboxLocation::Redis(_)
+        ));
+        assert!("sqlite:".parse::<InboxLocation>().is_err());
+    }
+
+    #[test]
+    fn never_shows_a_password() {
+        let location: InboxLocation = "redis://user:hunter2pw@h:1/".parse().unwrap();
+        assert_eq!(location.to_string(), "redis://user:***@h:1/");
+        assert!(!format!("{location:?}").contains("hunter2pw"));
+        let error = "redis//:hunter2pw@h:1"
+            .parse::<InboxLocation>()
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2pw"), "{error}");
+        let error = "memcached://:hunter2pw@h:1"
+            .parse::<InboxLocation>()
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2pw"), "{error}");
+    }
+}
