@@ -546,7 +546,7 @@ async fn handle(
         if body.windows(marker.len()).any(|w| w == marker.as_bytes()) {
             // Simulated failures, to watch retries and dead letters: an error on odd
             // attempts, a panic on even ones.
-            if attempt % 2 == 0 {
+            if attempt.is_multiple_of(2) {
                 panic!("simulated handler panic (GENESYS_WORKER_FAIL_ON)");
             }
             return Err("simulated handler failure (GENESYS_WORKER_FAIL_ON)".to_owned());

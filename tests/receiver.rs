@@ -188,7 +188,10 @@ async fn full_inbox_answers_503_with_retry_after_and_takes_the_retry_later() {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while receiver.count("full-2") == 0 {
-        assert!(Instant::now() < deadline, "the retried event was not processed");
+        assert!(
+            Instant::now() < deadline,
+            "the retried event was not processed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -219,7 +222,10 @@ async fn sigterm_finishes_deliveries_in_progress_and_keeps_the_rest_for_the_next
     assert_eq!(status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(100));
     let first_run = receiver.count("handled conversation update");
-    assert!(first_run < 5, "all five were processed before SIGTERM took effect");
+    assert!(
+        first_run < 5,
+        "all five were processed before SIGTERM took effect"
+    );
     assert!(receiver.output_contains("what is pending stays stored"));
 
     // The next start processes the rest, each event once in all.

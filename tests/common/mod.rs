@@ -367,3 +367,87 @@ impl Drop for ReceiverProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A `redis-server` of the test's own, persisting to `dir` with `appendonly yes` and
+/// `appendfsync always`, so that it can be killed and restarted on the same data.
+pub struct PersistentRedis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl PersistentRedis {
+    /// Starts one on a free port; `None` (after saying SKIPPED) outside CI when no
+    /// `redis-server` is installed.
+    pub fn start(dir: &std::path::Path) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+        };
+        match redis.spawn() {
+            Ok(()) => Some(redis),
+            Err(error) if std::env::var_os("CI").is_none() => {
+                eprintln!("SKIPPED: redis-server could not be started ({error})");
+                None
+            }
+            Err(error) => panic!("CI must provide redis-server for these tests: {error}"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `kill -9`, then start again on the same port and data.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        self.spawn().unwrap();
+    }
+}
+
+impl Drop for PersistentRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,9 +1,10 @@
-//! `genesys-webhook`: sign, verify and send test webhooks, and register the receiver
-//! with Genesys Cloud as an Open Messaging integration.
+//! `genesys-webhook`: sign, verify and send test webhooks, register the receiver
+//! with Genesys Cloud as an Open Messaging integration, and look into its inbox.
 //!
 //! Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage
 //! or I/O error.
 
+mod inbox;
 mod input;
 mod output;
 mod send;
@@ -44,6 +45,8 @@ enum Command {
     Send(send::Args),
     /// Create, list, update or delete the Open Messaging integration that calls the receiver.
     Setup(setup::Args),
+    /// Look into the receiver's inbox: counts, events, dead letters; retry or purge them.
+    Inbox(inbox::Args),
 }
 
 /// The signature scheme on the command line.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args, json).await,
             Command::Send(args) => send::run(args, json).await,
             Command::Setup(args) => setup::run(args, json).await,
+            Command::Inbox(args) => inbox::run(args, json).await,
         }
     });
     match result {
