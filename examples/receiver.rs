@@ -119,6 +119,7 @@ async fn run() -> Result<(), BoxError> {
     let commits = inbox.commits().map(|c| c.to_string());
     let stats = inbox.stats().await.ok();
     tracing::info!(
+        target: "receiver::summary",
         processed,
         commits = commits.as_deref().unwrap_or("-"),
         pending = stats.map_or(0, |s| s.pending),

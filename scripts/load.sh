@@ -4,10 +4,13 @@
 #   scripts/load.sh            throughput + attack + memory (about 3 minutes)
 #   scripts/load.sh soak       the above, then 5 minutes of mixed traffic with RSS sampled
 #   scripts/load.sh throughput|attack|memory   one part only
+#   scripts/load.sh inbox      group commit: SQLite grouped, SQLite one commit per
+#                              event, and the memory inbox (not part of the default run)
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
 #
 # Everything runs on loopback. The receiver is the release build of
-# examples/receiver.rs with replay protection off (GENESYS_REPLAY_STORE=none) and its
+# examples/receiver.rs with the memory inbox (INBOX changes it), replay protection off
+# (GENESYS_REPLAY_STORE=none: wrk repeats one body) and its
 # benchmark-only baseline route on (GENESYS_BENCH_BASELINE=1): POST /bench/unverified
 # runs the same handler without the signature check, in the same process.
 set -euo pipefail
@@ -38,8 +41,9 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_receiver() {
   GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_BENCH_BASELINE=1 \
-    GENESYS_QUEUE_CAPACITY=${QUEUE_CAPACITY:-1024} GENESYS_MAX_BODY_BYTES=$((2 * 1024 * 1024)) \
-    RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port \
+    GENESYS_INBOX=${INBOX:-memory} GENESYS_INBOX_MAX_EVENTS=10000000 \
+    GENESYS_INBOX_MAX_BYTES=$((64 * 1024 * 1024 * 1024)) GENESYS_MAX_BODY_BYTES=$((2 * 1024 * 1024)) \
+    RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
     target/release/examples/receiver >"$work/receiver.log" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 1 100); do
@@ -51,6 +55,36 @@ start_receiver() {
 stop_receiver() {
   kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true; receiver_pid=
 }
+
+if [ "$MODE" = inbox ]; then
+  payload valid1k 1024 valid
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Inbox: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events; one run each"
+  for variant in "grouped sqlite:$work/grouped.db 1" "single sqlite:$work/single.db 0" "memory memory 1"; do
+    set -- $variant
+    INBOX=$2 GENESYS_INBOX_GROUP_COMMIT=$3 start_receiver
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
+    stop_receiver
+    python3 - "$1" "$work/receiver.log" <<PY
+import re, sys
+out = """$out"""
+name, log = sys.argv[1], open(sys.argv[2]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+bad = int(bad.group(1)) if bad else 0
+def pct(p):
+    m = re.search(p + r"%\s+([\d.]+)(us|ms|s)", out)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+commits = re.search(r"commits=(\S+)", log)
+commits = commits.group(1) if commits else "?"
+acked = total - bad
+per = f"{int(commits) / max(acked, 1):.4f}" if commits.isdigit() else "-"
+print(f"{name:8} {rps:8.0f} req/s  p50 {pct('50'):6.2f} ms  p99 {pct('99'):7.2f} ms  acknowledged {acked}  non-2xx {bad}  commits {commits}  commits/ack {per}")
+PY
+  done
+  exit 0
+fi
 
 # payload NAME SIZE SIGNATURE_MODE: writes a JSON body of SIZE bytes and a wrk script
 # posting it. SIGNATURE_MODE: valid | wrong | none | malformed.
