@@ -375,7 +375,7 @@ pub trait Inbox: Send + Sync + 'static {
     }
 
     /// How many durable commits (fsyncs) this handle has made, where the backend
-    /// counts them ([`SqliteInbox`](crate::inbox) does); `None` otherwise.
+    /// counts them (`SqliteInbox` does); `None` otherwise.
     fn commits(&self) -> Option<u64> {
         None
     }
