@@ -56,35 +56,6 @@ stop_receiver() {
   kill "$receiver_pid"; wait "$receiver_pid" 2>/dev/null || true; receiver_pid=
 }
 
-if [ "$MODE" = inbox ]; then
-  payload valid1k 1024 valid
-  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
-  echo "## Inbox: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events; one run each"
-  for variant in "grouped sqlite:$work/grouped.db 1" "single sqlite:$work/single.db 0" "memory memory 1"; do
-    set -- $variant
-    INBOX=$2 GENESYS_INBOX_GROUP_COMMIT=$3 start_receiver
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
-    stop_receiver
-    python3 - "$1" "$work/receiver.log" <<PY
-import re, sys
-out = """$out"""
-name, log = sys.argv[1], open(sys.argv[2]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-total = int(re.search(r"(\d+) requests in", out).group(1))
-bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-bad = int(bad.group(1)) if bad else 0
-def pct(p):
-    m = re.search(p + r"%\s+([\d.]+)(us|ms|s)", out)
-    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-commits = re.search(r"commits=(\S+)", log)
-commits = commits.group(1) if commits else "?"
-acked = total - bad
-per = f"{int(commits) / max(acked, 1):.4f}" if commits.isdigit() else "-"
-print(f"{name:8} {rps:8.0f} req/s  p50 {pct('50'):6.2f} ms  p99 {pct('99'):7.2f} ms  acknowledged {acked}  non-2xx {bad}  commits {commits}  commits/ack {per}")
-PY
-  done
-  exit 0
-fi
 
 # payload NAME SIZE SIGNATURE_MODE: writes a JSON body of SIZE bytes and a wrk script
 # posting it. SIGNATURE_MODE: valid | wrong | none | malformed.
@@ -133,6 +104,36 @@ PY
 }
 
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+if [ "$MODE" = inbox ]; then
+  payload valid1k 1024 valid
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Inbox: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events; one run each"
+  for variant in "grouped sqlite:$work/grouped.db 1" "single sqlite:$work/single.db 0" "memory memory 1"; do
+    set -- $variant
+    INBOX=$2 GENESYS_INBOX_GROUP_COMMIT=$3 start_receiver
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
+    stop_receiver
+    python3 - "$1" "$work/receiver.log" <<PY
+import re, sys
+out = """$out"""
+name, log = sys.argv[1], open(sys.argv[2]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+bad = int(bad.group(1)) if bad else 0
+def pct(p):
+    m = re.search(p + r"%\s+([\d.]+)(us|ms|s)", out)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+commits = re.search(r"commits=\"?(\d+)", log)
+commits = commits.group(1) if commits else "?"
+acked = total - bad
+per = f"{int(commits) / max(acked, 1):.4f}" if commits.isdigit() else "-"
+print(f"{name:8} {rps:8.0f} req/s  p50 {pct('50'):6.2f} ms  p99 {pct('99'):7.2f} ms  acknowledged {acked}  non-2xx {bad}  commits {commits}  commits/ack {per}")
+PY
+  done
+  exit 0
+fi
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "# wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating rounds"

@@ -202,9 +202,10 @@ fn write_loop(
         let mut completions = Vec::with_capacity(jobs.len());
         for job in jobs {
             // A savepoint per job: one failing job leaves the others' work intact.
-            let _ = connection.execute_batch("SAVEPOINT job");
+            // Cached statements: this runs for every operation.
+            let _ = cached(connection, "SAVEPOINT job");
             completions.push(job(connection, settings));
-            let _ = connection.execute_batch("RELEASE job");
+            let _ = cached(connection, "RELEASE job");
         }
         let wrote = connection.total_changes() != before;
         match connection.execute_batch("COMMIT") {
@@ -235,9 +236,14 @@ fn in_savepoint<R>(
 ) -> Result<R, InboxError> {
     let result = work();
     if matches!(result, Err(InboxError::Unavailable(_))) {
-        let _ = connection.execute_batch("ROLLBACK TO job");
+        let _ = cached(connection, "ROLLBACK TO job");
     }
     result
+}
+
+/// Runs a statement without parameters through the statement cache.
+fn cached(connection: &Connection, statement: &str) -> rusqlite::Result<usize> {
+    connection.prepare_cached(statement)?.execute([])
 }
 
 fn sql(error: rusqlite::Error) -> InboxError {
