@@ -437,18 +437,32 @@ async fn worker(
             let settings = Arc::clone(&settings);
             running.spawn(async move { deliver(&*inbox, delivery, &settings).await });
         }
-        while let Some(done) = running.join_next().await {
-            if done.unwrap_or(false) {
-                processed += 1;
+        let mut done = Vec::new();
+        while let Some(finished) = running.join_next().await {
+            if let Ok(Some(delivery)) = finished {
+                done.push(delivery);
             }
         }
+        // One acknowledgement for the batch: one operation for the inbox, not one per
+        // event. An event whose acknowledgement is lost is delivered again.
+        if done.is_empty() {
+            continue;
+        }
+        if let Err(error) = inbox.ack_all(&done).await {
+            tracing::warn!(%error, events = done.len(), "could not acknowledge processed events");
+        }
+        processed += done.len() as u64;
     }
     processed
 }
 
-/// Runs the handler for one delivery, catching a panic, then acknowledges or retries.
-/// Returns whether it was processed.
-async fn deliver(inbox: &dyn Inbox, delivery: Delivery, settings: &WorkerSettings) -> bool {
+/// Runs the handler for one delivery, catching a panic; schedules a retry when it
+/// failed. Returns the delivery when it was processed, for acknowledging.
+async fn deliver(
+    inbox: &dyn Inbox,
+    delivery: Delivery,
+    settings: &WorkerSettings,
+) -> Option<Delivery> {
     let id = delivery.id().clone();
     let attempt = delivery.attempt();
     let body = delivery.body().clone();
@@ -464,13 +478,7 @@ async fn deliver(inbox: &dyn Inbox, delivery: Delivery, settings: &WorkerSetting
     };
     let id = delivery.id();
     match failure {
-        None => {
-            if let Err(error) = inbox.ack(&delivery).await {
-                // The lease ends and the event is delivered again: at least once.
-                tracing::warn!(%error, inbox_id = %id, "could not acknowledge a processed event");
-            }
-            true
-        }
+        None => Some(delivery),
         Some(reason) => {
             let delay = backoff(settings.retry_base, attempt);
             match inbox.retry(&delivery, delay, &reason).await {
@@ -487,7 +495,7 @@ async fn deliver(inbox: &dyn Inbox, delivery: Delivery, settings: &WorkerSetting
                     "could not schedule a retry; the lease will deliver it again"
                 ),
             }
-            false
+            None
         }
     }
 }

@@ -334,6 +334,18 @@ pub trait Inbox: Send + Sync + 'static {
     /// The delivery was processed: forget the event.
     fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>>;
 
+    /// Several deliveries were processed: forget them all, in one operation where the
+    /// backend can (the SQLite inbox commits them together). The default acknowledges
+    /// them one by one.
+    fn ack_all<'a>(&'a self, deliveries: &'a [Delivery]) -> BoxFuture<'a, Result<(), InboxError>> {
+        Box::pin(async move {
+            for delivery in deliveries {
+                self.ack(delivery).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The delivery failed: deliver it again after `delay`, or move it to the dead
     /// letters if that was its last attempt. `reason` is kept for operators.
     fn retry<'a>(

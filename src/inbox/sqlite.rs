@@ -199,14 +199,10 @@ fn write_loop(
             drop(jobs);
             continue;
         }
-        let mut completions = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            // A savepoint per job: one failing job leaves the others' work intact.
-            // Cached statements: this runs for every operation.
-            let _ = cached(connection, "SAVEPOINT job");
-            completions.push(job(connection, settings));
-            let _ = cached(connection, "RELEASE job");
-        }
+        let completions: Vec<Completion> = jobs
+            .into_iter()
+            .map(|job| job(connection, settings))
+            .collect();
         let wrote = connection.total_changes() != before;
         match connection.execute_batch("COMMIT") {
             Ok(()) => {
@@ -229,15 +225,19 @@ fn write_loop(
     }
 }
 
-/// Runs `work` in a savepoint; on an SQLite error rolls back to it.
+/// Runs `work` in a savepoint and rolls back to it on an SQLite error, so that a job
+/// of several statements that fails leaves the batch's other work intact. A job of
+/// one statement needs none: SQLite undoes a failed statement by itself.
 fn in_savepoint<R>(
     connection: &Connection,
     work: impl FnOnce() -> Result<R, InboxError>,
 ) -> Result<R, InboxError> {
+    cached(connection, "SAVEPOINT job").map_err(sql)?;
     let result = work();
     if matches!(result, Err(InboxError::Unavailable(_))) {
         let _ = cached(connection, "ROLLBACK TO job");
     }
+    let _ = cached(connection, "RELEASE job");
     result
 }
 
@@ -284,14 +284,35 @@ impl SqliteInbox {
         self.shared.commits.load(Ordering::Relaxed)
     }
 
-    /// Sends `work` to the writer thread and waits until its transaction committed.
+    /// Sends `work`, a job of several statements, to the writer thread and waits until
+    /// its transaction committed.
     fn run<R: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection, &Settings) -> Result<R, InboxError> + Send + 'static,
     ) -> BoxFuture<'static, Result<R, InboxError>> {
+        self.submit(true, work)
+    }
+
+    /// Like [`run`](Self::run), for work whose only write is one statement.
+    fn run_one<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &Settings) -> Result<R, InboxError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<R, InboxError>> {
+        self.submit(false, work)
+    }
+
+    fn submit<R: Send + 'static>(
+        &self,
+        savepoint: bool,
+        work: impl FnOnce(&Connection, &Settings) -> Result<R, InboxError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<R, InboxError>> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |connection, settings| {
-            let result = in_savepoint(connection, || work(connection, settings));
+            let result = if savepoint {
+                in_savepoint(connection, || work(connection, settings))
+            } else {
+                work(connection, settings)
+            };
             Box::new(move |commit_error: Option<&str>| {
                 let result = match commit_error {
                     Some(message) if result.is_ok() => {
@@ -354,23 +375,26 @@ fn append(
     settings: &Settings,
     body: &[u8],
 ) -> Result<EventId, InboxError> {
-    let (events, bytes): (i64, i64) = connection
-        .prepare_cached("SELECT events, bytes FROM inbox_totals WHERE id = 0")
-        .and_then(|mut s| s.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+    let now = unix_millis(SystemTime::now());
+    // One statement: the bound check and the insert (its trigger updates the totals).
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO inbox_events (body, received_at, due_at, state)
+             SELECT ?1, ?2, ?2, 0 FROM inbox_totals
+             WHERE id = 0 AND events < ?3 AND bytes + length(?1) <= ?4",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                body,
+                now,
+                i64::try_from(settings.max_events).unwrap_or(i64::MAX),
+                i64::try_from(settings.max_bytes).unwrap_or(i64::MAX)
+            ])
+        })
         .map_err(sql)?;
-    let len = body.len() as u64;
-    if u64::try_from(events).unwrap_or(0) >= settings.max_events
-        || u64::try_from(bytes).unwrap_or(0).saturating_add(len) > settings.max_bytes
-    {
+    if inserted == 0 {
         return Err(InboxError::Full);
     }
-    let now = unix_millis(SystemTime::now());
-    connection
-        .prepare_cached(
-            "INSERT INTO inbox_events (body, received_at, due_at, state) VALUES (?1, ?2, ?2, 0)",
-        )
-        .and_then(|mut s| s.execute(params![body, now]))
-        .map_err(sql)?;
     Ok(EventId::new(connection.last_insert_rowid().to_string()))
 }
 
@@ -503,7 +527,8 @@ fn stats(connection: &Connection) -> Result<InboxStats, InboxError> {
 
 impl Inbox for SqliteInbox {
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
-        let appended = self.run(move |connection, settings| append(connection, settings, &body));
+        let appended =
+            self.run_one(move |connection, settings| append(connection, settings, &body));
         Box::pin(async move {
             let id = appended.await?;
             self.shared.appended.notify_one();
@@ -520,14 +545,19 @@ impl Inbox for SqliteInbox {
     }
 
     fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>> {
+        self.ack_all(std::slice::from_ref(delivery))
+    }
+
+    fn ack_all<'a>(&'a self, deliveries: &'a [Delivery]) -> BoxFuture<'a, Result<(), InboxError>> {
         // Processed is done, whoever holds the lease now: at least once, not twice more.
-        let id = row_id(delivery.id());
-        self.run(move |connection, _| {
-            if let Some(id) = id {
-                connection
-                    .prepare_cached("DELETE FROM inbox_events WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id]))
-                    .map_err(sql)?;
+        // A delete that fails leaves its event to be delivered again.
+        let ids: Vec<i64> = deliveries.iter().filter_map(|d| row_id(d.id())).collect();
+        self.run_one(move |connection, _| {
+            let mut delete = connection
+                .prepare_cached("DELETE FROM inbox_events WHERE id = ?1")
+                .map_err(sql)?;
+            for id in ids {
+                delete.execute(params![id]).map_err(sql)?;
             }
             Ok(())
         })
