@@ -10,11 +10,12 @@ pub mod cloud;
 pub mod inbox;
 pub mod layer;
 pub mod replay;
+mod response;
 pub mod signature;
 
 pub use crate::layer::{
     ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder, Rejection,
-    VerifiedBody, VerifiedSignature,
+    RejectionCounts, VerifiedBody, VerifiedSignature,
 };
 
 /// The boxed error type that request bodies' errors convert into.

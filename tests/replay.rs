@@ -11,8 +11,8 @@ use axum::routing::post;
 use axum::Router;
 use common::*;
 use genesys_webhook::replay::{
-    BoxFuture, LeaseId, MemoryStore, ReplayKey, ReplayProtection, ReplayStore, Reservation,
-    StoreError,
+    LeaseId, MemoryStore, ReplayKey, ReplayProtection, ReplayStore, Reservation, StoreError,
+    StoreFuture,
 };
 use genesys_webhook::signature::{sign_genesys, sign_open_messaging};
 use genesys_webhook::GenesysSignatureLayer;
@@ -157,7 +157,12 @@ async fn concurrent_duplicates(backend: Backend) {
 }
 
 async fn ttl_expiry(backend: Backend) {
-    let h = harness((backend.make)().ttl(Duration::from_millis(1000))).await;
+    let h = harness(
+        (backend.make)()
+            .ttl(Duration::from_millis(1000))
+            .lease(Duration::from_millis(500)),
+    )
+    .await;
     let body = unique("ok");
     assert_eq!(h.send(&body).await.text(), "processed");
     assert_eq!(
@@ -176,13 +181,13 @@ async fn lease_expiry_unblocks_retries(backend: Backend) {
     let body = unique("ok");
     let sig = genesys_webhook::signature::hmac_sha256(SECRET.as_bytes(), body.as_bytes());
     let key = ReplayKey::new(sig);
-    assert!(matches!(
+    assert_eq!(
         store
-            .reserve(&key, Duration::from_millis(1000))
+            .reserve(&key, LeaseId::new(), Duration::from_millis(1000))
             .await
             .unwrap(),
-        Reservation::Reserved(_)
-    ));
+        Reservation::Reserved
+    );
     let h = harness(protection).await;
     assert_eq!(h.send(&body).await.status, 503);
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -254,27 +259,22 @@ macro_rules! behaviour_suite {
 struct DownStore;
 
 impl ReplayStore for DownStore {
-    fn reserve<'a>(
-        &'a self,
-        _: &'a ReplayKey,
-        _: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, StoreError>> {
-        Box::pin(async { Err(StoreError::new("connection refused")) })
-    }
-    fn complete<'a>(
-        &'a self,
-        _: &'a ReplayKey,
+    fn reserve(
+        &self,
+        _: &ReplayKey,
         _: LeaseId,
         _: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Err(StoreError::new("connection refused")) })
+    ) -> StoreFuture<Result<Reservation, StoreError>> {
+        StoreFuture::ready(Err(StoreError::new("connection refused")))
     }
-    fn release<'a>(
-        &'a self,
-        _: &'a ReplayKey,
-        _: LeaseId,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Err(StoreError::new("connection refused")) })
+    fn renew(&self, _: &ReplayKey, _: LeaseId, _: Duration) -> StoreFuture<Result<bool, StoreError>> {
+        StoreFuture::ready(Err(StoreError::new("connection refused")))
+    }
+    fn complete(&self, _: &ReplayKey, _: LeaseId, _: Duration) -> StoreFuture<Result<(), StoreError>> {
+        StoreFuture::ready(Err(StoreError::new("connection refused")))
+    }
+    fn release(&self, _: &ReplayKey, _: LeaseId) -> StoreFuture<Result<(), StoreError>> {
+        StoreFuture::ready(Err(StoreError::new("connection refused")))
     }
 }
 

@@ -86,9 +86,16 @@ pub(crate) enum Buffer {
     Many(BytesMut),
 }
 
+/// Room a buffer is given when it first needs more than one frame.
+const FIRST_CAPACITY: usize = 64 * 1024;
+/// How far ahead of the bytes received a buffer may grow at once.
+const GROWTH: usize = 8;
+
 impl Buffer {
-    /// Appends `data`; `expected` is the total the body announced, if any, so the
-    /// buffer is allocated once.
+    /// Appends `data`; `expected` is the total the body announced, if any. Memory is
+    /// allocated as bytes arrive: at most [`GROWTH`] times what was received (and never
+    /// beyond `expected`), so a large `Content-Length` followed by a trickle holds
+    /// little, while a body that does arrive is copied into place only a few times.
     pub(crate) fn push(&mut self, data: Bytes, expected: usize) {
         if data.is_empty() {
             return;
@@ -96,12 +103,20 @@ impl Buffer {
         match self {
             Self::Empty => *self = Self::One(data),
             Self::One(first) => {
-                let mut all = BytesMut::with_capacity(expected.max(first.len() + data.len()));
+                let received = first.len() + data.len();
+                let mut all = BytesMut::with_capacity(capacity_for(received, expected, FIRST_CAPACITY));
                 all.extend_from_slice(first);
                 all.extend_from_slice(&data);
                 *self = Self::Many(all);
             }
-            Self::Many(all) => all.extend_from_slice(&data),
+            Self::Many(all) => {
+                let received = all.len() + data.len();
+                if received > all.capacity() {
+                    let capacity = capacity_for(received, expected, 0);
+                    all.reserve(capacity - all.len());
+                }
+                all.extend_from_slice(&data);
+            }
         }
     }
 
@@ -112,6 +127,17 @@ impl Buffer {
             Self::Many(all) => all.freeze(),
         }
     }
+}
+
+/// The capacity for `received` bytes of a body announced as `expected`: up to
+/// [`GROWTH`] times what arrived (at least `floor`), not beyond what was announced,
+/// never less than what arrived.
+fn capacity_for(received: usize, expected: usize, floor: usize) -> usize {
+    received
+        .saturating_mul(GROWTH)
+        .max(floor)
+        .min(expected)
+        .max(received)
 }
 
 pin_project! {
@@ -205,6 +231,27 @@ mod tests {
         buffer.push(data.clone(), 11);
         let out = buffer.freeze();
         assert_eq!(out.as_ptr(), data.as_ptr());
+    }
+
+    #[test]
+    fn a_large_declared_length_is_not_allocated_up_front() {
+        let mut buffer = Buffer::default();
+        buffer.push(Bytes::from_static(b"ab"), 1024 * 1024);
+        buffer.push(Bytes::from_static(b"cd"), 1024 * 1024);
+        let Buffer::Many(all) = &buffer else {
+            panic!("two frames are joined")
+        };
+        assert!(all.capacity() <= FIRST_CAPACITY * 2, "{}", all.capacity());
+    }
+
+    #[test]
+    fn a_body_that_arrives_grows_to_its_declared_length() {
+        let mut buffer = Buffer::default();
+        let frame = Bytes::from(vec![7u8; 16 * 1024]);
+        for _ in 0..64 {
+            buffer.push(frame.clone(), 1024 * 1024);
+        }
+        assert_eq!(buffer.freeze().len(), 1024 * 1024);
     }
 
     #[test]

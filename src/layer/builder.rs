@@ -1,16 +1,22 @@
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
+use tracing::Level;
 
-use super::rejection::{Rejection, RejectionHandler};
+use super::budget::BufferBudget;
+use super::rejection::{Rejection, RejectionHandler, RejectionLog};
 use super::GenesysSignatureLayer;
 use crate::replay::ReplayProtection;
 use crate::signature::{KeyRing, Scheme, Secret};
 
 /// The default for [`GenesysSignatureLayerBuilder::max_body_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The `Retry-After` of an `overloaded` answer: Genesys' own retry spacing.
+const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What a built layer holds, shared by every clone of it and of its services.
 pub(crate) struct Config {
@@ -20,7 +26,9 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     pub(crate) diagnostics: bool,
     pub(crate) on_rejection: Option<RejectionHandler>,
-    pub(crate) replay: Option<ReplayProtection>,
+    pub(crate) replay: Option<Arc<ReplayProtection>>,
+    pub(crate) budget: Option<Arc<BufferBudget>>,
+    pub(crate) rejections: RejectionLog,
 }
 
 impl Config {
@@ -28,6 +36,12 @@ impl Config {
         match &self.on_rejection {
             Some(handler) => handler(rejection),
             None => rejection.default_response(),
+        }
+    }
+
+    pub(crate) fn overloaded(&self) -> Rejection {
+        Rejection::Overloaded {
+            retry_after: OVERLOADED_RETRY_AFTER,
         }
     }
 }
@@ -41,7 +55,8 @@ impl fmt::Debug for Config {
             .field("diagnostics", &self.diagnostics)
             .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
             .field("replay", &self.replay)
-            .finish()
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,18 +81,52 @@ pub struct GenesysSignatureLayerBuilder {
     diagnostics: bool,
     on_rejection: Option<RejectionHandler>,
     replay: Option<ReplayProtection>,
+    max_buffered_bytes: Option<usize>,
+    rejection_log_level: Level,
 }
 
 impl GenesysSignatureLayerBuilder {
     pub(crate) fn new() -> Self {
         Self {
             secrets: Vec::new(),
-            schemes: Scheme::ALL.to_vec(),
+            schemes: Scheme::all().to_vec(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             diagnostics: false,
             on_rejection: None,
             replay: None,
+            max_buffered_bytes: None,
+            rejection_log_level: Level::DEBUG,
         }
+    }
+
+    /// Bounds the bytes that all requests together may hold while they are read and
+    /// verified (unbounded by default). Bodies are buffered before their signature can
+    /// be checked, so without a bound a flood of large, wrongly signed bodies holds as
+    /// much memory as it sends. A request that would go past the budget is answered
+    /// `503 {"error":"overloaded"}` with `Retry-After`: checked on its `Content-Length`
+    /// before the body is read, and as the frames of a chunked body arrive.
+    ///
+    /// ```
+    /// use genesys_webhook::GenesysSignatureLayer;
+    ///
+    /// let layer = GenesysSignatureLayer::builder()
+    ///     .secret("dev-secret")
+    ///     .max_buffered_bytes(64 * 1024 * 1024)
+    ///     .build()?;
+    /// # Ok::<_, genesys_webhook::ConfigError>(())
+    /// ```
+    pub fn max_buffered_bytes(mut self, total: usize) -> Self {
+        self.max_buffered_bytes = Some(total);
+        self
+    }
+
+    /// The level each rejection is logged at (default `DEBUG`, so that a flood of
+    /// unsigned requests cannot fill the disk). Whatever the level, a `WARN` summary
+    /// with the counts by reason is logged at most once a minute while requests are
+    /// rejected, and [`GenesysSignatureLayer::rejections`] counts them.
+    pub fn rejection_log_level(mut self, level: Level) -> Self {
+        self.rejection_log_level = level;
+        self
     }
 
     /// Adds a secret. At least one is required; call again to add more (rotation): a
@@ -151,7 +200,9 @@ impl GenesysSignatureLayerBuilder {
     /// # Errors
     ///
     /// [`ConfigError`] when no secret was given, when a secret is empty or only
-    /// whitespace, or when the body limit is zero. A secret with leading or trailing
+    /// whitespace, when the body limit or the buffering budget is zero, or when the
+    /// replay protection's settings are impossible (a TTL or lease of zero or of more
+    /// than ten years, a TTL shorter than the lease). A secret with leading or trailing
     /// whitespace is accepted but logged as a warning.
     pub fn build(self) -> Result<GenesysSignatureLayer, ConfigError> {
         if self.secrets.is_empty() {
@@ -175,6 +226,14 @@ impl GenesysSignatureLayerBuilder {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::ZeroBodyLimit);
         }
+        if self.max_buffered_bytes == Some(0) {
+            return Err(ConfigError::ZeroBufferBudget);
+        }
+        if let Some(replay) = &self.replay {
+            replay
+                .validate()
+                .map_err(|reason| ConfigError::ReplaySettings { reason })?;
+        }
         Ok(GenesysSignatureLayer {
             config: Arc::new(Config {
                 keys: KeyRing::new(&self.secrets),
@@ -183,7 +242,9 @@ impl GenesysSignatureLayerBuilder {
                 max_body_bytes: self.max_body_bytes,
                 diagnostics: self.diagnostics,
                 on_rejection: self.on_rejection,
-                replay: self.replay,
+                replay: self.replay.map(Arc::new),
+                budget: self.max_buffered_bytes.map(BufferBudget::new),
+                rejections: RejectionLog::new(self.rejection_log_level),
             }),
         })
     }
@@ -222,6 +283,13 @@ pub enum ConfigError {
     },
     /// The body limit is zero, which would reject every non-empty body.
     ZeroBodyLimit,
+    /// The buffering budget is zero, which would turn every request away.
+    ZeroBufferBudget,
+    /// The replay protection's settings are impossible.
+    ReplaySettings {
+        /// Which setting, and why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -233,6 +301,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "webhook secret #{index} is only whitespace")
             }
             Self::ZeroBodyLimit => f.write_str("the body limit must be at least one byte"),
+            Self::ZeroBufferBudget => {
+                f.write_str("the buffering budget must be at least one byte")
+            }
+            Self::ReplaySettings { reason } => f.write_str(reason),
         }
     }
 }
@@ -271,6 +343,37 @@ mod tests {
                 .build()
                 .unwrap_err(),
             ConfigError::ZeroBodyLimit
+        );
+    }
+
+    #[test]
+    fn build_refuses_impossible_replay_settings() {
+        use std::time::Duration;
+        let cases = [
+            ReplayProtection::in_memory().ttl(Duration::ZERO),
+            ReplayProtection::in_memory().lease(Duration::ZERO),
+            ReplayProtection::in_memory()
+                .ttl(Duration::from_secs(10))
+                .lease(Duration::from_secs(30)),
+            ReplayProtection::in_memory().ttl(Duration::MAX),
+            ReplayProtection::in_memory().lease(Duration::from_secs(u64::MAX)),
+        ];
+        for protection in cases {
+            let debug = format!("{protection:?}");
+            let error = GenesysSignatureLayer::builder()
+                .secret("ok")
+                .replay_protection(protection)
+                .build()
+                .unwrap_err();
+            assert!(matches!(error, ConfigError::ReplaySettings { .. }), "{debug}: {error}");
+        }
+        assert_eq!(
+            GenesysSignatureLayer::builder()
+                .secret("ok")
+                .max_buffered_bytes(0)
+                .build()
+                .unwrap_err(),
+            ConfigError::ZeroBufferBudget
         );
     }
 

@@ -1,9 +1,13 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
+use tracing::Level;
 
+use crate::response::{json_error, with_retry_after};
 use crate::signature::{MalformedSignature, Scheme};
 
 /// Why the [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) turned a request away.
@@ -43,12 +47,22 @@ pub enum Rejection {
     /// 503 with `Retry-After`, so the sender retries.
     ReplayStoreUnavailable {
         /// The `Retry-After` of the default answer.
-        retry_after: std::time::Duration,
+        retry_after: Duration,
+    },
+    /// Taking this body would have gone past
+    /// [`max_buffered_bytes`](crate::GenesysSignatureLayerBuilder::max_buffered_bytes),
+    /// the memory all requests together may hold while they are verified. The default
+    /// answer is `503 {"error":"overloaded"}` with `Retry-After`, so the sender retries.
+    Overloaded {
+        /// The `Retry-After` of the default answer.
+        retry_after: Duration,
     },
 }
 
 impl Rejection {
-    /// The status of the default response: 401, 413 or 400.
+    /// The status of the default response: 401 for every signature problem, 413 for a
+    /// body over the limit, 400 for a body that could not be read, 503 (with
+    /// `Retry-After`) when the replay store cannot answer or the layer is overloaded.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingSignature
@@ -56,12 +70,15 @@ impl Rejection {
             | Self::SignatureMismatch { .. } => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnreadableBody => StatusCode::BAD_REQUEST,
-            Self::ReplayStoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ReplayStoreUnavailable { .. } | Self::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
-    /// The machine-readable code of the default response body:
-    /// `invalid_signature`, `payload_too_large` or `unreadable_body`.
+    /// The machine-readable code of the default response body: `invalid_signature`,
+    /// `payload_too_large`, `unreadable_body`, `replay_store_unavailable` (503) or
+    /// `overloaded` (503).
     pub fn error_code(&self) -> &'static str {
         match self {
             Self::MissingSignature
@@ -70,6 +87,7 @@ impl Rejection {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
             Self::ReplayStoreUnavailable { .. } => "replay_store_unavailable",
+            Self::Overloaded { .. } => "overloaded",
         }
     }
 
@@ -77,13 +95,10 @@ impl Rejection {
     /// [`status`](Self::status) with `{"error":"<error_code>"}` as `application/json`,
     /// and `Retry-After` on a 503.
     pub fn default_response(&self) -> Response<Bytes> {
-        let response = json_response(
-            self.status(),
-            Bytes::from(format!(r#"{{"error":"{}"}}"#, self.error_code())),
-        );
+        let response = json_error(self.status(), self.error_code());
         match self {
-            Self::ReplayStoreUnavailable { retry_after } => {
-                crate::replay::with_retry_after(response, *retry_after)
+            Self::ReplayStoreUnavailable { retry_after } | Self::Overloaded { retry_after } => {
+                with_retry_after(response, *retry_after)
             }
             _ => response,
         }
@@ -113,28 +128,197 @@ impl fmt::Display for Rejection {
             Self::PayloadTooLarge { limit } => write!(f, "body larger than {limit} bytes"),
             Self::UnreadableBody => f.write_str("body could not be read"),
             Self::ReplayStoreUnavailable { .. } => f.write_str("replay store unavailable"),
+            Self::Overloaded { .. } => {
+                f.write_str("the memory for buffering bodies is taken by other requests")
+            }
         }
     }
 }
 
 impl std::error::Error for Rejection {}
 
-pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 /// A user-supplied replacement for the default rejection responses.
 pub(crate) type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
+
+/// How many requests a layer turned away, by reason, since it was built
+/// ([`GenesysSignatureLayer::rejections`](crate::GenesysSignatureLayer::rejections)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectionCounts {
+    /// No signature header.
+    pub missing_signature: u64,
+    /// A malformed signature header.
+    pub malformed_signature: u64,
+    /// A signature that did not match.
+    pub signature_mismatch: u64,
+    /// A body over the limit.
+    pub payload_too_large: u64,
+    /// A body that could not be read.
+    pub unreadable_body: u64,
+    /// The replay store could not answer.
+    pub replay_store_unavailable: u64,
+    /// The buffering budget was taken.
+    pub overloaded: u64,
+}
+
+impl RejectionCounts {
+    /// All rejections together.
+    pub fn total(&self) -> u64 {
+        self.missing_signature
+            + self.malformed_signature
+            + self.signature_mismatch
+            + self.payload_too_large
+            + self.unreadable_body
+            + self.replay_store_unavailable
+            + self.overloaded
+    }
+}
+
+/// How often, at most, a summary of rejections is logged at WARN.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Counts rejections and logs them: each at the configured level (DEBUG by default,
+/// so that a flood of unsigned requests cannot fill the disk), and a WARN summary at
+/// most once a minute while rejections happen.
+#[derive(Debug)]
+pub(crate) struct RejectionLog {
+    level: Level,
+    counts: [AtomicU64; 7],
+    started: Instant,
+    /// Milliseconds after `started` when the next summary is due.
+    next_summary: AtomicU64,
+    /// The total at the last summary.
+    reported: AtomicU64,
+}
+
+/// Everything the log says about one rejection.
+pub(crate) struct Event<'a> {
+    pub(crate) rejection: &'a Rejection,
+    pub(crate) body_len: Option<u64>,
+    pub(crate) diagnostics: Option<&'a Diagnostics>,
+}
+
+/// Digest prefixes for comparing by eye, when diagnostics are on.
+pub(crate) struct Diagnostics {
+    pub(crate) received: String,
+    pub(crate) computed: String,
+}
+
+impl RejectionLog {
+    pub(crate) fn new(level: Level) -> Self {
+        Self {
+            level,
+            counts: Default::default(),
+            started: Instant::now(),
+            next_summary: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(rejection: &Rejection) -> usize {
+        match rejection {
+            Rejection::MissingSignature => 0,
+            Rejection::MalformedSignature { .. } => 1,
+            Rejection::SignatureMismatch { .. } => 2,
+            Rejection::PayloadTooLarge { .. } => 3,
+            Rejection::UnreadableBody => 4,
+            Rejection::ReplayStoreUnavailable { .. } => 5,
+            Rejection::Overloaded { .. } => 6,
+        }
+    }
+
+    pub(crate) fn counts(&self) -> RejectionCounts {
+        let c = |i: usize| self.counts[i].load(Ordering::Relaxed);
+        RejectionCounts {
+            missing_signature: c(0),
+            malformed_signature: c(1),
+            signature_mismatch: c(2),
+            payload_too_large: c(3),
+            unreadable_body: c(4),
+            replay_store_unavailable: c(5),
+            overloaded: c(6),
+        }
+    }
+
+    pub(crate) fn record(&self, event: Event<'_>) {
+        self.counts[Self::slot(event.rejection)].fetch_add(1, Ordering::Relaxed);
+        emit(self.level, &event);
+        self.maybe_summarise();
+    }
+
+    fn maybe_summarise(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_summary.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let next = now.saturating_add(SUMMARY_EVERY.as_millis() as u64);
+        if self
+            .next_summary
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another request is writing this summary
+        }
+        let counts = self.counts();
+        let total = counts.total();
+        let since = total - self.reported.swap(total, Ordering::Relaxed).min(total);
+        tracing::warn!(
+            rejected = since,
+            total,
+            missing_signature = counts.missing_signature,
+            malformed_signature = counts.malformed_signature,
+            signature_mismatch = counts.signature_mismatch,
+            payload_too_large = counts.payload_too_large,
+            unreadable_body = counts.unreadable_body,
+            replay_store_unavailable = counts.replay_store_unavailable,
+            overloaded = counts.overloaded,
+            "webhooks rejected (at most one such summary a minute; each rejection is logged at the rejection log level)"
+        );
+    }
+}
+
+/// One event per rejection at `level`: the reason, the header and the body length,
+/// never a secret or a whole digest.
+fn emit(level: Level, event: &Event<'_>) {
+    macro_rules! at {
+        ($level:expr) => {
+            match event.diagnostics {
+                None => tracing::event!(
+                    $level,
+                    reason = %event.rejection,
+                    header = event.rejection.scheme().map(Scheme::display_header_name),
+                    body_len = event.body_len,
+                    status = event.rejection.status().as_u16(),
+                    "webhook rejected"
+                ),
+                Some(d) => tracing::event!(
+                    $level,
+                    reason = %event.rejection,
+                    header = event.rejection.scheme().map(Scheme::display_header_name),
+                    body_len = event.body_len,
+                    status = event.rejection.status().as_u16(),
+                    received_prefix = %d.received,
+                    computed_prefixes = %d.computed,
+                    "webhook rejected"
+                ),
+            }
+        };
+    }
+    match level {
+        Level::ERROR => at!(Level::ERROR),
+        Level::WARN => at!(Level::WARN),
+        Level::INFO => at!(Level::INFO),
+        Level::DEBUG => at!(Level::DEBUG),
+        _ => at!(Level::TRACE),
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use http::header;
 
     #[test]
     fn default_responses_are_uniform_json() {
@@ -160,5 +344,12 @@ mod tests {
         let unreadable = Rejection::UnreadableBody.default_response();
         assert_eq!(unreadable.status(), StatusCode::BAD_REQUEST);
         assert_eq!(unreadable.body(), r#"{"error":"unreadable_body"}"#);
+        let overloaded = Rejection::Overloaded {
+            retry_after: Duration::from_secs(5),
+        }
+        .default_response();
+        assert_eq!(overloaded.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(overloaded.body(), r#"{"error":"overloaded"}"#);
+        assert_eq!(overloaded.headers()[header::RETRY_AFTER], "5");
     }
 }

@@ -2,22 +2,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
 use super::body::{ResponseBody, VerifiedBody};
+use super::budget::Held;
 use super::builder::Config;
 use super::future::ResponseFuture;
-use super::rejection::Rejection;
+use super::rejection::{Event, Rejection};
+use super::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, RejectionCounts};
 use crate::signature::{ParsedSignature, Scheme};
+use crate::BoxError;
 
 /// The signatures of one request; usually one, kept inline.
 pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 1]>;
-use crate::BoxError;
 
 /// Middleware that verifies the HMAC-SHA256 signature of each request body before the
-/// inner service sees it. Made by [`GenesysSignatureLayer`](crate::GenesysSignatureLayer).
+/// inner service sees it. Made by [`GenesysSignatureLayer`], or by
+/// [`GenesysSignature::new`] around a service directly.
 ///
 /// The inner service receives `Request<`[`VerifiedBody`]`>` holding the exact bytes
 /// that were signed, with a [`VerifiedSignature`](crate::VerifiedSignature) extension.
@@ -28,8 +31,39 @@ pub struct GenesysSignature<S> {
 }
 
 impl<S> GenesysSignature<S> {
-    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+    /// Wraps `inner` with the settings of `layer`.
+    ///
+    /// ```
+    /// use genesys_webhook::{GenesysSignature, GenesysSignatureLayer, VerifiedBody};
+    /// use http::{Request, Response};
+    ///
+    /// let layer = GenesysSignatureLayer::builder().secret("dev-secret").build()?;
+    /// let service = GenesysSignature::new(
+    ///     tower::service_fn(|request: Request<VerifiedBody>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(request.into_body()))
+    ///     }),
+    ///     &layer,
+    /// );
+    /// # let _ = service;
+    /// # Ok::<_, genesys_webhook::ConfigError>(())
+    /// ```
+    pub fn new(inner: S, layer: &GenesysSignatureLayer) -> Self {
+        Self::from_config(inner, Arc::clone(&layer.config))
+    }
+
+    pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
+    }
+
+    /// Starts configuring a [`GenesysSignatureLayer`], as
+    /// [`GenesysSignatureLayer::builder`] does.
+    pub fn layer() -> GenesysSignatureLayerBuilder {
+        GenesysSignatureLayer::builder()
+    }
+
+    /// How many requests this service (and every clone of its layer) turned away.
+    pub fn rejections(&self) -> RejectionCounts {
+        self.config.rejections.counts()
     }
 
     /// The wrapped service.
@@ -53,7 +87,6 @@ where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
     ReqBody: Body,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -64,21 +97,23 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = Arc::clone(&self.config);
+        let config = &self.config;
         // Cheap checks first: nothing below reads the body.
+        let declared = declared_length(&request);
         let signatures = match read_signatures(request.headers(), &config.schemes) {
             Ok(signatures) => signatures,
-            Err(rejection) => {
-                let length = declared_length(&request);
-                return ResponseFuture::rejected(&config, rejection, length);
-            }
+            Err(rejection) => return unread(config, &rejection, declared),
         };
-        let declared = declared_length(&request);
         if declared.is_some_and(|length| length > config.max_body_bytes as u64) {
             let rejection = Rejection::PayloadTooLarge {
                 limit: config.max_body_bytes,
             };
-            return ResponseFuture::rejected(&config, rejection, declared);
+            return unread(config, &rejection, declared);
+        }
+        let mut held = Held::new(config.budget.as_ref());
+        let announced = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        if !held.hold(announced) {
+            return unread(config, &config.overloaded(), declared);
         }
 
         // The inner service was driven to readiness by `poll_ready`; keep that one and
@@ -86,15 +121,35 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
-        ResponseFuture::reading(body, parts, inner, config, signatures, declared)
+        let config = Arc::clone(config);
+        ResponseFuture::reading(body, parts, inner, config, signatures, declared, held)
     }
+}
+
+/// A rejection decided before the body was read. The answer closes the connection: the
+/// unread body would otherwise be taken for the next request on it, and a request
+/// pipelined behind it would be lost without a word.
+fn unread<S, B>(config: &Config, rejection: &Rejection, declared: Option<u64>) -> ResponseFuture<S, B>
+where
+    S: Service<Request<VerifiedBody>>,
+{
+    config.rejections.record(Event {
+        rejection,
+        body_len: declared,
+        diagnostics: None,
+    });
+    let mut response: Response<Bytes> = config.rejection_response(rejection);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    ResponseFuture::answered(response)
 }
 
 /// Every signature value present in the accepted schemes' headers.
 fn read_signatures(headers: &HeaderMap, schemes: &[Scheme]) -> Result<Signatures, Rejection> {
     let mut signatures = Signatures::new();
     for &scheme in schemes {
-        for value in headers.get_all(header_name(scheme)) {
+        for value in headers.get_all(scheme.header()) {
             let parsed = scheme
                 .parse(value.as_bytes())
                 .map_err(|reason| Rejection::MalformedSignature { scheme, reason })?;
@@ -105,17 +160,6 @@ fn read_signatures(headers: &HeaderMap, schemes: &[Scheme]) -> Result<Signatures
         return Err(Rejection::MissingSignature);
     }
     Ok(signatures)
-}
-
-/// The scheme's header as a ready-made name, so lookups skip parsing the string.
-fn header_name(scheme: Scheme) -> &'static HeaderName {
-    static GENESYS: HeaderName = HeaderName::from_static(Scheme::Genesys.header_name());
-    static OPEN_MESSAGING: HeaderName =
-        HeaderName::from_static(Scheme::OpenMessaging.header_name());
-    match scheme {
-        Scheme::OpenMessaging => &OPEN_MESSAGING,
-        _ => &GENESYS,
-    }
 }
 
 /// The body length announced by `Content-Length`, or by the body itself.

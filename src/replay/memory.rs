@@ -1,18 +1,19 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{BoxFuture, LeaseId, ReplayKey, ReplayStore, Reservation, StoreError};
+use super::{LeaseId, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture};
 
 /// Default for [`MemoryStore::with_capacity`]: 100,000 entries (about 10 MB).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 /// An in-process [`ReplayStore`], bounded in size.
 ///
-/// When full it makes room by dropping expired entries, then the oldest done ones; it
-/// never drops a request in flight. Only when every entry is in flight does
-/// [`reserve`](ReplayStore::reserve) answer [`Reservation::Full`] (the layer then
-/// answers 503 with `Retry-After`).
+/// When full it makes room by dropping expired entries, then the done entries that
+/// expire soonest; it never drops a request in flight. Only when every entry is in
+/// flight does [`reserve`](ReplayStore::reserve) answer [`Reservation::Full`] (the
+/// layer then answers 503 with `Retry-After`). Entries are kept in order of expiry,
+/// so layers with different leases and TTLs can share one store.
 ///
 /// It protects one process: receivers running as several replicas need a shared
 /// store such as `RedisStore` (feature `redis`).
@@ -25,19 +26,26 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<ReplayKey, Entry>,
-    /// Reservations in the order they were made: with one lease length, the order
-    /// in which they expire. Records whose entry changed since are skipped.
-    in_flight: VecDeque<(ReplayKey, u64)>,
-    /// Completions in the order they were made, oldest first.
-    done: VecDeque<(ReplayKey, u64)>,
-    next_id: u64,
+    /// In-flight entries by expiry.
+    in_flight: BTreeSet<(Instant, u64, ReplayKey)>,
+    /// Done entries by expiry.
+    done: BTreeSet<(Instant, u64, ReplayKey)>,
+    next_seq: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    id: u64,
+    lease: LeaseId,
+    /// Orders entries with one expiry.
+    seq: u64,
     expires: Instant,
     done: bool,
+}
+
+impl Entry {
+    fn slot(&self, key: ReplayKey) -> (Instant, u64, ReplayKey) {
+        (self.expires, self.seq, key)
+    }
 }
 
 impl Default for MemoryStore {
@@ -73,7 +81,13 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn reserve_now(&self, key: &ReplayKey, lease: Duration, now: Instant) -> Reservation {
+    fn reserve_now(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+        now: Instant,
+    ) -> Reservation {
         let mut state = self.lock();
         state.sweep(now);
         if let Some(entry) = state.entries.get(key) {
@@ -84,147 +98,148 @@ impl MemoryStore {
                     Reservation::InFlight
                 };
             }
-            state.entries.remove(key);
+            state.remove(key);
         }
-        match state.insert_new(key, now + lease, false, self.capacity) {
-            Some(id) => Reservation::Reserved(LeaseId(u128::from(id))),
-            None => Reservation::Full,
+        if state.insert(*key, lease, now + duration, false, self.capacity) {
+            Reservation::Reserved
+        } else {
+            Reservation::Full
+        }
+    }
+
+    fn renew_now(&self, key: &ReplayKey, lease: LeaseId, duration: Duration, now: Instant) -> bool {
+        let mut state = self.lock();
+        match state.entries.get(key) {
+            Some(entry) if entry.lease == lease && !entry.done && entry.expires > now => {
+                state.remove(key);
+                state.insert(*key, lease, now + duration, false, usize::MAX)
+            }
+            _ => false,
         }
     }
 
     fn complete_now(&self, key: &ReplayKey, lease: LeaseId, ttl: Duration, now: Instant) {
         let mut state = self.lock();
-        match state.entries.get_mut(key) {
-            Some(entry) if u128::from(entry.id) == lease.0 && !entry.done => {
-                entry.done = true;
-                entry.expires = now + ttl;
-                let id = entry.id;
-                state.done.push_back((*key, id));
-            }
-            Some(entry) if entry.expires > now => {} // someone else's now
-            _ => {
-                // The lease lapsed and nobody took the key: still remember it.
-                state.entries.remove(key);
-                state.insert_new(key, now + ttl, true, self.capacity);
-            }
+        let ours = match state.entries.get(key) {
+            Some(entry) if entry.lease == lease && !entry.done => true,
+            Some(entry) if entry.expires > now => false, // someone else's now
+            // The lease lapsed and nobody took the key: still remember it.
+            _ => true,
+        };
+        if ours {
+            state.remove(key);
+            // Room for a done entry: it replaces the reservation it completes.
+            state.insert(*key, lease, now + ttl, true, self.capacity.saturating_add(1));
         }
     }
 
     fn release_now(&self, key: &ReplayKey, lease: LeaseId) {
         let mut state = self.lock();
-        if matches!(state.entries.get(key), Some(e) if u128::from(e.id) == lease.0 && !e.done) {
-            state.entries.remove(key);
+        if matches!(state.entries.get(key), Some(e) if e.lease == lease && !e.done) {
+            state.remove(key);
         }
     }
 }
 
 impl State {
-    /// Adds an entry under a fresh id after making room; `None` when there is none.
-    fn insert_new(
+    fn remove(&mut self, key: &ReplayKey) {
+        if let Some(entry) = self.entries.remove(key) {
+            let set = if entry.done {
+                &mut self.done
+            } else {
+                &mut self.in_flight
+            };
+            set.remove(&entry.slot(*key));
+        }
+    }
+
+    /// Adds an entry after making room; `false` when there is none.
+    fn insert(
         &mut self,
-        key: &ReplayKey,
+        key: ReplayKey,
+        lease: LeaseId,
         expires: Instant,
         done: bool,
         capacity: usize,
-    ) -> Option<u64> {
+    ) -> bool {
         if !self.make_room(capacity) {
-            return None;
+            return false;
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.entries.insert(*key, Entry { id, expires, done });
-        let queue = if done {
+        self.next_seq += 1;
+        let entry = Entry {
+            lease,
+            seq: self.next_seq,
+            expires,
+            done,
+        };
+        let set = if done {
             &mut self.done
         } else {
             &mut self.in_flight
         };
-        queue.push_back((*key, id));
-        Some(id)
+        set.insert(entry.slot(key));
+        self.entries.insert(key, entry);
+        true
     }
 
-    fn is_live(&self, (key, id): &(ReplayKey, u64), done: bool) -> bool {
-        matches!(self.entries.get(key), Some(e) if e.id == *id && e.done == done)
-    }
-
-    /// Drops expired entries and stale records from the front of both queues, and
-    /// compacts a queue that holds far more records than live entries.
+    /// Drops every expired entry.
     fn sweep(&mut self, now: Instant) {
         for done in [false, true] {
             loop {
-                let queue = if done { &self.done } else { &self.in_flight };
-                let Some(&record) = queue.front() else { break };
-                if self.is_live(&record, done) {
-                    if self.entries[&record.0].expires > now {
-                        break;
-                    }
-                    self.entries.remove(&record.0);
-                }
-                if done {
-                    self.done.pop_front();
-                } else {
-                    self.in_flight.pop_front();
+                let set = if done { &self.done } else { &self.in_flight };
+                match set.first() {
+                    Some(&(expires, _, key)) if expires <= now => self.remove(&key),
+                    _ => break,
                 }
             }
-        }
-        let limit = 2 * self.entries.len() + 1024;
-        if self.in_flight.len() > limit {
-            let live: VecDeque<_> = std::mem::take(&mut self.in_flight)
-                .into_iter()
-                .filter(|r| self.is_live(r, false))
-                .collect();
-            self.in_flight = live;
-        }
-        if self.done.len() > limit {
-            let live: VecDeque<_> = std::mem::take(&mut self.done)
-                .into_iter()
-                .filter(|r| self.is_live(r, true))
-                .collect();
-            self.done = live;
         }
     }
 
-    /// Makes room for one entry by dropping the oldest done entries; in-flight ones
-    /// are never dropped. Returns whether there is room.
+    /// Makes room for one entry by dropping the done entries that expire soonest;
+    /// in-flight ones are never dropped. Returns whether there is room.
     fn make_room(&mut self, capacity: usize) -> bool {
         while self.entries.len() >= capacity {
-            let Some(record) = self.done.pop_front() else {
+            let Some(&(_, _, key)) = self.done.first() else {
                 return false;
             };
-            if self.is_live(&record, true) {
-                self.entries.remove(&record.0);
-            }
+            self.remove(&key);
         }
         true
     }
 }
 
 impl ReplayStore for MemoryStore {
-    fn reserve<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, StoreError>> {
-        let reservation = self.reserve_now(key, lease, Instant::now());
-        Box::pin(std::future::ready(Ok(reservation)))
+    fn reserve(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<Reservation, StoreError>> {
+        StoreFuture::ready(Ok(self.reserve_now(key, lease, duration, Instant::now())))
     }
 
-    fn complete<'a>(
-        &'a self,
-        key: &'a ReplayKey,
+    fn renew(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<bool, StoreError>> {
+        StoreFuture::ready(Ok(self.renew_now(key, lease, duration, Instant::now())))
+    }
+
+    fn complete(
+        &self,
+        key: &ReplayKey,
         lease: LeaseId,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> StoreFuture<Result<(), StoreError>> {
         self.complete_now(key, lease, ttl, Instant::now());
-        Box::pin(std::future::ready(Ok(())))
+        StoreFuture::ready(Ok(()))
     }
 
-    fn release<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: LeaseId,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>> {
         self.release_now(key, lease);
-        Box::pin(std::future::ready(Ok(())))
+        StoreFuture::ready(Ok(()))
     }
 
     fn abandon(&self, key: &ReplayKey, lease: LeaseId) {
@@ -243,96 +258,113 @@ mod tests {
         ReplayKey::new([n; 32])
     }
 
-    fn reserved(r: Reservation) -> LeaseId {
-        match r {
-            Reservation::Reserved(lease) => lease,
-            other => panic!("expected a reservation, got {other:?}"),
-        }
+    fn reserve(store: &MemoryStore, n: u8, duration: Duration, now: Instant) -> (Reservation, LeaseId) {
+        let lease = LeaseId::new();
+        (store.reserve_now(&key(n), lease, duration, now), lease)
     }
 
     #[test]
     fn reserve_complete_release_cycle() {
         let store = MemoryStore::default();
         let now = Instant::now();
-        let lease = reserved(store.reserve_now(&key(1), LEASE, now));
-        assert_eq!(
-            store.reserve_now(&key(1), LEASE, now),
-            Reservation::InFlight
-        );
+        let (first, lease) = reserve(&store, 1, LEASE, now);
+        assert_eq!(first, Reservation::Reserved);
+        assert_eq!(reserve(&store, 1, LEASE, now).0, Reservation::InFlight);
         store.release_now(&key(1), lease);
-        let lease = reserved(store.reserve_now(&key(1), LEASE, now));
+        let (again, lease) = reserve(&store, 1, LEASE, now);
+        assert_eq!(again, Reservation::Reserved);
         store.complete_now(&key(1), lease, TTL, now);
-        assert_eq!(store.reserve_now(&key(1), LEASE, now), Reservation::Done);
-        assert_eq!(
-            store.reserve_now(&key(1), LEASE, now + TTL + Duration::from_secs(1)),
-            Reservation::Reserved(LeaseId(2))
-        );
+        assert_eq!(reserve(&store, 1, LEASE, now).0, Reservation::Done);
+        let later = now + TTL + Duration::from_secs(1);
+        assert_eq!(reserve(&store, 1, LEASE, later).0, Reservation::Reserved);
     }
 
     #[test]
     fn an_expired_lease_frees_the_key_and_a_stale_release_does_nothing() {
         let store = MemoryStore::default();
         let now = Instant::now();
-        let old = reserved(store.reserve_now(&key(1), LEASE, now));
+        let (_, old) = reserve(&store, 1, LEASE, now);
         let later = now + LEASE + Duration::from_secs(1);
-        let new = reserved(store.reserve_now(&key(1), LEASE, later));
+        let (taken, new) = reserve(&store, 1, LEASE, later);
+        assert_eq!(taken, Reservation::Reserved);
         store.release_now(&key(1), old);
-        assert_eq!(
-            store.reserve_now(&key(1), LEASE, later),
-            Reservation::InFlight
-        );
+        assert_eq!(reserve(&store, 1, LEASE, later).0, Reservation::InFlight);
         store.complete_now(&key(1), old, TTL, later);
-        assert_eq!(
-            store.reserve_now(&key(1), LEASE, later),
-            Reservation::InFlight
-        );
+        assert_eq!(reserve(&store, 1, LEASE, later).0, Reservation::InFlight);
+        assert!(!store.renew_now(&key(1), old, LEASE, later));
         store.complete_now(&key(1), new, TTL, later);
-        assert_eq!(store.reserve_now(&key(1), LEASE, later), Reservation::Done);
+        assert_eq!(reserve(&store, 1, LEASE, later).0, Reservation::Done);
     }
 
     #[test]
-    fn full_store_evicts_expired_then_oldest_done_never_in_flight() {
+    fn renewing_keeps_a_slow_request_in_flight() {
+        let store = MemoryStore::default();
+        let now = Instant::now();
+        let short = Duration::from_secs(1);
+        let (_, lease) = reserve(&store, 1, short, now);
+        let t = now + Duration::from_millis(900);
+        assert!(store.renew_now(&key(1), lease, short, t));
+        let past_first_lease = now + Duration::from_millis(1300);
+        assert_eq!(
+            reserve(&store, 1, short, past_first_lease).0,
+            Reservation::InFlight
+        );
+    }
+
+    #[test]
+    fn full_store_evicts_expired_then_soonest_done_never_in_flight() {
         let store = MemoryStore::with_capacity(3);
         let now = Instant::now();
-        let a = reserved(store.reserve_now(&key(1), LEASE, now));
+        let (_, a) = reserve(&store, 1, LEASE, now);
         store.complete_now(&key(1), a, TTL, now);
-        let b = reserved(store.reserve_now(&key(2), LEASE, now));
-        store.complete_now(&key(2), b, TTL, now);
-        let _c = reserved(store.reserve_now(&key(3), LEASE, now));
-        // Full: the oldest done entry (1) makes room.
-        let _d = reserved(store.reserve_now(&key(4), LEASE, now));
+        let (_, b) = reserve(&store, 2, LEASE, now);
+        store.complete_now(&key(2), b, TTL, now + Duration::from_secs(1));
+        let _c = reserve(&store, 3, LEASE, now);
+        // Full: the done entry that expires first (1) makes room.
+        assert_eq!(reserve(&store, 4, LEASE, now).0, Reservation::Reserved);
         assert_eq!(store.len(), 3);
-        assert_eq!(store.reserve_now(&key(2), LEASE, now), Reservation::Done);
-        assert_eq!(
-            store.reserve_now(&key(3), LEASE, now),
-            Reservation::InFlight
-        );
+        assert_eq!(reserve(&store, 2, LEASE, now).0, Reservation::Done);
+        assert_eq!(reserve(&store, 3, LEASE, now).0, Reservation::InFlight);
         // 2 goes next; then only in-flight entries are left.
-        let _e = reserved(store.reserve_now(&key(5), LEASE, now));
-        assert_eq!(store.reserve_now(&key(6), LEASE, now), Reservation::Full);
-        assert_eq!(
-            store.reserve_now(&key(3), LEASE, now),
-            Reservation::InFlight
-        );
+        assert_eq!(reserve(&store, 5, LEASE, now).0, Reservation::Reserved);
+        assert_eq!(reserve(&store, 6, LEASE, now).0, Reservation::Full);
         // Once leases expire there is room again.
         let later = now + LEASE + Duration::from_secs(1);
-        assert!(matches!(
-            store.reserve_now(&key(6), LEASE, later),
-            Reservation::Reserved(_)
-        ));
+        assert_eq!(reserve(&store, 6, LEASE, later).0, Reservation::Reserved);
     }
 
     #[test]
-    fn queues_stay_bounded_under_churn() {
+    fn layers_with_different_leases_sharing_a_store_never_see_it_falsely_full() {
+        // A long lease taken first used to hide shorter, expired ones behind it.
+        let store = MemoryStore::with_capacity(2);
+        let now = Instant::now();
+        assert_eq!(
+            reserve(&store, 1, Duration::from_secs(3600), now).0,
+            Reservation::Reserved
+        );
+        assert_eq!(
+            reserve(&store, 2, Duration::from_secs(1), now).0,
+            Reservation::Reserved
+        );
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            reserve(&store, 3, Duration::from_secs(1), later).0,
+            Reservation::Reserved
+        );
+    }
+
+    #[test]
+    fn stays_bounded_under_churn() {
         let store = MemoryStore::with_capacity(10);
         let now = Instant::now();
         for i in 0..10_000u32 {
-            let k = ReplayKey::new([(i % 7) as u8; 32]);
-            if let Reservation::Reserved(lease) = store.reserve_now(&k, LEASE, now) {
-                store.release_now(&k, lease);
+            let (result, lease) = reserve(&store, (i % 7) as u8, LEASE, now);
+            if result == Reservation::Reserved {
+                store.release_now(&key((i % 7) as u8), lease);
             }
         }
         let state = store.lock();
-        assert!(state.in_flight.len() <= 2 * state.entries.len() + 1025);
+        assert!(state.entries.len() <= 10);
+        assert_eq!(state.in_flight.len() + state.done.len(), state.entries.len());
     }
 }

@@ -2,20 +2,27 @@
 //!
 //! An HMAC proves who signed a body; it does not stop someone who captured a valid
 //! request from sending it again, and Genesys' signatures carry no timestamp. With
-//! [`ReplayProtection`] turned on, the layer keys each verified request by its
-//! 32-byte MAC (so the hex and base64 forms of one signature are one key) and:
+//! [`ReplayProtection`] turned on, the layer keys each verified request by one digest
+//! of its body (the HMAC under the first configured secret: the hex and base64 forms,
+//! any header order, and any of the secrets give one key) and:
 //!
 //! | the same signature… | answer | inner service called |
 //! |---|---|---|
-//! | arrives for the first time | the inner service's | yes, under a short lease ([`ReplayProtection::lease`], 30 s) |
+//! | arrives for the first time | the inner service's | yes, under a short lease ([`ReplayProtection::lease`], 30 s) that is renewed while the inner service runs |
 //! | …and the inner service answered 2xx | | the key is kept as *done* for [`ReplayProtection::ttl`] (10 min) |
 //! | …and the inner service answered non-2xx or failed | | the key is released, so the sender's retry is processed |
 //! | arrives while the first is still in flight | `503` + `Retry-After`, `{"error":"duplicate_in_flight"}` | no |
 //! | arrives after the first was done | `200 {"status":"duplicate"}` | no |
-//! | cannot be checked: the store is unreachable or full of in-flight requests | `503` + `Retry-After`, `{"error":"replay_store_unavailable"}` | no (unless [`fail_open`](ReplayProtection::fail_open)) |
+//! | cannot be checked: the store is unreachable, slower than its timeout, or full of in-flight requests | `503` + `Retry-After`, `{"error":"replay_store_unavailable"}` | no (unless [`fail_open`](ReplayProtection::fail_open)) |
 //!
 //! Genesys retries a 5xx and stops at a 2xx, so nothing is processed twice and nothing
-//! is lost. A lease that outlives a crashed process simply expires.
+//! is lost. A reservation whose answer was not used (the store timed out, the request
+//! was dropped) is released at once, best effort, so the sender's next retry is
+//! processed; a lease that outlives a crashed process simply expires.
+//!
+//! A store remembers only as long as it keeps its data: a Redis without persistence
+//! forgets every processed key when it restarts, and events replayed after that are
+//! processed again. Run Redis with `appendonly yes` when that matters.
 //!
 //! What it does not protect against: a replay after the TTL, a replay of a request
 //! that was never accepted (it was not processed either), or two *different* bodies
@@ -41,20 +48,19 @@ mod memory;
 mod redis;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::Response;
 
 pub use self::memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::redis::{InvalidUrl, RedisStore};
 
-use crate::layer::json_response;
 use crate::BoxError;
 
-pub use crate::BoxFuture;
 
 /// Default for [`ReplayProtection::ttl`]: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -63,17 +69,20 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default for [`ReplayProtection::retry_after`]: 5 seconds, Genesys' own retry spacing.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The key a request is remembered by: the 32 bytes of its verified HMAC.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// The key a request is remembered by: 32 bytes that depend on the body alone, the
+/// digest of the body under the layer's first configured secret. Which headers carry
+/// the signatures, in which order, and which secret verified them do not change it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplayKey([u8; 32]);
 
 impl ReplayKey {
-    /// Wraps MAC bytes.
-    pub fn new(mac: [u8; 32]) -> Self {
-        Self(mac)
+    /// Wraps 32 key bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
     }
 
-    /// The MAC bytes.
+    /// The key bytes (a valid MAC of the body: stores that leave the process should
+    /// keep a hash of them, as `RedisStore` does).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -81,21 +90,63 @@ impl ReplayKey {
 
 impl fmt::Debug for ReplayKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A valid MAC: enough to tell keys apart in logs, not enough to reuse.
+        // Enough to tell keys apart in logs, not enough to reuse.
         write!(f, "ReplayKey({}…)", hex::encode(&self.0[..4]))
     }
 }
 
-/// Identifies one reservation, so that only its holder completes or releases it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseId(pub u128);
+/// Identifies one reservation, so that only its holder renews, completes or releases
+/// it. Chosen by the caller before it asks the store, so that a reservation whose
+/// answer never arrived (a timeout, a dropped request) can still be released.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseId(u128);
+
+impl LeaseId {
+    /// A new identifier, unique within the process and, with 64 random bits per
+    /// process, across the replicas sharing a store.
+    pub fn new() -> Self {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed = *SEED.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            // RandomState is seeded from the operating system's randomness.
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            hasher.write_u32(std::process::id());
+            hasher.finish()
+        });
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self((u128::from(seed) << 64) | u128::from(count))
+    }
+
+    /// The identifier as 32 lowercase hex digits, for stores that keep it as text.
+    pub fn to_hex(&self) -> String {
+        format!("{:032x}", self.0)
+    }
+}
+
+impl Default for LeaseId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for LeaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseId({})", self.to_hex())
+    }
+}
 
 /// What [`ReplayStore::reserve`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reservation {
-    /// The key was free and is now held under this lease.
-    Reserved(LeaseId),
+    /// The key was free and is now held under the caller's lease.
+    Reserved,
     /// Another request with the same key is being processed.
     InFlight,
     /// A request with the same key was processed within the TTL.
@@ -127,38 +178,101 @@ impl std::error::Error for StoreError {
     }
 }
 
+/// The future a [`ReplayStore`] method returns: an answer already known (a store in
+/// memory answers at once, without allocating), or a boxed future for a store that has
+/// to ask something over the network. It owns everything it needs (`'static`), so the
+/// layer holds it without boxing it again.
+#[must_use = "futures do nothing unless polled"]
+pub struct StoreFuture<T>(StoreFutureKind<T>);
+
+enum StoreFutureKind<T> {
+    Ready(Option<T>),
+    Boxed(crate::BoxFuture<'static, T>),
+}
+
+impl<T> StoreFuture<T> {
+    /// A future that resolves to `value` at once.
+    pub fn ready(value: T) -> Self {
+        Self(StoreFutureKind::Ready(Some(value)))
+    }
+
+    /// A future that resolves when `future` does.
+    pub fn boxed(future: impl std::future::Future<Output = T> + Send + 'static) -> Self {
+        Self(StoreFutureKind::Boxed(Box::pin(future)))
+    }
+}
+
+// The value is only ever moved out, never pinned in place.
+impl<T> Unpin for StoreFuture<T> {}
+
+impl<T> std::future::Future for StoreFuture<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        match &mut self.0 {
+            // Polled again after it resolved: a caller's bug, answered by waiting forever
+            // rather than by a panic.
+            StoreFutureKind::Ready(value) => value.take().map_or(std::task::Poll::Pending, std::task::Poll::Ready),
+            StoreFutureKind::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> fmt::Debug for StoreFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            StoreFutureKind::Ready(_) => "StoreFuture::Ready",
+            StoreFutureKind::Boxed(_) => "StoreFuture::Boxed",
+        })
+    }
+}
+
 /// Where accepted requests are remembered. Implementations must make
 /// [`reserve`](Self::reserve) atomic: of several simultaneous calls with one key,
 /// exactly one gets [`Reservation::Reserved`].
 pub trait ReplayStore: Send + Sync + 'static {
-    /// Reserves `key` for `lease` unless it is held or done.
-    fn reserve<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, StoreError>>;
+    /// Reserves `key` under `lease` for `duration` unless it is held or done.
+    fn reserve(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<Reservation, StoreError>>;
+
+    /// Extends a reservation still held under `lease` to `duration` from now, while
+    /// its request is processed. Resolves to whether it was still held.
+    fn renew(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<bool, StoreError>>;
 
     /// Marks `key` done for `ttl`, if the reservation is still `lease` (or has lapsed
     /// and nobody took the key since).
-    fn complete<'a>(
-        &'a self,
-        key: &'a ReplayKey,
+    fn complete(
+        &self,
+        key: &ReplayKey,
         lease: LeaseId,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> StoreFuture<Result<(), StoreError>>;
 
     /// Forgets `key` if it is still reserved under `lease`, so a retry is processed.
-    fn release<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: LeaseId,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>>;
 
-    /// Called, without waiting, when a request is dropped before it finished (the
-    /// client went away, a timeout fired). Best effort: the default does nothing and
-    /// the lease expires by itself.
+    /// Releases `key` without waiting, when no Tokio runtime is there to run
+    /// [`release`](Self::release). Best effort: the default does nothing and the lease
+    /// expires by itself.
     fn abandon(&self, key: &ReplayKey, lease: LeaseId) {
         let _ = (key, lease);
+    }
+
+    /// Checks that the store answers, for readiness probes. The default answers yes.
+    fn ping(&self) -> StoreFuture<Result<(), StoreError>> {
+        StoreFuture::ready(Ok(()))
     }
 }
 
@@ -175,7 +289,7 @@ pub enum Duplicate {
     Processed,
 }
 
-type DuplicateHandler = Arc<dyn Fn(Duplicate) -> Response<Bytes> + Send + Sync>;
+pub(crate) type DuplicateHandler = Arc<dyn Fn(Duplicate) -> Response<Bytes> + Send + Sync>;
 
 /// Replay protection settings, given to
 /// [`GenesysSignatureLayerBuilder::replay_protection`](crate::GenesysSignatureLayerBuilder::replay_protection).
@@ -223,17 +337,18 @@ impl ReplayProtection {
         self
     }
 
-    /// How long a reservation holds while its request is processed (default 30 s).
-    /// Keep it longer than the body deadline plus the handler's time, and short
-    /// enough that a crashed process does not block the sender's retries.
+    /// How long a reservation holds before it lapses (default 30 s). While the inner
+    /// service runs, the layer renews it every third of this (on a Tokio runtime), so
+    /// a slow handler keeps its reservation; a crashed process's lapses after this
+    /// long, so keep it shorter than Genesys' 5-second retry spacing times five.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// When the store cannot be asked, process the request anyway (logging a warning)
-    /// instead of answering 503. Off by default: replays are then possible while the
-    /// store is down.
+    /// When the request cannot be checked (the store is unreachable, or full of
+    /// requests in flight), process it anyway (logging a warning) instead of answering
+    /// 503. Off by default: replays are then possible while the store cannot answer.
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
         self
@@ -269,33 +384,31 @@ impl ReplayProtection {
         self
     }
 
-    pub(crate) fn duplicate_response(&self, duplicate: Duplicate) -> Response<Bytes> {
-        if let Some(handler) = &self.on_duplicate {
-            return handler(duplicate);
-        }
-        match duplicate {
-            Duplicate::Processed => json_response(
-                StatusCode::OK,
-                Bytes::from_static(br#"{"status":"duplicate"}"#),
-            ),
-            Duplicate::InFlight => with_retry_after(
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Bytes::from_static(br#"{"error":"duplicate_in_flight"}"#),
-                ),
-                self.retry_after,
-            ),
-        }
+    /// The hook given to [`on_duplicate`](Self::on_duplicate), if any.
+    pub(crate) fn duplicate_hook(&self) -> Option<&DuplicateHandler> {
+        self.on_duplicate.as_ref()
     }
-}
 
-/// Adds `Retry-After` in whole seconds (at least 1).
-pub(crate) fn with_retry_after<B>(mut response: Response<B>, after: Duration) -> Response<B> {
-    let seconds = after.as_secs().max(1);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
+    /// Checks the settings, for the layer's builder.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        // Far beyond any sensible setting, and safe to add to any `Instant`.
+        const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+        for (name, value) in [("ttl", self.ttl), ("lease", self.lease)] {
+            if value.is_zero() {
+                return Err(format!("replay protection {name} must be longer than zero"));
+            }
+            if value > LONGEST {
+                return Err(format!("replay protection {name} is longer than ten years"));
+            }
+        }
+        if self.ttl < self.lease {
+            return Err("replay protection ttl must be at least its lease".to_owned());
+        }
+        if self.retry_after > LONGEST {
+            return Err("replay protection retry_after is longer than ten years".to_owned());
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for ReplayProtection {

@@ -1,17 +1,20 @@
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
+use sha2::{Digest, Sha256};
 
-use super::{BoxFuture, LeaseId, ReplayKey, ReplayStore, Reservation, StoreError};
+use super::{LeaseId, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture};
 
 /// A [`ReplayStore`] in Redis, shared by every replica of a receiver.
 ///
-/// Each key is `<prefix><hex MAC>`. A reservation is an atomic
-/// `SET key lease:<random id> NX PX <lease>`; completing and releasing run a Lua script
-/// that first checks the key still holds this lease, so a slow request whose lease
-/// lapsed cannot undo another's work. Connections go through the `redis` crate's
+/// Each key is `<prefix><hex SHA-256 of the replay key>`, so no valid MAC is stored. A
+/// reservation is one Lua script (`SET key lease:<id> NX PX <lease>`, and when the key
+/// is taken, whether it is done); renewing, completing and releasing are scripts that
+/// first check the key still holds this lease, so a slow request whose lease lapsed
+/// cannot undo another's work. The scripts are hashed once and sent by `EVALSHA`. Connections go through the `redis` crate's
 /// [`ConnectionManager`], which multiplexes requests over one connection and
 /// reconnects after a failure; each command times out (default 1 s) so that an
 /// unreachable Redis answers quickly and the layer can answer 503.
@@ -21,17 +24,38 @@ use super::{BoxFuture, LeaseId, ReplayKey, ReplayStore, Reservation, StoreError}
 ///
 /// let store = RedisStore::open("redis://127.0.0.1:6379/")?.prefix("my-app:webhook:");
 /// let protection = ReplayProtection::new(store);
-/// # Ok::<_, genesys_webhook::replay::StoreError>(())
+/// # Ok::<_, genesys_webhook::replay::InvalidUrl>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
+    scripts: Arc<Scripts>,
 }
 
 /// Default key prefix of [`RedisStore`].
 const DEFAULT_PREFIX: &str = "genesys-webhook:replay:";
-const DONE: &str = "done";
+
+/// Reserves the key unless it is held or done, in one round trip.
+/// Returns 'reserved', 'done' or 'inflight'. KEYS: key. ARGV: lease value, lease ms.
+const RESERVE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 'reserved'
+end
+if redis.call('GET', KEYS[1]) == 'done' then
+  return 'done'
+end
+return 'inflight'
+";
+
+/// Extends the lease if the key still holds it. KEYS: key. ARGV: lease value, ms.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
 
 /// Marks the key done if it still holds our lease, or if it lapsed and is free.
 const COMPLETE: &str = r"
@@ -51,15 +75,36 @@ end
 return 0
 ";
 
+/// The scripts, hashed once: each call sends `EVALSHA` (falling back to `EVAL` once
+/// after a Redis restart).
+struct Scripts {
+    reserve: Script,
+    renew: Script,
+    complete: Script,
+    release: Script,
+}
+
+/// [`RedisStore::open`] was given something that is not a Redis URL. The URL is not
+/// repeated, since it may carry a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidUrl;
+
+impl fmt::Display for InvalidUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a valid Redis URL (redis://[:password@]host:port/db)")
+    }
+}
+
+impl std::error::Error for InvalidUrl {}
+
 impl RedisStore {
-    /// Connects lazily to the Redis at `url` (`redis://host:port/db`, `rediss://` for
-    /// TLS when the `redis` crate is built with it). Must be called within a Tokio
-    /// runtime. Nothing is sent until the first request.
+    /// Connects lazily to the Redis at `url` (`redis://host:port/db`). Must be called
+    /// within a Tokio runtime. Nothing is sent until the first request.
     ///
     /// # Errors
     ///
-    /// The URL is not a valid Redis URL.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
+    /// [`InvalidUrl`] when the URL is not a valid Redis URL.
+    pub fn open(url: &str) -> Result<Self, InvalidUrl> {
         Self::open_with_timeout(url, Duration::from_secs(1))
     }
 
@@ -68,18 +113,24 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// The URL is not a valid Redis URL.
-    pub fn open_with_timeout(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(StoreError::new)?;
+    /// [`InvalidUrl`] when the URL is not a valid Redis URL.
+    pub fn open_with_timeout(url: &str, timeout: Duration) -> Result<Self, InvalidUrl> {
+        let client = Client::open(url).map_err(|_| InvalidUrl)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(timeout))
             .set_number_of_retries(1);
         let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(StoreError::new)?;
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|_| InvalidUrl)?;
         Ok(Self {
             connection,
             prefix: DEFAULT_PREFIX.to_owned(),
+            scripts: Arc::new(Scripts {
+                reserve: Script::new(RESERVE),
+                renew: Script::new(RENEW),
+                complete: Script::new(COMPLETE),
+                release: Script::new(RELEASE),
+            }),
         })
     }
 
@@ -90,12 +141,25 @@ impl RedisStore {
         self
     }
 
+    /// `<prefix><hex SHA-256 of the key>`: the key bytes are a valid MAC of a body,
+    /// which has no business sitting in a shared database.
     fn key(&self, key: &ReplayKey) -> String {
-        format!("{}{}", self.prefix, hex::encode(key.as_bytes()))
+        let hashed = Sha256::digest(key.as_bytes());
+        format!("{}{}", self.prefix, hex::encode(hashed))
+    }
+
+    /// What a command's future owns: a handle on the connection, the scripts and the
+    /// stored key.
+    fn call(&self, key: &ReplayKey) -> (ConnectionManager, Arc<Scripts>, String) {
+        (
+            self.connection.clone(),
+            Arc::clone(&self.scripts),
+            self.key(key),
+        )
     }
 
     fn lease_value(lease: LeaseId) -> String {
-        format!("lease:{:032x}", lease.0)
+        format!("lease:{}", lease.to_hex())
     }
 }
 
@@ -105,57 +169,63 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-fn random_lease() -> Result<LeaseId, StoreError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| StoreError::new(e.to_string()))?;
-    Ok(LeaseId(u128::from_le_bytes(bytes)))
-}
-
 impl ReplayStore for RedisStore {
-    fn reserve<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Reservation, StoreError>> {
-        Box::pin(async move {
-            let id = random_lease()?;
-            let key = self.key(key);
-            let mut connection = self.connection.clone();
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(Self::lease_value(id))
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(lease))
-                .query_async(&mut connection)
+    fn reserve(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<Reservation, StoreError>> {
+        let (mut connection, scripts, key) = self.call(key);
+        StoreFuture::boxed(async move {
+            let answer: String = scripts
+                .reserve
+                .key(key)
+                .arg(Self::lease_value(lease))
+                .arg(millis(duration))
+                .invoke_async(&mut connection)
                 .await
                 .map_err(StoreError::new)?;
-            if set.is_some() {
-                return Ok(Reservation::Reserved(id));
-            }
-            let current: Option<String> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
-            Ok(match current.as_deref() {
-                Some(DONE) => Reservation::Done,
+            Ok(match answer.as_str() {
+                "reserved" => Reservation::Reserved,
+                "done" => Reservation::Done,
                 // Held by another request, or expired in between: ask for a retry.
                 _ => Reservation::InFlight,
             })
         })
     }
 
-    fn complete<'a>(
-        &'a self,
-        key: &'a ReplayKey,
+    fn renew(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<bool, StoreError>> {
+        let (mut connection, scripts, key) = self.call(key);
+        StoreFuture::boxed(async move {
+            let held: i64 = scripts
+                .renew
+                .key(key)
+                .arg(Self::lease_value(lease))
+                .arg(millis(duration))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(StoreError::new)?;
+            Ok(held == 1)
+        })
+    }
+
+    fn complete(
+        &self,
+        key: &ReplayKey,
         lease: LeaseId,
         ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let _: i64 = Script::new(COMPLETE)
-                .key(self.key(key))
+    ) -> StoreFuture<Result<(), StoreError>> {
+        let (mut connection, scripts, key) = self.call(key);
+        StoreFuture::boxed(async move {
+            let _: i64 = scripts
+                .complete
+                .key(key)
                 .arg(Self::lease_value(lease))
                 .arg(millis(ttl))
                 .invoke_async(&mut connection)
@@ -165,15 +235,12 @@ impl ReplayStore for RedisStore {
         })
     }
 
-    fn release<'a>(
-        &'a self,
-        key: &'a ReplayKey,
-        lease: LeaseId,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let _: i64 = Script::new(RELEASE)
-                .key(self.key(key))
+    fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>> {
+        let (mut connection, scripts, key) = self.call(key);
+        StoreFuture::boxed(async move {
+            let _: i64 = scripts
+                .release
+                .key(key)
                 .arg(Self::lease_value(lease))
                 .invoke_async(&mut connection)
                 .await
@@ -182,16 +249,15 @@ impl ReplayStore for RedisStore {
         })
     }
 
-    fn abandon(&self, key: &ReplayKey, lease: LeaseId) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = self.clone();
-            let key = *key;
-            runtime.spawn(async move {
-                if let Err(error) = store.release(&key, lease).await {
-                    tracing::warn!(%error, "could not release an abandoned replay reservation");
-                }
-            });
-        }
+    fn ping(&self) -> StoreFuture<Result<(), StoreError>> {
+        let mut connection = self.connection.clone();
+        StoreFuture::boxed(async move {
+            let _: String = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(StoreError::new)?;
+            Ok(())
+        })
     }
 }
 

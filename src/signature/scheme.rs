@@ -70,6 +70,12 @@ pub enum MalformedSignature {
     },
     /// 64 characters that are not all hexadecimal digits.
     InvalidHex,
+    /// A digest in a header that takes hex only (`X-Genesys-Signature`) whose length
+    /// is not 64: often a base64 digest (44 characters) in the wrong header.
+    HexOnly {
+        /// How many characters the digest had.
+        len: usize,
+    },
     /// Base64-sized, but not standard base64 for 32 bytes.
     InvalidBase64,
     /// Characters outside printable ASCII.
@@ -87,6 +93,14 @@ impl fmt::Display for MalformedSignature {
                 "the digest has {len} characters; expected 64 (hex) or 44 (base64)"
             ),
             Self::InvalidHex => f.write_str("the digest is not valid hexadecimal"),
+            Self::HexOnly { len: 44 | 43 } => f.write_str(
+                "the digest looks like base64, but this header takes hex only \
+                 (64 hex characters); base64 belongs in X-Hub-Signature-256",
+            ),
+            Self::HexOnly { len } => write!(
+                f,
+                "the digest has {len} characters; this header takes hex only (64 hex characters)"
+            ),
             Self::InvalidBase64 => f.write_str("the digest is not valid base64"),
             Self::NotAscii => f.write_str("the value holds characters outside printable ASCII"),
         }
@@ -101,14 +115,39 @@ const BASE64_UNPADDED_LEN: usize = 43;
 const OPEN_MESSAGING_PREFIX: &[u8] = b"sha256=";
 
 impl Scheme {
-    /// Every scheme, in the order the layer reads their headers.
-    pub const ALL: [Scheme; 2] = [Scheme::OpenMessaging, Scheme::Genesys];
+    /// Every scheme, in the order the layer reads their headers. A slice, so that a
+    /// scheme added later changes its length, not its type.
+    pub fn all() -> &'static [Scheme] {
+        const ALL: &[Scheme] = &[Scheme::OpenMessaging, Scheme::Genesys];
+        ALL
+    }
 
     /// The header this scheme uses, in lowercase as HTTP/2 requires.
     pub const fn header_name(self) -> &'static str {
         match self {
             Self::Genesys => "x-genesys-signature",
             Self::OpenMessaging => "x-hub-signature-256",
+        }
+    }
+
+    /// The header this scheme uses, as a ready-made [`http::HeaderName`].
+    pub fn header(self) -> &'static http::HeaderName {
+        static GENESYS: http::HeaderName =
+            http::HeaderName::from_static(Scheme::Genesys.header_name());
+        static OPEN_MESSAGING: http::HeaderName =
+            http::HeaderName::from_static(Scheme::OpenMessaging.header_name());
+        match self {
+            Self::Genesys => &GENESYS,
+            Self::OpenMessaging => &OPEN_MESSAGING,
+        }
+    }
+
+    /// A short name for the scheme, as the command line writes it: `genesys` or
+    /// `open-messaging`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Genesys => "genesys",
+            Self::OpenMessaging => "open-messaging",
         }
     }
 
@@ -173,7 +212,8 @@ impl Scheme {
             (_, HEX_LEN) => decode_hex(digest),
             (Self::OpenMessaging, BASE64_LEN) => decode_base64(digest, true),
             (Self::OpenMessaging, BASE64_UNPADDED_LEN) => decode_base64(digest, false),
-            (_, len) => Err(MalformedSignature::WrongLength { len }),
+            (Self::Genesys, len) => Err(MalformedSignature::HexOnly { len }),
+            (Self::OpenMessaging, len) => Err(MalformedSignature::WrongLength { len }),
         }
     }
 
@@ -290,7 +330,7 @@ mod tests {
     fn genesys_rejects_base64_and_prefixes() {
         assert_eq!(
             Scheme::Genesys.parse(B64.as_bytes()),
-            Err(MalformedSignature::WrongLength { len: 44 })
+            Err(MalformedSignature::HexOnly { len: 44 })
         );
         assert!(Scheme::Genesys
             .parse(format!("sha256={HEX}").as_bytes())
@@ -342,8 +382,18 @@ mod tests {
     }
 
     #[test]
+    fn genesys_header_says_hex_only_for_a_base64_digest() {
+        let value = format!("{B64}");
+        let error = Scheme::Genesys.parse(value.as_bytes()).unwrap_err();
+        assert_eq!(error, MalformedSignature::HexOnly { len: 44 });
+        let text = error.to_string();
+        assert!(text.contains("hex only"), "{text}");
+        assert!(!text.contains("44 (base64)"), "{text}");
+    }
+
+    #[test]
     fn sign_round_trips_through_parse() {
-        for scheme in Scheme::ALL {
+        for &scheme in Scheme::all() {
             let value = scheme.sign("key", BODY);
             assert_eq!(
                 scheme.parse(value.as_bytes()).unwrap().digest(),

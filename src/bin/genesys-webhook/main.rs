@@ -69,10 +69,7 @@ impl From<SchemeArg> for Scheme {
 
 /// The command-line name of a scheme.
 pub(crate) fn scheme_name(scheme: Scheme) -> &'static str {
-    match scheme {
-        Scheme::OpenMessaging => "open-messaging",
-        _ => "genesys",
-    }
+    scheme.name()
 }
 
 fn main() -> ExitCode {

@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn forged_signatures_are_well_formed_and_wrong() {
-        for scheme in Scheme::ALL {
+        for &scheme in Scheme::all() {
             let good = scheme.sign("k", b"body");
             let forged = forge(scheme, "k", b"body");
             assert_ne!(forged, good);

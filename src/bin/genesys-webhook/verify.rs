@@ -33,8 +33,9 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
 }
 
 fn verify(secrets: &[String], name: &str, value: &str, body: &[u8]) -> Report {
-    let scheme = Scheme::ALL
-        .into_iter()
+    let scheme = Scheme::all()
+        .iter()
+        .copied()
         .find(|s| s.header_name().eq_ignore_ascii_case(name));
     let Some(scheme) = scheme else {
         let mut reasons = vec![format!(
@@ -159,7 +160,7 @@ fn other_scheme_hint(
     body: &[u8],
 ) -> Vec<String> {
     let mut hints = Vec::new();
-    for other in Scheme::ALL {
+    for &other in Scheme::all() {
         if Some(other) == header_scheme {
             continue;
         }

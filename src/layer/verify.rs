@@ -1,0 +1,123 @@
+//! The verdict on a read body: a pure function of the digests computed under each
+//! secret and the signatures received.
+
+use crate::replay::ReplayKey;
+use crate::signature::{digest_prefix, find_match, Digest, ParsedSignature, Scheme};
+
+use super::rejection::{Diagnostics, Rejection};
+use super::service::Signatures;
+
+/// How much of a digest diagnostics may show: enough to compare by eye, far too little
+/// to be a usable MAC.
+const DIAGNOSTIC_CHARS: usize = 8;
+
+/// Every signature matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The scheme of the first signature.
+    pub(crate) scheme: Scheme,
+    /// The secret the first signature matched.
+    pub(crate) secret_index: usize,
+    /// One key per body, whatever the headers: the digest under the first secret.
+    pub(crate) key: ReplayKey,
+}
+
+/// A signature did not match (or none was there to check).
+pub(crate) struct Refused {
+    pub(crate) rejection: Rejection,
+    /// Digest prefixes of the first mismatch, when asked for.
+    pub(crate) diagnostics: Option<Diagnostics>,
+}
+
+/// Checks every received signature against the digests under every secret, in
+/// constant time on the decoded bytes. Every signature present must match one of the
+/// secrets.
+pub(crate) fn verify(
+    computed: &[Digest],
+    signatures: &Signatures,
+    diagnostics: bool,
+) -> Result<Verified, Refused> {
+    let mut first: Option<(Scheme, usize)> = None;
+    for &(scheme, parsed) in signatures {
+        match find_match(computed, parsed.digest()) {
+            Some(index) => {
+                first.get_or_insert((scheme, index));
+            }
+            None => return Err(mismatch(computed, scheme, &parsed, diagnostics)),
+        }
+    }
+    match (first, computed.first()) {
+        (Some((scheme, secret_index)), Some(key)) => Ok(Verified {
+            scheme,
+            secret_index,
+            key: ReplayKey::new(*key),
+        }),
+        _ => Err(Refused {
+            rejection: Rejection::MissingSignature,
+            diagnostics: None,
+        }),
+    }
+}
+
+fn mismatch(
+    computed: &[Digest],
+    scheme: Scheme,
+    parsed: &ParsedSignature,
+    diagnostics: bool,
+) -> Refused {
+    Refused {
+        rejection: Rejection::SignatureMismatch { scheme },
+        diagnostics: diagnostics.then(|| Diagnostics {
+            received: parsed.prefix(DIAGNOSTIC_CHARS),
+            computed: computed
+                .iter()
+                .map(|d| digest_prefix(d, parsed.encoding(), DIAGNOSTIC_CHARS))
+                .collect::<Vec<_>>()
+                .join(","),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::hmac_sha256;
+
+    fn signatures(values: &[(Scheme, String)]) -> Signatures {
+        values
+            .iter()
+            .map(|(scheme, value)| (*scheme, scheme.parse(value.as_bytes()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_key_is_the_digest_under_the_first_secret_whatever_the_headers() {
+        let body = b"{}";
+        let computed = [hmac_sha256(b"first", body), hmac_sha256(b"second", body)];
+        let om = (Scheme::OpenMessaging, Scheme::OpenMessaging.sign("second", body));
+        let hex = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
+        let both = verify(&computed, &signatures(&[om.clone(), hex.clone()]), false).ok().unwrap();
+        let reordered = verify(&computed, &signatures(&[hex, om.clone()]), false).ok().unwrap();
+        let one = verify(&computed, &signatures(&[om]), false).ok().unwrap();
+        assert_eq!(both.key, reordered.key);
+        assert_eq!(both.key, one.key);
+        assert_eq!(both.key, ReplayKey::new(computed[0]));
+        assert_eq!(one.secret_index, 1);
+    }
+
+    #[test]
+    fn one_bad_signature_refuses_the_request() {
+        let body = b"{}";
+        let computed = [hmac_sha256(b"first", body)];
+        let good = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
+        let bad = (Scheme::OpenMessaging, Scheme::OpenMessaging.sign("other", body));
+        let refused = verify(&computed, &signatures(&[good, bad]), true).err().unwrap();
+        assert_eq!(
+            refused.rejection,
+            Rejection::SignatureMismatch {
+                scheme: Scheme::OpenMessaging
+            }
+        );
+        assert!(refused.diagnostics.is_some());
+    }
+}

@@ -1,0 +1,32 @@
+//! The small JSON answers the middlewares give themselves. Below `layer` and `replay`,
+//! so that neither has to know the other.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// `status` with `body` as `application/json`.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `status` with `{"error":"<code>"}`.
+pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Bytes> {
+    json_response(status, Bytes::from(format!(r#"{{"error":"{code}"}}"#)))
+}
+
+/// Adds `Retry-After` in whole seconds (at least 1).
+pub(crate) fn with_retry_after<B>(mut response: Response<B>, after: Duration) -> Response<B> {
+    let seconds = after.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
