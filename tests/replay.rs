@@ -267,10 +267,20 @@ impl ReplayStore for DownStore {
     ) -> StoreFuture<Result<Reservation, StoreError>> {
         StoreFuture::ready(Err(StoreError::new("connection refused")))
     }
-    fn renew(&self, _: &ReplayKey, _: LeaseId, _: Duration) -> StoreFuture<Result<bool, StoreError>> {
+    fn renew(
+        &self,
+        _: &ReplayKey,
+        _: LeaseId,
+        _: Duration,
+    ) -> StoreFuture<Result<bool, StoreError>> {
         StoreFuture::ready(Err(StoreError::new("connection refused")))
     }
-    fn complete(&self, _: &ReplayKey, _: LeaseId, _: Duration) -> StoreFuture<Result<(), StoreError>> {
+    fn complete(
+        &self,
+        _: &ReplayKey,
+        _: LeaseId,
+        _: Duration,
+    ) -> StoreFuture<Result<(), StoreError>> {
         StoreFuture::ready(Err(StoreError::new("connection refused")))
     }
     fn release(&self, _: &ReplayKey, _: LeaseId) -> StoreFuture<Result<(), StoreError>> {

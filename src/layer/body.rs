@@ -104,7 +104,8 @@ impl Buffer {
             Self::Empty => *self = Self::One(data),
             Self::One(first) => {
                 let received = first.len() + data.len();
-                let mut all = BytesMut::with_capacity(capacity_for(received, expected, FIRST_CAPACITY));
+                let mut all =
+                    BytesMut::with_capacity(capacity_for(received, expected, FIRST_CAPACITY));
                 all.extend_from_slice(first);
                 all.extend_from_slice(&data);
                 *self = Self::Many(all);

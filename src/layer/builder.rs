@@ -301,9 +301,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "webhook secret #{index} is only whitespace")
             }
             Self::ZeroBodyLimit => f.write_str("the body limit must be at least one byte"),
-            Self::ZeroBufferBudget => {
-                f.write_str("the buffering budget must be at least one byte")
-            }
+            Self::ZeroBufferBudget => f.write_str("the buffering budget must be at least one byte"),
             Self::ReplaySettings { reason } => f.write_str(reason),
         }
     }
@@ -365,7 +363,10 @@ mod tests {
                 .replay_protection(protection)
                 .build()
                 .unwrap_err();
-            assert!(matches!(error, ConfigError::ReplaySettings { .. }), "{debug}: {error}");
+            assert!(
+                matches!(error, ConfigError::ReplaySettings { .. }),
+                "{debug}: {error}"
+            );
         }
         assert_eq!(
             GenesysSignatureLayer::builder()

@@ -321,9 +321,8 @@ where
             rejection,
             diagnostics: None,
         });
-        let verdict = verdict.and_then(|()| {
-            verify(&verification.finish(), &signatures, config.diagnostics)
-        });
+        let verdict =
+            verdict.and_then(|()| verify(&verification.finish(), &signatures, config.diagnostics));
         let Verified {
             scheme,
             secret_index,

@@ -95,9 +95,9 @@ mod tests {
     use tower::{Service, ServiceBuilder, ServiceExt};
 
     use super::*;
+    use crate::signature::sign_genesys;
     use std::sync::Arc;
     use tower_layer::Layer;
-    use crate::signature::sign_genesys;
 
     /// A body that records whether anyone polled it.
     struct Untouchable(Arc<AtomicBool>);

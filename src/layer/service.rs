@@ -129,7 +129,11 @@ where
 /// A rejection decided before the body was read. The answer closes the connection: the
 /// unread body would otherwise be taken for the next request on it, and a request
 /// pipelined behind it would be lost without a word.
-fn unread<S, B>(config: &Config, rejection: &Rejection, declared: Option<u64>) -> ResponseFuture<S, B>
+fn unread<S, B>(
+    config: &Config,
+    rejection: &Rejection,
+    declared: Option<u64>,
+) -> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {

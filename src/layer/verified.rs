@@ -43,4 +43,3 @@ impl fmt::Debug for VerifiedSignature {
             .finish_non_exhaustive()
     }
 }
-

@@ -94,10 +94,17 @@ mod tests {
     fn the_key_is_the_digest_under_the_first_secret_whatever_the_headers() {
         let body = b"{}";
         let computed = [hmac_sha256(b"first", body), hmac_sha256(b"second", body)];
-        let om = (Scheme::OpenMessaging, Scheme::OpenMessaging.sign("second", body));
+        let om = (
+            Scheme::OpenMessaging,
+            Scheme::OpenMessaging.sign("second", body),
+        );
         let hex = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
-        let both = verify(&computed, &signatures(&[om.clone(), hex.clone()]), false).ok().unwrap();
-        let reordered = verify(&computed, &signatures(&[hex, om.clone()]), false).ok().unwrap();
+        let both = verify(&computed, &signatures(&[om.clone(), hex.clone()]), false)
+            .ok()
+            .unwrap();
+        let reordered = verify(&computed, &signatures(&[hex, om.clone()]), false)
+            .ok()
+            .unwrap();
         let one = verify(&computed, &signatures(&[om]), false).ok().unwrap();
         assert_eq!(both.key, reordered.key);
         assert_eq!(both.key, one.key);
@@ -110,8 +117,13 @@ mod tests {
         let body = b"{}";
         let computed = [hmac_sha256(b"first", body)];
         let good = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
-        let bad = (Scheme::OpenMessaging, Scheme::OpenMessaging.sign("other", body));
-        let refused = verify(&computed, &signatures(&[good, bad]), true).err().unwrap();
+        let bad = (
+            Scheme::OpenMessaging,
+            Scheme::OpenMessaging.sign("other", body),
+        );
+        let refused = verify(&computed, &signatures(&[good, bad]), true)
+            .err()
+            .unwrap();
         assert_eq!(
             refused.rejection,
             Rejection::SignatureMismatch {

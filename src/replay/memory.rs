@@ -129,7 +129,13 @@ impl MemoryStore {
         if ours {
             state.remove(key);
             // Room for a done entry: it replaces the reservation it completes.
-            state.insert(*key, lease, now + ttl, true, self.capacity.saturating_add(1));
+            state.insert(
+                *key,
+                lease,
+                now + ttl,
+                true,
+                self.capacity.saturating_add(1),
+            );
         }
     }
 
@@ -258,7 +264,12 @@ mod tests {
         ReplayKey::new([n; 32])
     }
 
-    fn reserve(store: &MemoryStore, n: u8, duration: Duration, now: Instant) -> (Reservation, LeaseId) {
+    fn reserve(
+        store: &MemoryStore,
+        n: u8,
+        duration: Duration,
+        now: Instant,
+    ) -> (Reservation, LeaseId) {
         let lease = LeaseId::new();
         (store.reserve_now(&key(n), lease, duration, now), lease)
     }
@@ -365,6 +376,9 @@ mod tests {
         }
         let state = store.lock();
         assert!(state.entries.len() <= 10);
-        assert_eq!(state.in_flight.len() + state.done.len(), state.entries.len());
+        assert_eq!(
+            state.in_flight.len() + state.done.len(),
+            state.entries.len()
+        );
     }
 }

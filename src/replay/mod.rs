@@ -61,7 +61,6 @@ pub use self::redis::{InvalidUrl, RedisStore};
 
 use crate::BoxError;
 
-
 /// Default for [`ReplayProtection::ttl`]: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// Default for [`ReplayProtection::lease`]: 30 seconds.
@@ -215,7 +214,9 @@ impl<T> std::future::Future for StoreFuture<T> {
         match &mut self.0 {
             // Polled again after it resolved: a caller's bug, answered by waiting forever
             // rather than by a panic.
-            StoreFutureKind::Ready(value) => value.take().map_or(std::task::Poll::Pending, std::task::Poll::Ready),
+            StoreFutureKind::Ready(value) => value
+                .take()
+                .map_or(std::task::Poll::Pending, std::task::Poll::Ready),
             StoreFutureKind::Boxed(future) => future.as_mut().poll(cx),
         }
     }

@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn genesys_header_says_hex_only_for_a_base64_digest() {
-        let value = format!("{B64}");
+        let value = B64.to_string();
         let error = Scheme::Genesys.parse(value.as_bytes()).unwrap_err();
         assert_eq!(error, MalformedSignature::HexOnly { len: 44 });
         let text = error.to_string();

@@ -1,0 +1,520 @@
+//! Replay protection when things go wrong: slow and failing stores, dropped requests,
+//! timeouts, slow handlers, several signatures of one body. Each test drives the layer
+//! through a real axum server on loopback.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::routing::post;
+use axum::{BoxError, Router};
+use common::*;
+use genesys_webhook::replay::{
+    Duplicate, LeaseId, MemoryStore, ReplayKey, ReplayProtection, ReplayStore, Reservation,
+    StoreError, StoreFuture,
+};
+use genesys_webhook::signature::{sign_genesys, sign_open_messaging};
+use genesys_webhook::GenesysSignatureLayer;
+use http::StatusCode;
+use tokio::io::AsyncWriteExt;
+
+const SECRET: &str = "faults-secret";
+
+/// How a [`Faulty`] store misbehaves.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// The reservation lands in the store, then the answer is an error (a timeout).
+    reserve_lands_then_fails: bool,
+    /// The reservation lands this long after it was asked, even if nobody waits.
+    reserve_delay: Option<Duration>,
+    /// Completing takes this long.
+    complete_delay: Option<Duration>,
+    /// Completing fails.
+    complete_fails: bool,
+}
+
+/// A [`MemoryStore`] with faults.
+struct Faulty {
+    inner: Arc<MemoryStore>,
+    faults: Faults,
+}
+
+impl ReplayStore for Faulty {
+    fn reserve(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<Reservation, StoreError>> {
+        let inner = Arc::clone(&self.inner);
+        let key = *key;
+        let faults = self.faults;
+        // Spawned: the reservation lands whether or not the caller still waits.
+        let landed = tokio::spawn(async move {
+            if let Some(delay) = faults.reserve_delay {
+                tokio::time::sleep(delay).await;
+            }
+            inner.reserve(&key, lease, duration).await
+        });
+        StoreFuture::boxed(async move {
+            let result = landed.await.map_err(StoreError::new)?;
+            if faults.reserve_lands_then_fails {
+                return Err(StoreError::new("timed out"));
+            }
+            result
+        })
+    }
+
+    fn renew(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        duration: Duration,
+    ) -> StoreFuture<Result<bool, StoreError>> {
+        self.inner.renew(key, lease, duration)
+    }
+
+    fn complete(
+        &self,
+        key: &ReplayKey,
+        lease: LeaseId,
+        ttl: Duration,
+    ) -> StoreFuture<Result<(), StoreError>> {
+        let inner = Arc::clone(&self.inner);
+        let key = *key;
+        let faults = self.faults;
+        StoreFuture::boxed(async move {
+            if let Some(delay) = faults.complete_delay {
+                tokio::time::sleep(delay).await;
+            }
+            if faults.complete_fails {
+                return Err(StoreError::new("connection reset"));
+            }
+            inner.complete(&key, lease, ttl).await
+        })
+    }
+
+    fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>> {
+        self.inner.release(key, lease)
+    }
+}
+
+fn faulty(faults: Faults) -> ReplayProtection {
+    ReplayProtection::new(Faulty {
+        inner: Arc::new(MemoryStore::default()),
+        faults,
+    })
+}
+
+/// A server whose handler counts its calls; bodies containing `slow<ms>` take that
+/// long. With `deadline`, a timeout around the whole stack answers 408.
+struct Server {
+    addr: std::net::SocketAddr,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn server(layer: GenesysSignatureLayer, deadline: Option<Duration>) -> Server {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let handler = move |body: Bytes| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if let Some(ms) = text
+                .split("slow")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|ms| ms.parse::<u64>().ok())
+            {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            (StatusCode::OK, "processed")
+        }
+    };
+    let mut app = Router::new().route("/", post(handler)).route_layer(layer);
+    if let Some(deadline) = deadline {
+        app = app.layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async {
+                    StatusCode::REQUEST_TIMEOUT
+                }))
+                .timeout(deadline),
+        );
+    }
+    Server {
+        addr: serve_axum(app).await,
+        calls,
+    }
+}
+
+fn layer(protection: ReplayProtection) -> GenesysSignatureLayer {
+    GenesysSignatureLayer::builder()
+        .secret(SECRET)
+        .replay_protection(protection)
+        .build()
+        .unwrap()
+}
+
+impl Server {
+    async fn send(&self, body: &str) -> RawResponse {
+        let sig = sign_open_messaging(SECRET, body.as_bytes());
+        post_bytes(
+            self.addr,
+            "/",
+            &[("X-Hub-Signature-256", sig.as_str())],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn unique(label: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        r#"{{"label":"{label}","n":{},"pid":{}}}"#,
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        std::process::id()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_store_timeout_is_processed() {
+    // One store shared by a failing layer and a healthy one: the failing one's
+    // reservation landed, then its answer was lost.
+    let inner = Arc::new(MemoryStore::default());
+    let failing = ReplayProtection::new(Faulty {
+        inner: Arc::clone(&inner),
+        faults: Faults {
+            reserve_lands_then_fails: true,
+            ..Faults::default()
+        },
+    });
+    let healthy = ReplayProtection::from_arc(inner);
+    let a = server(layer(failing), None).await;
+    let b = server(layer(healthy), None).await;
+    let body = unique("timeout");
+    assert_eq!(a.send(&body).await.status, 503);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let retry = b.send(&body).await;
+    assert_eq!(
+        retry.text(),
+        "processed",
+        "the retry was blocked by an orphaned lease"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_while_the_reservation_is_made_leaves_no_lease_behind() {
+    let inner = Arc::new(MemoryStore::default());
+    let slow = ReplayProtection::new(Faulty {
+        inner: Arc::clone(&inner),
+        faults: Faults {
+            reserve_delay: Some(Duration::from_millis(300)),
+            ..Faults::default()
+        },
+    });
+    let s = server(layer(slow), None).await;
+    let body = unique("gone");
+    let sig = sign_open_messaging(SECRET, body.as_bytes());
+    let mut request = head(
+        "/",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
+    request.extend_from_slice(body.as_bytes());
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(stream); // gone before the store answered
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let healthy = server(layer(ReplayProtection::from_arc(inner)), None).await;
+    assert_eq!(healthy.send(&body).await.text(), "processed");
+    assert_eq!(s.calls(), 0);
+}
+
+async fn slow_handler_keeps_its_reservation(protection: ReplayProtection) {
+    let s = Arc::new(
+        server(
+            layer(
+                protection
+                    .lease(Duration::from_millis(1000))
+                    .ttl(Duration::from_secs(60)),
+            ),
+            None,
+        )
+        .await,
+    );
+    let body = unique("slow2500");
+    let first = {
+        let (s, body) = (Arc::clone(&s), body.clone());
+        tokio::spawn(async move { s.send(&body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let during = s.send(&body).await;
+    assert_eq!(during.status, 503, "{}", during.text());
+    assert_eq!(
+        during.json(),
+        serde_json::json!({"error": "duplicate_in_flight"})
+    );
+    assert_eq!(first.await.unwrap().text(), "processed");
+    let after = s.send(&body).await;
+    assert_eq!(after.json(), serde_json::json!({"status": "duplicate"}));
+    assert_eq!(s.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_the_lease_keeps_its_reservation_in_memory() {
+    slow_handler_keeps_its_reservation(ReplayProtection::in_memory()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_the_lease_keeps_its_reservation_in_redis() {
+    let Some((url, _server)) = redis_server() else {
+        return;
+    };
+    let store = genesys_webhook::replay::RedisStore::open(&url)
+        .unwrap()
+        .prefix(format!("faults:{}:slow:", std::process::id()));
+    slow_handler_keeps_its_reservation(ReplayProtection::new(store)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(redis) = PersistentRedis::start(data.path()) else {
+        return;
+    };
+    let store = genesys_webhook::replay::RedisStore::open_with_timeout(
+        &redis.url(),
+        Duration::from_millis(1000),
+    )
+    .unwrap();
+    let s = server(layer(ReplayProtection::new(store)), None).await;
+    // Warm the connection, then pause Redis for longer than the command timeout.
+    assert_eq!(s.send(&unique("warm")).await.text(), "processed");
+    let paused = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "1500",
+            "WRITE",
+        ])
+        .output()
+        .unwrap();
+    assert!(paused.status.success());
+    let body = unique("paused");
+    let first = s.send(&body).await;
+    assert_eq!(first.status, 503, "{}", first.text());
+    // The SET landed once Redis resumed; the retry (Genesys waits 5 s) must be taken.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let retry = s.send(&body).await;
+    assert_eq!(retry.text(), "processed", "{}", retry.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_per_body_whatever_the_headers_their_order_or_the_secret() {
+    let layer = GenesysSignatureLayer::builder()
+        .secret("first-secret")
+        .secret("second-secret")
+        .replay_protection(ReplayProtection::in_memory())
+        .build()
+        .unwrap();
+    let s = server(layer, None).await;
+    let body = unique("keys");
+    let om = sign_open_messaging("first-secret", body.as_bytes());
+    let hex = sign_genesys("second-secret", body.as_bytes());
+    let post = |headers: Vec<(&'static str, String)>| {
+        let body = body.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            post_bytes(s.addr, "/", &headers, body.as_bytes()).await
+        }
+    };
+    let both = post(vec![
+        ("X-Hub-Signature-256", om.clone()),
+        ("X-Genesys-Signature", hex.clone()),
+    ])
+    .await;
+    assert_eq!(both.text(), "processed");
+    for replay in [
+        vec![
+            ("X-Genesys-Signature", hex.clone()),
+            ("X-Hub-Signature-256", om.clone()),
+        ],
+        vec![("X-Hub-Signature-256", om.clone())],
+        vec![("X-Genesys-Signature", hex.clone())],
+        vec![(
+            "X-Hub-Signature-256",
+            sign_open_messaging("second-secret", body.as_bytes()),
+        )],
+    ] {
+        let answer = post(replay).await;
+        assert_eq!(answer.json(), serde_json::json!({"status": "duplicate"}));
+    }
+    assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_dropped_while_the_outcome_is_recorded_still_marks_the_key_done() {
+    let s = server(
+        layer(
+            faulty(Faults {
+                complete_delay: Some(Duration::from_millis(500)),
+                ..Faults::default()
+            })
+            .lease(Duration::from_millis(1000)),
+        ),
+        Some(Duration::from_millis(200)),
+    )
+    .await;
+    let body = unique("dropped");
+    let first = s.send(&body).await;
+    assert_eq!(first.status, 408, "the deadline fired while recording");
+    // Past the lease: without the outcome recorded, the key would be free again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = s.send(&body).await;
+    assert_eq!(again.json(), serde_json::json!({"status": "duplicate"}));
+    assert_eq!(s.calls(), 1, "a processed event ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_mid_handler_releases_the_key_for_the_retry() {
+    let s = server(
+        layer(ReplayProtection::in_memory()),
+        Some(Duration::from_millis(200)),
+    )
+    .await;
+    let body = unique("slow1000");
+    assert_eq!(s.send(&body).await.status, 408);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Not 503 duplicate_in_flight for the rest of a 30 s lease: the handler runs again.
+    assert_eq!(s.send(&body).await.status, 408);
+    assert_eq!(s.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_answers_503_unless_fail_open() {
+    for fail_open in [false, true] {
+        let store = Arc::new(MemoryStore::with_capacity(1));
+        let key = ReplayKey::new([9; 32]);
+        assert_eq!(
+            store
+                .reserve(&key, LeaseId::new(), Duration::from_secs(60))
+                .await
+                .unwrap(),
+            Reservation::Reserved
+        );
+        let protection = ReplayProtection::from_arc(store).fail_open(fail_open);
+        let s = server(layer(protection), None).await;
+        let response = s.send(&unique("full")).await;
+        if fail_open {
+            assert_eq!(response.text(), "processed");
+        } else {
+            assert_eq!(response.status, 503);
+            assert_eq!(
+                response.json(),
+                serde_json::json!({"error": "replay_store_unavailable"})
+            );
+            assert_eq!(response.header("retry-after"), Some("5"));
+            assert_eq!(s.calls(), 0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_duplicate_replaces_both_answers() {
+    let protection = ReplayProtection::in_memory().on_duplicate(|duplicate| {
+        let mut response = http::Response::new(format!("{duplicate:?}"));
+        *response.status_mut() = match duplicate {
+            Duplicate::Processed => StatusCode::ACCEPTED,
+            _ => StatusCode::TOO_MANY_REQUESTS,
+        };
+        response
+    });
+    let s = Arc::new(server(layer(protection), None).await);
+    let body = unique("slow400");
+    let first = {
+        let (s, body) = (Arc::clone(&s), body.clone());
+        tokio::spawn(async move { s.send(&body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let during = s.send(&body).await;
+    assert_eq!((during.status, during.text()), (429, "InFlight"));
+    assert_eq!(first.await.unwrap().text(), "processed");
+    let after = s.send(&body).await;
+    assert_eq!((after.status, after.text()), (202, "Processed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_complete_still_answers_with_the_handlers_response() {
+    let s = server(
+        layer(faulty(Faults {
+            complete_fails: true,
+            ..Faults::default()
+        })),
+        None,
+    )
+    .await;
+    let response = s.send(&unique("complete-fails")).await;
+    assert_eq!(response.text(), "processed");
+    assert_eq!(s.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inner_service_error_releases_the_key() {
+    use tower::{Service, ServiceExt};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let inner = tower::service_fn(
+        move |_request: http::Request<genesys_webhook::VerifiedBody>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err::<http::Response<String>, _>(std::io::Error::other("inner service failed"))
+                } else {
+                    Ok(http::Response::new("processed".to_owned()))
+                }
+            }
+        },
+    );
+    let mut service = tower::Layer::layer(&layer(ReplayProtection::in_memory()), inner);
+    let body = unique("err");
+    let request = || {
+        http::Request::post("/")
+            .header(
+                "x-hub-signature-256",
+                sign_open_messaging(SECRET, body.as_bytes()),
+            )
+            .body(body.clone())
+            .unwrap()
+    };
+    let first = ServiceExt::<http::Request<String>>::ready(&mut service)
+        .await
+        .unwrap()
+        .call(request())
+        .await;
+    assert!(first.is_err());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = ServiceExt::<http::Request<String>>::ready(&mut service)
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
