@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 const OM_MESSAGE: &[u8] = br#"{"id":"8085","channel":{"id":"6685","platform":"Open","type":"Private","to":{"id":"33633081329","idType":"Opaque"},"from":{"nickname":"Sinch Messaging","id":"6685","idType":"Opaque"},"time":"2026-03-25T13:20:05.493Z","messageId":"8085"},"type":"Text","text":"Hello","originatingEntity":"Human","direction":"Outbound","conversationId":"1734"}"#;
 
 fn refuses(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
     let output = Command::new(common::receiver_binary())
+        .current_dir(dir.path())
         .env_clear()
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .envs(env.iter().copied())
@@ -37,6 +39,23 @@ fn refuses_to_start_without_a_non_blank_secret() {
         let stderr = refuses(env);
         assert!(stderr.contains("GENESYS_WEBHOOK_SECRET"), "{stderr}");
     }
+}
+
+#[test]
+fn a_port_in_use_is_named_in_the_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(common::receiver_binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .env("GENESYS_WEBHOOK_SECRET", "dev-secret")
+        .env("LISTEN_ADDR", &addr)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&addr), "{stderr}");
 }
 
 #[tokio::test]

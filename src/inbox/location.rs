@@ -18,7 +18,7 @@ pub const DEFAULT_SQLITE_FILE: &str = "genesys-inbox.db";
 /// |---|---|
 /// | (empty) | [`DEFAULT_SQLITE_FILE`] in the working directory |
 /// | `sqlite:PATH` | an SQLite file at `PATH` |
-/// | `redis://…`, `rediss://…` | a Redis stream |
+/// | `redis://…` | a Redis stream |
 /// | `memory` | process memory: lost with the process |
 ///
 /// `Display` hides a password in a Redis URL, so a location can be logged.
@@ -66,7 +66,7 @@ impl FromStr for InboxLocation {
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
-        if text.starts_with("redis://") || text.starts_with("rediss://") {
+        if text.starts_with("redis://") {
             return Ok(Self::Redis(text.to_owned()));
         }
         // Not echoed: a mistyped URL may carry a password.

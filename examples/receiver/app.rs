@@ -1,43 +1,5 @@
-//! A Genesys Cloud webhook receiver you can run as is and copy into a project.
-//!
-//! ```text
-//! GENESYS_WEBHOOK_SECRET=dev-secret cargo run --example receiver
-//! ```
-//!
-//! Environment:
-//!
-//! | variable | meaning | default |
-//! |---|---|---|
-//! | `GENESYS_WEBHOOK_SECRET` | the signing secret (for Open Messaging, the integration's webhook signature secret) | required |
-//! | `GENESYS_CLIENT_SECRET` | used when `GENESYS_WEBHOOK_SECRET` is unset or empty (the original tutorial signed with the OAuth client secret) | |
-//! | `GENESYS_WEBHOOK_SECRET_PREVIOUS` | a second secret accepted during rotation | |
-//! | `LISTEN_ADDR` | address to listen on | `127.0.0.1:5000` |
-//! | `GENESYS_MAX_BODY_BYTES` | largest body accepted | `1048576` |
-//! | `GENESYS_INBOX` | where verified events are stored before the `200`: `sqlite:PATH`, a `redis://` URL (build with `--features redis`), or `memory` (lost on a crash) | `genesys-inbox.db` in the working directory |
-//! | `GENESYS_INBOX_MAX_ATTEMPTS` | deliveries of an event before it moves to the dead letters | `10` |
-//! | `GENESYS_INBOX_MAX_EVENTS` | events stored at once (dead ones included) before new ones get 503 | `100000` |
-//! | `GENESYS_INBOX_MAX_BYTES` | body bytes stored at once before new ones get 503 | `1073741824` |
-//! | `GENESYS_INBOX_LEASE_SECS` | how long a delivery may take before another worker takes it over | `30` |
-//! | `GENESYS_INBOX_GROUP_COMMIT` | `0` commits every SQLite append on its own (one fsync per event), for comparison only | `1` |
-//! | `GENESYS_WORKER_CONCURRENCY` | deliveries the worker processes at once | `16` |
-//! | `GENESYS_WORKER_RETRY_BASE_MS` | first retry delay after a failed delivery, doubled each attempt (at most 5 minutes) | `1000` |
-//! | `GENESYS_WORKER_FAIL_ON` | simulated handler failures: a body containing this text fails (an error, then a panic, in turn) | |
-//! | `GENESYS_REQUEST_TIMEOUT_SECS` | total deadline for receiving and answering a request | `10` |
-//! | `GENESYS_REPLAY_STORE` | replay protection: unset for in-memory, `redis://host:port/` for a store shared by replicas (build with `--features redis`), `none` to turn it off | in-memory |
-//! | `GENESYS_REPLAY_TTL_SECS` | how long a processed signature is remembered | `600` |
-//! | `GENESYS_WORKER_DELAY_MS` | simulated processing time per event, to try out back-pressure | `0` |
-//! | `GENESYS_BENCH_BASELINE` | `1` adds `POST /bench/unverified`, the same handler without the signature check, for benchmarks only | |
-//! | `RUST_LOG` | log filter (`tower_http=debug` traces each request) | `info` |
-//!
-//! Routes: `POST /webhook/receive` (signed) and `GET /healthz` (not signed).
-//!
-//! A `200 {"status":"queued"}` means the event is stored in the inbox: a crash after
-//! it loses nothing, and the worker (in this process, or any replica sharing a Redis
-//! inbox) processes it at least once. A full or failing inbox answers `503` with
-//! `Retry-After`, so Genesys retries. On start the worker resumes what a previous
-//! process left pending; on SIGTERM it finishes the deliveries in progress and
-//! leaves the rest stored.
-
+//! The receiver's application: settings, routes, the inbox and its worker. Kept apart
+//! from `main.rs` (process, sockets, signals) so that tests can drive it in process.
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,13 +15,8 @@ use axum::{BoxError, Json, Router};
 use genesys_webhook::inbox::{
     Delivery, Inbox, InboxError, InboxLocation, InboxOptions, RetryOutcome,
 };
-use genesys_webhook::replay::ReplayProtection;
+use genesys_webhook::replay::{ReplayProtection, ReplayStore};
 use genesys_webhook::GenesysSignatureLayer;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -77,59 +34,8 @@ const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle worker looks for events appended by other processes.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    let inbox = open_inbox(&settings)?;
-
-    let (stop_worker, worker_stopped) = watch::channel(false);
-    let worker = tokio::spawn(worker(
-        Arc::clone(&inbox),
-        worker_stopped,
-        settings.worker.clone(),
-    ));
-
-    let app = app(&settings, Arc::clone(&inbox))?;
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    serve(listener, app, settings.request_timeout).await;
-
-    tracing::info!("stopped accepting requests; finishing the deliveries in progress");
-    let _ = stop_worker.send(true);
-    let processed = worker.await?;
-    let commits = inbox.commits().map(|c| c.to_string());
-    let stats = inbox.stats().await.ok();
-    tracing::info!(
-        target: "receiver::summary",
-        processed,
-        commits = commits.as_deref().unwrap_or("-"),
-        pending = stats.map_or(0, |s| s.pending),
-        "worker stopped; what is pending stays stored; bye"
-    );
-    Ok(())
-}
-
 /// The inbox `GENESYS_INBOX` names.
-fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
+pub fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
     let location = &settings.inbox;
     let inbox: Arc<dyn Inbox> = match location {
         InboxLocation::Sqlite(path) if !settings.group_commit => {
@@ -158,30 +64,53 @@ fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
     Ok(inbox)
 }
 
+/// What the handlers share: the inbox, and the replay store for readiness.
+#[derive(Clone)]
+pub struct AppState {
+    inbox: Arc<dyn Inbox>,
+    replay: Option<Arc<dyn ReplayStore>>,
+}
+
 /// The receiver's routes, with the signature layer and the request deadline.
-fn app(settings: &Settings, inbox: Arc<dyn Inbox>) -> Result<Router, BoxError> {
+pub fn app(settings: &Settings, inbox: Arc<dyn Inbox>) -> Result<Router, BoxError> {
     let mut signature = GenesysSignatureLayer::builder()
         .secret(settings.secret.clone())
-        .max_body_bytes(settings.max_body_bytes);
+        .max_body_bytes(settings.max_body_bytes)
+        .max_buffered_bytes(settings.max_buffered_bytes);
     if let Some(previous) = settings.previous_secret.clone() {
         signature = signature.secret(previous);
     }
-    if let Some(protection) = replay_protection(settings.replay_store.as_deref())? {
-        signature = signature.replay_protection(protection.ttl(settings.replay_ttl));
+    let protection = replay_protection(settings.replay_store.as_deref())?;
+    let replay = protection.as_ref().map(|p| Arc::clone(p.store()));
+    if let Some(protection) = protection {
+        signature = signature.replay_protection(
+            protection
+                .ttl(settings.replay_ttl)
+                .lease(settings.replay_lease),
+        );
     }
-    let signature = signature.build()?;
+    let signature = signature.build().map_err(|e| match e {
+        genesys_webhook::ConfigError::ReplaySettings { reason } => {
+            format!("GENESYS_REPLAY_TTL_SECS / GENESYS_REPLAY_LEASE_SECS: {reason}")
+        }
+        genesys_webhook::ConfigError::ZeroBufferBudget => {
+            "GENESYS_MAX_BUFFERED_BYTES must be at least 1".to_owned()
+        }
+        other => other.to_string(),
+    })?;
 
     let mut app = Router::new()
         .route("/webhook/receive", post(receive))
         .route_layer(signature)
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
     if settings.bench_baseline {
         // The same work without the signature check, for measuring what the check
         // costs (scripts/load.sh). Never turn this on in production.
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
         app = app.route("/bench/unverified", post(receive));
     }
-    Ok(app.with_state(inbox).layer(
+    Ok(app.with_state(AppState { inbox, replay }).layer(
         ServiceBuilder::new()
             .layer(TraceLayer::new_for_http())
             // One deadline for the whole request, body included: a client that
@@ -193,72 +122,53 @@ fn app(settings: &Settings, inbox: Arc<dyn Inbox>) -> Result<Router, BoxError> {
     ))
 }
 
-/// Serves HTTP/1.1 until a shutdown signal, then lets requests in flight finish.
-///
-/// hyper's connection builder is used directly (rather than `axum::serve`) for two
-/// limits that matter under abuse: the request head must arrive within the request
-/// deadline (a client dripping header bytes is cut off too), and each connection's
-/// read buffer stays small, so that memory goes to bodies rather than to buffers.
-async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Duration) {
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(deadline)
-            .max_buf_size(READ_BUFFER_BYTES);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // Requests in flight get the request deadline to finish.
-    if tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections were still open at shutdown");
+/// Ready when the stores answer: the inbox, and the replay store when there is one.
+/// `/healthz` only says the process is alive.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        state.inbox.ping().await.map_err(|e| e.to_string())?;
+        if let Some(replay) = &state.replay {
+            replay.ping().await.map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
+        Ok(Err(reason)) => {
+            tracing::warn!(%reason, "not ready");
+            error(StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        }
+        Err(_) => {
+            tracing::warn!("not ready: a store did not answer within 2 s");
+            error(StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        }
     }
 }
 
-/// Per-connection read buffer: hyper's default grows to about 400 KiB per
-/// connection; bodies are read in chunks of this size instead.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-struct Settings {
+/// Everything the receiver reads from its environment.
+pub struct Settings {
+    max_buffered_bytes: usize,
+    replay_lease: Duration,
     secret: String,
+    /// Where to listen.
+    pub listen_addr: SocketAddr,
+    /// The total deadline of one request.
+    pub request_timeout: Duration,
     previous_secret: Option<String>,
-    listen_addr: SocketAddr,
     max_body_bytes: usize,
-    request_timeout: Duration,
     replay_store: Option<String>,
     replay_ttl: Duration,
     bench_baseline: bool,
     inbox: InboxLocation,
     inbox_options: InboxOptions,
     group_commit: bool,
-    worker: WorkerSettings,
+    /// How the worker runs.
+    pub worker: WorkerSettings,
 }
 
+/// How the worker claims and retries.
 #[derive(Clone)]
-struct WorkerSettings {
+pub struct WorkerSettings {
     lease: Duration,
     concurrency: usize,
     delay: Duration,
@@ -267,13 +177,42 @@ struct WorkerSettings {
 }
 
 impl Settings {
-    fn from_env() -> Result<Self, BoxError> {
-        let secret = non_blank("GENESYS_WEBHOOK_SECRET")
-            .or_else(|| non_blank("GENESYS_CLIENT_SECRET"))
-            .ok_or(
-                "set GENESYS_WEBHOOK_SECRET to the webhook signing secret \
-                 (for Open Messaging: the integration's webhook signature secret)",
-            )?;
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, BoxError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables `var` gives (tests pass a map).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
+        let non_blank = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let secret = match non_blank("GENESYS_WEBHOOK_SECRET") {
+            Some(secret) => secret,
+            None => {
+                let fallback = non_blank("GENESYS_CLIENT_SECRET").ok_or(
+                    "set GENESYS_WEBHOOK_SECRET to the webhook signing secret \
+                     (for Open Messaging: the integration's webhook signature secret)",
+                )?;
+                tracing::warn!(
+                    "GENESYS_WEBHOOK_SECRET is not set: verifying with GENESYS_CLIENT_SECRET, \
+                     the OAuth client secret. Genesys Cloud's Open Messaging signs with the \
+                     integration's webhook signature secret instead: set GENESYS_WEBHOOK_SECRET"
+                );
+                fallback
+            }
+        };
+        fn number<T: std::str::FromStr>(
+            name: &str,
+            value: Option<String>,
+            default: T,
+        ) -> Result<T, BoxError> {
+            match value {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name}={text:?} is not valid").into()),
+            }
+        }
         let inbox = match non_blank("GENESYS_INBOX") {
             None => InboxLocation::default(),
             Some(text) => text
@@ -284,24 +223,87 @@ impl Settings {
         Ok(Self {
             secret,
             previous_secret: non_blank("GENESYS_WEBHOOK_SECRET_PREVIOUS"),
-            listen_addr: parsed("LISTEN_ADDR", "127.0.0.1:5000".parse()?)?,
-            max_body_bytes: parsed("GENESYS_MAX_BODY_BYTES", 1024 * 1024)?,
-            request_timeout: Duration::from_secs(parsed("GENESYS_REQUEST_TIMEOUT_SECS", 10)?),
+            listen_addr: number(
+                "LISTEN_ADDR",
+                non_blank("LISTEN_ADDR"),
+                "127.0.0.1:5000".parse()?,
+            )?,
+            max_body_bytes: number(
+                "GENESYS_MAX_BODY_BYTES",
+                non_blank("GENESYS_MAX_BODY_BYTES"),
+                1024 * 1024,
+            )?,
+            request_timeout: Duration::from_secs(number(
+                "GENESYS_REQUEST_TIMEOUT_SECS",
+                non_blank("GENESYS_REQUEST_TIMEOUT_SECS"),
+                10,
+            )?),
             replay_store: non_blank("GENESYS_REPLAY_STORE"),
-            replay_ttl: Duration::from_secs(parsed("GENESYS_REPLAY_TTL_SECS", 600)?),
+            replay_ttl: Duration::from_secs(number(
+                "GENESYS_REPLAY_TTL_SECS",
+                non_blank("GENESYS_REPLAY_TTL_SECS"),
+                600,
+            )?),
+            replay_lease: Duration::from_secs(number(
+                "GENESYS_REPLAY_LEASE_SECS",
+                non_blank("GENESYS_REPLAY_LEASE_SECS"),
+                30,
+            )?),
+            max_buffered_bytes: number(
+                "GENESYS_MAX_BUFFERED_BYTES",
+                non_blank("GENESYS_MAX_BUFFERED_BYTES"),
+                64 * 1024 * 1024,
+            )?,
             bench_baseline: non_blank("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
             inbox,
             inbox_options: InboxOptions {
-                max_attempts: parsed("GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts)?.max(1),
-                max_events: parsed("GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?,
-                max_bytes: parsed("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?,
+                max_attempts: number(
+                    "GENESYS_INBOX_MAX_ATTEMPTS",
+                    non_blank("GENESYS_INBOX_MAX_ATTEMPTS"),
+                    defaults.max_attempts,
+                )?
+                .max(1),
+                max_events: number(
+                    "GENESYS_INBOX_MAX_EVENTS",
+                    non_blank("GENESYS_INBOX_MAX_EVENTS"),
+                    defaults.max_events,
+                )?,
+                max_bytes: number(
+                    "GENESYS_INBOX_MAX_BYTES",
+                    non_blank("GENESYS_INBOX_MAX_BYTES"),
+                    defaults.max_bytes,
+                )?,
             },
-            group_commit: parsed("GENESYS_INBOX_GROUP_COMMIT", 1u8)? != 0,
+            group_commit: number(
+                "GENESYS_INBOX_GROUP_COMMIT",
+                non_blank("GENESYS_INBOX_GROUP_COMMIT"),
+                1u8,
+            )? != 0,
             worker: WorkerSettings {
-                lease: Duration::from_secs(parsed("GENESYS_INBOX_LEASE_SECS", 30)?.max(1)),
-                concurrency: parsed("GENESYS_WORKER_CONCURRENCY", 16)?.max(1),
-                delay: Duration::from_millis(parsed("GENESYS_WORKER_DELAY_MS", 0)?),
-                retry_base: Duration::from_millis(parsed("GENESYS_WORKER_RETRY_BASE_MS", 1000)?),
+                lease: Duration::from_secs(
+                    number(
+                        "GENESYS_INBOX_LEASE_SECS",
+                        non_blank("GENESYS_INBOX_LEASE_SECS"),
+                        30,
+                    )?
+                    .max(1),
+                ),
+                concurrency: number(
+                    "GENESYS_WORKER_CONCURRENCY",
+                    non_blank("GENESYS_WORKER_CONCURRENCY"),
+                    16,
+                )?
+                .max(1),
+                delay: Duration::from_millis(number(
+                    "GENESYS_WORKER_DELAY_MS",
+                    non_blank("GENESYS_WORKER_DELAY_MS"),
+                    0,
+                )?),
+                retry_base: Duration::from_millis(number(
+                    "GENESYS_WORKER_RETRY_BASE_MS",
+                    non_blank("GENESYS_WORKER_RETRY_BASE_MS"),
+                    1000,
+                )?),
                 fail_on: non_blank("GENESYS_WORKER_FAIL_ON"),
             },
         })
@@ -320,19 +322,18 @@ fn replay_protection(store: Option<&str>) -> Result<Option<ReplayProtection>, Bo
             tracing::warn!("replay protection is off");
             Ok(None)
         }
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            redis_protection(url).map(Some)
-        }
-        Some(other) => Err(format!(
-            "GENESYS_REPLAY_STORE={other:?}: expected a redis:// URL, `memory` or `none`"
-        )
-        .into()),
+        Some(url) if url.starts_with("redis://") => redis_protection(url).map(Some),
+        // Not echoed: a mistyped URL may carry a password.
+        Some(_) => Err(
+            "GENESYS_REPLAY_STORE is not valid: expected a redis:// URL, `memory` or `none`".into(),
+        ),
     }
 }
 
 #[cfg(feature = "redis")]
 fn redis_protection(url: &str) -> Result<ReplayProtection, BoxError> {
-    let store = genesys_webhook::replay::RedisStore::open(url)?;
+    let store = genesys_webhook::replay::RedisStore::open(url)
+        .map_err(|e| format!("GENESYS_REPLAY_STORE is not valid: {e}"))?;
     tracing::info!("replay protection: redis");
     Ok(ReplayProtection::new(store))
 }
@@ -346,30 +347,15 @@ fn redis_protection(_url: &str) -> Result<ReplayProtection, BoxError> {
     )
 }
 
-fn non_blank(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
-    match non_blank(name) {
-        None => Ok(default),
-        Some(value) => value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={value:?} is not valid").into()),
-    }
-}
-
 /// Stores the event, then answers: `200` only once the inbox holds it durably.
-async fn receive(State(inbox): State<Arc<dyn Inbox>>, body: Bytes) -> Response {
+async fn receive(State(state): State<AppState>, body: Bytes) -> Response {
     // The content type is not checked: the signature already proved the sender, and
-    // what matters is that the body is a JSON object. Validating without building a
-    // tree keeps the answer fast and the memory at one copy of the body.
-    let is_object = body.trim_ascii_start().first() == Some(&b'{');
-    if !is_object || serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+    // what matters is that the body is a JSON object.
+    if let Err(reason) = check_json_object(&body) {
+        tracing::info!(body_len = body.len(), %reason, "invalid JSON refused");
         return error(StatusCode::BAD_REQUEST, "invalid_json");
     }
-    match tokio::time::timeout(APPEND_TIMEOUT, inbox.append(body)).await {
+    match tokio::time::timeout(APPEND_TIMEOUT, state.inbox.append(body)).await {
         Ok(Ok(_id)) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
         Ok(Err(InboxError::Full)) => {
             tracing::warn!("inbox full; asking the sender to retry");
@@ -383,6 +369,72 @@ async fn receive(State(inbox): State<Arc<dyn Inbox>>, body: Bytes) -> Response {
             tracing::error!("inbox append timed out; asking the sender to retry");
             retry_later("inbox_unavailable")
         }
+    }
+}
+
+/// Whether `body` is one JSON object whose every string is valid Unicode (no invalid
+/// UTF-8, no lone surrogate escape such as `\ud800`), without building a tree: strings
+/// are borrowed from the body where they have no escapes.
+pub fn check_json_object(body: &[u8]) -> Result<(), String> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".to_owned());
+    }
+    serde_json::from_slice::<Checked>(body)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Accepts any JSON value, making the parser decode (and so validate) every string,
+/// which it skips when a value is ignored.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
     }
 }
 
@@ -404,7 +456,7 @@ fn error(status: StatusCode, code: &str) -> Response {
 /// dead-lettered by the inbox after the last attempt). On shutdown the deliveries in
 /// progress are finished; what is pending stays stored for the next start. Returns
 /// how many events were processed.
-async fn worker(
+pub async fn worker(
     inbox: Arc<dyn Inbox>,
     mut stop: watch::Receiver<bool>,
     settings: WorkerSettings,
@@ -619,26 +671,4 @@ async fn handle(
         );
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }
