@@ -32,6 +32,8 @@ async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
             .env_remove("GENESYS_REGION")
             .env_remove("GENESYS_API_BASE")
             .env_remove("GENESYS_LOGIN_BASE")
+            .env_remove("GENESYS_SIGNATURE_SECRET")
+            .env_remove("GENESYS_INBOX")
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -130,7 +132,7 @@ async fn verify_accepts_and_explains_a_trailing_newline() {
     )
     .await;
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
-    assert!(stdout(&ok).contains("secret #2"), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("secret #1"), "{}", stdout(&ok));
 
     let mut with_newline = body.to_vec();
     with_newline.push(b'\n');
@@ -370,6 +372,7 @@ async fn setup_creates_lists_updates_and_deletes_against_the_api() {
             &base,
             "--webhook-url",
             "http://hooks.example.com:8080/x",
+            "--allow-insecure-url",
             "--signature-secret",
             "given-secret",
         ],
@@ -443,4 +446,206 @@ async fn setup_creates_lists_updates_and_deletes_against_the_api() {
     for output in [&created, &json, &list, &forbidden] {
         assert!(!stdout(output).contains(CLIENT_SECRET) && !stderr(output).contains(CLIENT_SECRET));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_says_what_is_missing_all_at_once_and_refuses_urls_genesys_cannot_call() {
+    let nothing = run(&["setup"], b"", &[]).await;
+    assert_eq!(nothing.status.code(), Some(2));
+    let text = stderr(&nothing);
+    assert!(
+        text.contains("--webhook-url") && text.contains("--list"),
+        "{text}"
+    );
+    assert!(!text.contains("client"), "the action comes first: {text}");
+
+    let no_credentials = run(&["setup", "--list"], b"", &[]).await;
+    assert_eq!(no_credentials.status.code(), Some(2));
+    let text = stderr(&no_credentials);
+    for needed in [
+        "GENESYS_CLIENT_ID",
+        "GENESYS_CLIENT_SECRET",
+        "GENESYS_REGION",
+    ] {
+        assert!(text.contains(needed), "{needed} not named in: {text}");
+    }
+
+    for url in [
+        "http://hooks.example.com/x",
+        "https://hooks.example.com:8443/x",
+    ] {
+        let refused = run(
+            &["setup", "--webhook-url", url],
+            b"",
+            &[
+                ("GENESYS_CLIENT_ID", CLIENT_ID),
+                ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+            ],
+        )
+        .await;
+        assert_eq!(refused.status.code(), Some(2), "{url}");
+        assert!(
+            stderr(&refused).contains("--allow-insecure-url"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_shows_a_generated_secret_once_and_rotates_without_typing_one() {
+    let fake = FakeCloud::start().await;
+    let base = fake.base();
+    let env = [
+        ("GENESYS_CLIENT_ID", CLIENT_ID),
+        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+        ("GENESYS_API_BASE", base.as_str()),
+    ];
+    let created = run(
+        &[
+            "setup",
+            "--json",
+            "--webhook-url",
+            "https://hooks.example.com/webhook/receive",
+            "--webhook-header",
+            "Authorization: Bearer tenant-token-123",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let out = stdout(&created);
+    let sent = fake.with(|f| f.last_create_body.clone()).unwrap();
+    let secret = sent["outboundNotificationWebhookSignatureSecretToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(out.matches(&secret).count(), 1, "{out}");
+    assert!(out.contains(&format!("GENESYS_WEBHOOK_SECRET={secret}")));
+    assert!(
+        !out.contains("tenant-token-123"),
+        "a header value was printed: {out}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = doc["integration"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        doc["integration"]["webhookHeaders"],
+        serde_json::json!(["Authorization"])
+    );
+
+    let list = run(&["setup", "--list"], b"", &env).await;
+    assert!(stdout(&list).contains("Authorization"), "{}", stdout(&list));
+    assert!(!stdout(&list).contains("tenant-token-123"));
+
+    // Rotation: a fresh secret, sent and shown once.
+    let rotated = run(&["setup", "--update", &id, "--generate-secret"], b"", &env).await;
+    assert_eq!(rotated.status.code(), Some(0), "{}", stderr(&rotated));
+    let sent = fake.with(|f| f.last_create_body.clone()).unwrap();
+    let new_secret = sent["outboundNotificationWebhookSignatureSecretToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_secret, secret);
+    let text = stdout(&rotated);
+    assert_eq!(text.matches(&new_secret).count(), 1, "{text}");
+    assert!(text.contains(&format!("GENESYS_WEBHOOK_SECRET={new_secret}")));
+
+    // Or into a file only its owner reads, and nowhere on the screen.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-secret");
+    let to_file = run(
+        &[
+            "setup",
+            "--update",
+            &id,
+            "--generate-secret",
+            "--secret-out",
+            path.to_str().unwrap(),
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(to_file.status.code(), Some(0), "{}", stderr(&to_file));
+    let written = std::fs::read_to_string(&path).unwrap();
+    let written = written.trim_end();
+    assert!(written.len() >= 43);
+    assert!(!stdout(&to_file).contains(written) && !stderr(&to_file).contains(written));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_the_environment_or_a_file_and_help_names_the_variable() {
+    let help = run(&["sign", "--help"], b"", &[]).await;
+    assert!(
+        stdout(&help).contains("GENESYS_WEBHOOK_SECRET"),
+        "{}",
+        stdout(&help)
+    );
+    let body = b"{\"a\":1}";
+    let expected = genesys_webhook::signature::sign_open_messaging("file-secret", body);
+    let file = temp_file("secret-file", b"file-secret\n");
+    let from_file = run(
+        &[
+            "sign",
+            "--scheme",
+            "open-messaging",
+            "--secret-file",
+            file.to_str().unwrap(),
+        ],
+        body,
+        &[],
+    )
+    .await;
+    assert!(
+        stdout(&from_file).contains(&expected),
+        "{}",
+        stdout(&from_file)
+    );
+    let from_env = run(
+        &["sign", "--scheme", "open-messaging"],
+        body,
+        &[("GENESYS_WEBHOOK_SECRET", "file-secret")],
+    )
+    .await;
+    assert!(stdout(&from_env).contains(&expected));
+    let secret_help = run(
+        &["setup", "--help"],
+        b"",
+        &[("GENESYS_CLIENT_SECRET", "do-not-show-me")],
+    )
+    .await;
+    assert!(!stdout(&secret_help).contains("do-not-show-me"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_ends_a_failure_with_one_line_and_escapes_what_the_receiver_says() {
+    let hostile = Router::new().route(
+        "/",
+        post(|| async {
+            (
+                http::StatusCode::UNAUTHORIZED,
+                "{\"error\":\"invalid_signature\"}\x1b[2J\x1b]0;owned\x07",
+            )
+        }),
+    );
+    let addr = serve_axum(hostile).await;
+    let url = format!("http://{addr}/");
+    let output = run(&["send", &url], b"", &[("GENESYS_WEBHOOK_SECRET", "s")]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    let last = out.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with("FAILED: the receiver answered 401"),
+        "{last}"
+    );
 }

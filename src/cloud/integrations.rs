@@ -11,8 +11,9 @@ const PATH: &str = "/api/v2/conversations/messaging/integrations/open";
 const PAGE_SIZE: u32 = 100;
 
 /// An Open Messaging integration as Genesys Cloud describes it. The signature secret
-/// is write-only: Genesys never returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// is write-only: Genesys never returns it. `Debug` shows the static headers' names,
+/// not their values (often credentials).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct OpenMessagingIntegration {
@@ -33,6 +34,28 @@ pub struct OpenMessagingIntegration {
     /// When it was created (ISO 8601).
     #[serde(default)]
     pub date_created: Option<String>,
+}
+
+impl fmt::Debug for OpenMessagingIntegration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenMessagingIntegration")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field(
+                "outbound_notification_webhook_url",
+                &self.outbound_notification_webhook_url,
+            )
+            .field(
+                "webhook_headers",
+                &self
+                    .webhook_headers
+                    .as_ref()
+                    .map(|h| h.keys().collect::<Vec<_>>()),
+            )
+            .field("create_status", &self.create_status)
+            .field("date_created", &self.date_created)
+            .finish()
+    }
 }
 
 /// What [`OpenMessaging::create`] sends.

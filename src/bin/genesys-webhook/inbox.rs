@@ -9,7 +9,7 @@ use genesys_webhook::inbox::{
 };
 use serde_json::{json, Value};
 
-use crate::output::{Failure, Report};
+use crate::output::{printable, Failure, Report};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -211,23 +211,4 @@ fn summary(event: &StoredEvent) -> Value {
 
 fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
-}
-
-/// Text safe to print on a terminal: control characters escaped, at most `max`
-/// characters.
-fn printable(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() && c != '\n' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

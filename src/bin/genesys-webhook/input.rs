@@ -32,16 +32,3 @@ pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
         _ => Err(format!("{text:?} is not a header: expected 'Name: value'")),
     }
 }
-
-/// The webhook secret from `--secret`, else `GENESYS_WEBHOOK_SECRET`.
-pub(crate) fn secrets(given: &[String]) -> Result<Vec<String>, Failure> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
-    }
-    match std::env::var("GENESYS_WEBHOOK_SECRET") {
-        Ok(secret) if !secret.is_empty() => Ok(vec![secret]),
-        _ => Err(Failure::io(
-            "no secret: pass --secret or set GENESYS_WEBHOOK_SECRET",
-        )),
-    }
-}

@@ -7,6 +7,7 @@
 mod inbox;
 mod input;
 mod output;
+mod secret;
 mod send;
 mod setup;
 mod sign;
@@ -44,7 +45,7 @@ enum Command {
     /// Post a signed body to a receiver and show its answer.
     Send(send::Args),
     /// Create, list, update or delete the Open Messaging integration that calls the receiver.
-    Setup(setup::Args),
+    Setup(Box<setup::Args>),
     /// Look into the receiver's inbox: counts, events, dead letters; retry or purge them.
     Inbox(inbox::Args),
 }
@@ -99,12 +100,41 @@ fn main() -> ExitCode {
             Command::Sign(args) => sign::run(args, json).await,
             Command::Verify(args) => verify::run(args, json).await,
             Command::Send(args) => send::run(args, json).await,
-            Command::Setup(args) => setup::run(args, json).await,
+            Command::Setup(args) => setup::run(*args, json).await,
             Command::Inbox(args) => inbox::run(args, json).await,
         }
     });
     match result {
         Ok(report) => report.print(json),
         Err(failure) => failure.report(json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_arguments_shows_no_secret() {
+        let cli = Cli::try_parse_from([
+            "genesys-webhook",
+            "setup",
+            "--list",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "oauth-s3cret",
+            "--signature-secret",
+            "webhook-s3cret",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?}");
+        assert!(
+            !debug.contains("oauth-s3cret") && !debug.contains("webhook-s3cret"),
+            "{debug}"
+        );
+        let cli =
+            Cli::try_parse_from(["genesys-webhook", "sign", "--secret", "sign-s3cret"]).unwrap();
+        assert!(!format!("{cli:?}").contains("sign-s3cret"));
     }
 }

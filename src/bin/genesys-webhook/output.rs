@@ -82,3 +82,39 @@ pub(crate) fn progress(json: bool, message: impl AsRef<str>) {
         eprintln!("{}", message.as_ref());
     }
 }
+
+/// Text safe to print on a terminal: control characters escaped (a receiver cannot
+/// clear the screen or retitle the terminal), at most `max` characters.
+pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= max {
+            out.push_str("… (cut)");
+            break;
+        }
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_controls_and_caps_the_length() {
+        let hostile = b"ok\x1b[2J\x1b]0;owned\x07\rdone";
+        let shown = printable(hostile, 100);
+        assert!(!shown.contains('\x1b') && !shown.contains('\x07') && !shown.contains('\r'));
+        assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+        assert_eq!(
+            printable(&[b'a'; 50], 10),
+            format!("{}… (cut)", "a".repeat(10))
+        );
+    }
+}

@@ -7,21 +7,23 @@ use std::time::{Duration, SystemTime};
 use genesys_webhook::signature::{hmac_sha256, Scheme};
 use serde_json::json;
 
-use crate::input::{parse_header, read_body, secrets};
-use crate::output::{progress, Failure, Report};
+use crate::input::{parse_header, read_body};
+use crate::output::{printable, progress, Failure, Report};
+use crate::secret::WebhookSecrets;
 use crate::{scheme_name, SchemeArg};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Where to post, e.g. http://127.0.0.1:5000/webhook/receive.
     url: String,
-    /// The webhook secret [default: $GENESYS_WEBHOOK_SECRET].
-    #[arg(long)]
-    secret: Option<String>,
-    /// Which signature header to send.
-    #[arg(long, value_enum, default_value_t = SchemeArg::Genesys)]
+    #[command(flatten)]
+    secret: WebhookSecrets,
+    /// Which signature header to send (the default body is an Open Messaging event, which
+    /// Genesys Cloud signs with X-Hub-Signature-256).
+    #[arg(long, value_enum, default_value_t = SchemeArg::OpenMessaging)]
     scheme: SchemeArg,
-    /// An extra header, 'Name: value'; repeatable.
+    /// A header, 'Name: value'; repeatable. A header named like one the command sends
+    /// (Content-Type, the signature) replaces it.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(String, String)>,
     /// Send a deliberately wrong signature: succeeds only if the receiver answers 401.
@@ -32,7 +34,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
-    let secret = secrets(args.secret.as_slice())?.remove(0);
+    let secret = args.secret.resolve()?.remove(0);
     let body = match &args.file {
         Some(_) => read_body(args.file.as_ref()).await?,
         None => sample_event(),
@@ -48,13 +50,8 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
         .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Failure::io(format!("HTTP client: {e}")))?;
-    let mut request = client
-        .post(&args.url)
-        .header("content-type", "application/json")
-        .header(scheme.display_header_name(), &signature);
-    for (name, value) in &args.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
+    let headers = request_headers(scheme, &signature, &args.headers)?;
+    let request = client.post(&args.url).headers(headers);
     progress(
         json,
         format!(
@@ -84,15 +81,16 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
         "scheme": scheme_name(scheme),
         "tamper": args.tamper,
         "status": status.as_u16(),
-        "body": answer,
+        "body": printable(answer.as_bytes(), ANSWER_CHARS),
     });
-    let shown = format!("{status}\n{answer}");
+    let shown = format!("{status}\n{}", printable(answer.as_bytes(), ANSWER_CHARS));
     if !args.tamper {
-        return Ok(if status.is_success() {
-            Report::passed(shown, doc)
-        } else {
-            Report::failed(shown, doc)
-        });
+        if status.is_success() {
+            return Ok(Report::passed(shown, doc));
+        }
+        let verdict = failure_line(status, &answer);
+        doc["verdict"] = verdict.clone().into();
+        return Ok(Report::failed(format!("{shown}\n{verdict}"), doc));
     }
     let (passed, verdict) = if status.as_u16() == 401 {
         (
@@ -122,6 +120,63 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     } else {
         Report::failed(text, doc)
     })
+}
+
+/// How much of a receiver's answer is shown.
+const ANSWER_CHARS: usize = 2000;
+
+/// The headers sent: the content type and the signature, each replaced by a
+/// `--header` of the same name; other `--header`s added.
+fn request_headers(
+    scheme: Scheme,
+    signature: &str,
+    extra: &[(String, String)],
+) -> Result<reqwest::header::HeaderMap, Failure> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let signature = HeaderValue::from_str(signature)
+        .map_err(|e| Failure::io(format!("signature header: {e}")))?;
+    headers.insert(
+        scheme
+            .header()
+            .as_str()
+            .parse::<HeaderName>()
+            .map_err(|e| Failure::io(e.to_string()))?,
+        signature,
+    );
+    let mut replaced = Vec::new();
+    for (name, value) in extra {
+        let name: HeaderName = name
+            .parse()
+            .map_err(|_| Failure::io(format!("{name:?} is not a header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Failure::io(format!("the value of {name} is not a valid header value")))?;
+        if !replaced.contains(&name) {
+            headers.remove(&name);
+            replaced.push(name.clone());
+        }
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// One line that says what failed, for a non-2xx answer.
+fn failure_line(status: reqwest::StatusCode, answer: &str) -> String {
+    let code = serde_json::from_str::<serde_json::Value>(answer)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    let hint = match (status.as_u16(), code.as_deref()) {
+        (401, _) => ": the receiver refused the signature; check the secret and --scheme",
+        (413, _) => ": the body is larger than the receiver accepts",
+        (400, Some("invalid_json")) => ": the receiver wants a JSON object",
+        (429 | 503, _) => ": the receiver asks to retry later (Genesys would)",
+        _ => "",
+    };
+    let code = code
+        .map(|c| format!(" ({})", printable(c.as_bytes(), 80)))
+        .unwrap_or_default();
+    format!("FAILED: the receiver answered {status}{code}{hint}")
 }
 
 /// A well-formed signature of the scheme that cannot be right: the real digest with
@@ -184,6 +239,39 @@ mod tests {
             assert_ne!(forged, good);
             assert!(scheme.parse(forged.as_bytes()).is_ok(), "{forged}");
         }
+    }
+
+    #[test]
+    fn a_header_given_twice_replaces_the_default() {
+        let extra = vec![
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+            ("X-Hub-Signature-256".to_owned(), "sha256=given".to_owned()),
+            ("X-Trace".to_owned(), "1".to_owned()),
+            ("X-Trace".to_owned(), "2".to_owned()),
+        ];
+        let headers = request_headers(Scheme::OpenMessaging, "sha256=computed", &extra).unwrap();
+        assert_eq!(headers.get_all("content-type").iter().count(), 1);
+        assert_eq!(headers["content-type"], "text/plain");
+        assert_eq!(headers.get_all("x-hub-signature-256").iter().count(), 1);
+        assert_eq!(headers["x-hub-signature-256"], "sha256=given");
+        assert_eq!(headers.get_all("x-trace").iter().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_answer_ends_with_one_line_saying_what_failed() {
+        let line = failure_line(
+            reqwest::StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_signature"}"#,
+        );
+        assert!(
+            line.starts_with("FAILED: the receiver answered 401"),
+            "{line}"
+        );
+        assert!(
+            line.contains("invalid_signature") && line.contains("secret"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
     }
 
     #[test]

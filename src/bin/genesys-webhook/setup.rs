@@ -8,8 +8,11 @@ use genesys_webhook::cloud::{
 };
 use serde_json::json;
 
+use std::path::PathBuf;
+
 use crate::input::parse_header;
 use crate::output::{progress, Failure, Report};
+use crate::secret::{one_secret, write_secret_file, Hidden};
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("action").args(["list", "update", "delete"]))]
@@ -17,9 +20,13 @@ pub(crate) struct Args {
     /// OAuth client id (client credentials grant).
     #[arg(long, env = "GENESYS_CLIENT_ID")]
     client_id: Option<String>,
-    /// OAuth client secret.
+    /// OAuth client secret. Prefer the variable or --client-secret-file: a value typed
+    /// here shows in `ps` and in shell history.
     #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: Option<String>,
+    client_secret: Option<Hidden>,
+    /// Read the OAuth client secret from this file.
+    #[arg(long, value_name = "PATH")]
+    client_secret_file: Option<PathBuf>,
     /// Region name (eu-west-1) or domain (mypurecloud.ie).
     #[arg(long, env = "GENESYS_REGION")]
     region: Option<String>,
@@ -35,9 +42,24 @@ pub(crate) struct Args {
     /// The integration's name.
     #[arg(long, default_value = "genesys-webhook receiver")]
     name: String,
-    /// The signing secret; a random 256-bit one is generated when absent.
+    /// The webhook signing secret; on create, a random 256-bit one is generated when
+    /// absent. Prefer the variable or --signature-secret-file.
+    #[arg(long, env = "GENESYS_SIGNATURE_SECRET", hide_env_values = true)]
+    signature_secret: Option<Hidden>,
+    /// Read the webhook signing secret from this file.
+    #[arg(long, value_name = "PATH")]
+    signature_secret_file: Option<PathBuf>,
+    /// With --update: generate a fresh 256-bit signing secret, send it, and show it once
+    /// (rotation without typing a secret).
+    #[arg(long, requires = "update")]
+    generate_secret: bool,
+    /// Write a generated secret to this new file (mode 0600) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    secret_out: Option<PathBuf>,
+    /// Accept a webhook URL that is not HTTPS on port 443 (Genesys Cloud will not call
+    /// it; for tests against a local receiver).
     #[arg(long)]
-    signature_secret: Option<String>,
+    allow_insecure_url: bool,
     /// A static header Genesys sends with every call, 'Name: value'; repeatable.
     #[arg(long = "webhook-header", value_parser = parse_header)]
     webhook_headers: Vec<(String, String)>,
@@ -53,6 +75,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
+    // What to do first, then with which credentials: a missing action is the first
+    // thing to say.
+    if !args.list && args.update.is_none() && args.delete.is_none() && args.webhook_url.is_none() {
+        return Err(Failure::io(
+            "say what to do: --webhook-url URL to create an integration, --list, \
+             --update ID or --delete ID",
+        ));
+    }
+    if let Some(url) = &args.webhook_url {
+        check_url(url, args.allow_insecure_url)?;
+    }
     let cloud = client(&args)?;
     if args.list {
         return list(&cloud, json).await;
@@ -76,17 +109,30 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
 }
 
 fn client(args: &Args) -> Result<GenesysCloud, Failure> {
-    let client_id = args.client_id.as_deref().ok_or_else(|| {
-        Failure::io("no OAuth client id: pass --client-id or set GENESYS_CLIENT_ID")
-    })?;
-    let client_secret = args.client_secret.as_deref().ok_or_else(|| {
-        Failure::io("no OAuth client secret: pass --client-secret or set GENESYS_CLIENT_SECRET")
-    })?;
+    let client_id = args.client_id.as_deref().filter(|id| !id.trim().is_empty());
+    let client_secret = one_secret(
+        args.client_secret.as_ref(),
+        args.client_secret_file.as_deref(),
+    )?;
+    let mut missing = Vec::new();
+    if client_id.is_none() {
+        missing.push("the OAuth client id (--client-id or GENESYS_CLIENT_ID)");
+    }
+    if client_secret.is_none() {
+        missing.push("the OAuth client secret (GENESYS_CLIENT_SECRET or --client-secret-file)");
+    }
+    if args.region.is_none() && args.api_base.is_none() {
+        missing.push("the region (--region or GENESYS_REGION, e.g. eu-west-1)");
+    }
+    if !missing.is_empty() {
+        return Err(Failure::io(format!("missing {}", missing.join("; "))));
+    }
+    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
+        return Err(Failure::io("missing OAuth client credentials"));
+    };
     let mut builder = GenesysCloud::builder().client_credentials(client_id, client_secret);
     if let Some(region) = &args.region {
-        let region: Region = region
-            .parse()
-            .map_err(|e: CloudError| Failure::io(e.to_string()))?;
+        let region: Region = region.parse().map_err(|e| Failure::io(format!("{e}")))?;
         builder = builder.region(region);
     }
     if let Some(base) = &args.api_base {
@@ -108,26 +154,33 @@ fn cloud_failure(error: CloudError) -> Failure {
     }
 }
 
-/// Genesys calls only HTTPS URLs on port 443.
-fn url_warnings(url: &str) -> Vec<String> {
-    match reqwest::Url::parse(url) {
-        Err(error) => vec![format!(
-            "{url:?} is not a valid URL ({error}): Genesys cannot call it"
-        )],
-        Ok(parsed) if parsed.scheme() != "https" => vec![format!(
+/// Genesys calls only HTTPS URLs on port 443: anything else is refused, unless
+/// `allow_insecure` (then it is a warning).
+fn check_url(url: &str, allow_insecure: bool) -> Result<Vec<String>, Failure> {
+    let problem = match reqwest::Url::parse(url) {
+        Err(error) => {
+            return Err(Failure::io(format!(
+                "--webhook-url {url:?} is not a valid URL ({error})"
+            )))
+        }
+        Ok(parsed) if parsed.scheme() != "https" => Some(format!(
             "{url} is not HTTPS: Genesys Cloud only calls HTTPS webhooks on port 443"
-        )],
-        Ok(parsed) if parsed.port_or_known_default() != Some(443) => vec![format!(
+        )),
+        Ok(parsed) if parsed.port_or_known_default() != Some(443) => Some(format!(
             "{url} uses port {}: Genesys Cloud only calls HTTPS webhooks on port 443",
             parsed.port_or_known_default().unwrap_or(0)
-        )],
-        Ok(_) => Vec::new(),
-    }
-}
-
-fn warn_all(warnings: &[String]) {
-    for warning in warnings {
-        eprintln!("warning: {warning}");
+        )),
+        Ok(_) => None,
+    };
+    match problem {
+        None => Ok(Vec::new()),
+        Some(problem) if allow_insecure => {
+            eprintln!("warning: {problem}");
+            Ok(vec![problem])
+        }
+        Some(problem) => Err(Failure::io(format!(
+            "{problem}; pass --allow-insecure-url to register it anyway"
+        ))),
     }
 }
 
@@ -138,15 +191,62 @@ fn generate_secret() -> Result<String, Failure> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The signing secret to send: given (option, variable or file), or generated.
+fn signing_secret(args: &Args, generate: bool) -> Result<Option<(String, bool)>, Failure> {
+    if generate {
+        return generate_secret().map(|s| Some((s, true)));
+    }
+    match one_secret(
+        args.signature_secret.as_ref(),
+        args.signature_secret_file.as_deref(),
+    )? {
+        Some(secret) if secret.trim().is_empty() => {
+            Err(Failure::io("the signature secret is blank"))
+        }
+        Some(secret) => Ok(Some((secret, false))),
+        None => Ok(None),
+    }
+}
+
+/// Shows a generated secret exactly once, as the line that starts the receiver, or
+/// writes it to `--secret-out`. Adds it to `doc` as that same line.
+fn reveal(
+    args: &Args,
+    secret: &str,
+    text: &mut String,
+    doc: &mut serde_json::Value,
+) -> Result<(), Failure> {
+    match &args.secret_out {
+        Some(path) => {
+            write_secret_file(path, secret)?;
+            text.push_str(&format!(
+                "The generated signing secret is in {} (mode 0600); start the receiver with \
+                 GENESYS_WEBHOOK_SECRET set to it.\n",
+                path.display()
+            ));
+            doc["secretFile"] = path.display().to_string().into();
+        }
+        None => {
+            text.push_str(
+                "Genesys Cloud signs every webhook with this secret. It is shown now only; \
+                 start the receiver with this variable set:\n\n",
+            );
+            let line = format!("GENESYS_WEBHOOK_SECRET={secret}");
+            text.push_str(&line);
+            text.push('\n');
+            doc["env"] = line.into();
+        }
+    }
+    Ok(())
+}
+
 async fn create(cloud: &GenesysCloud, args: &Args, json: bool) -> Result<Report, Failure> {
     let url = args.webhook_url.as_deref().ok_or_else(|| {
         Failure::io("--webhook-url is required to create an integration (or use --list, --update ID, --delete ID)")
     })?;
-    let warnings = url_warnings(url);
-    warn_all(&warnings);
-    let (secret, generated) = match &args.signature_secret {
-        Some(secret) if !secret.trim().is_empty() => (secret.clone(), false),
-        Some(_) => return Err(Failure::io("--signature-secret is blank")),
+    let warnings = check_url(url, args.allow_insecure_url)?;
+    let (secret, generated) = match signing_secret(args, false)? {
+        Some(given) => given,
         None => (generate_secret()?, true),
     };
     let mut new = NewOpenMessagingIntegration::new(&args.name, url, secret.as_str());
@@ -170,35 +270,21 @@ async fn create(cloud: &GenesysCloud, args: &Args, json: bool) -> Result<Report,
         "Created Open Messaging integration {:?} (id {}), calling {url}.\n",
         created.name, created.id
     );
-    if generated {
-        text.push_str(
-            "Genesys Cloud signs every webhook with this secret. It is shown now only; keep it safe.\n\
-             Start the receiver with:\n\n",
-        );
-        text.push_str(&format!(
-            "  GENESYS_WEBHOOK_SECRET={secret} cargo run --example receiver\n"
-        ));
-    } else {
-        text.push_str(
-            "Start the receiver with GENESYS_WEBHOOK_SECRET set to the --signature-secret you gave.\n",
-        );
-    }
-    text.push_str(&format!(
-        "Test it first: genesys-webhook send {url} --scheme open-messaging --secret \"$GENESYS_WEBHOOK_SECRET\""
-    ));
     let mut doc = json!({
         "action": "created",
-        "integration": created,
+        "integration": summary(&created),
         "warnings": warnings,
     });
     if generated {
-        doc["signatureSecret"] = secret.into();
-        doc["env"] = format!(
-            "GENESYS_WEBHOOK_SECRET={}",
-            doc["signatureSecret"].as_str().unwrap_or_default()
-        )
-        .into();
+        reveal(args, &secret, &mut text, &mut doc)?;
+    } else {
+        text.push_str(
+            "Start the receiver with GENESYS_WEBHOOK_SECRET set to the signature secret you gave.\n",
+        );
     }
+    text.push_str(&format!(
+        "Test it first, with GENESYS_WEBHOOK_SECRET set: genesys-webhook send {url}"
+    ));
     Ok(Report::passed(text, doc))
 }
 
@@ -211,16 +297,16 @@ async fn update(
     let mut change = OpenMessagingIntegrationUpdate::new();
     let mut warnings = Vec::new();
     if let Some(url) = &args.webhook_url {
-        warnings = url_warnings(url);
-        warn_all(&warnings);
+        warnings = check_url(url, args.allow_insecure_url)?;
         change = change.webhook_url(url);
     }
-    if let Some(secret) = &args.signature_secret {
-        change = change.signature_secret(secret);
+    let secret = signing_secret(args, args.generate_secret)?;
+    if let Some((secret, _)) = &secret {
+        change = change.signature_secret(secret.as_str());
     }
     if change.is_empty() {
         return Err(Failure::io(
-            "--update needs --webhook-url and/or --signature-secret",
+            "--update needs --webhook-url, --generate-secret or a signature secret",
         ));
     }
     progress(json, format!("Updating integration {id}…"));
@@ -229,19 +315,38 @@ async fn update(
         .update(id, &change)
         .await
         .map_err(cloud_failure)?;
-    Ok(Report::passed(
-        format!(
-            "Updated Open Messaging integration {:?} (id {}){}.",
-            updated.name,
-            updated.id,
-            updated
-                .outbound_notification_webhook_url
-                .as_deref()
-                .map(|u| format!(", calling {u}"))
-                .unwrap_or_default()
-        ),
-        json!({ "action": "updated", "integration": updated, "warnings": warnings }),
-    ))
+    let mut text = format!(
+        "Updated Open Messaging integration {:?} (id {}){}.\n",
+        updated.name,
+        updated.id,
+        updated
+            .outbound_notification_webhook_url
+            .as_deref()
+            .map(|u| format!(", calling {u}"))
+            .unwrap_or_default()
+    );
+    let mut doc =
+        json!({ "action": "updated", "integration": summary(&updated), "warnings": warnings });
+    if let Some((secret, true)) = &secret {
+        reveal(args, secret, &mut text, &mut doc)?;
+    }
+    Ok(Report::passed(text.trim_end().to_owned(), doc))
+}
+
+/// An integration as printed: its static headers by name only (their values are
+/// often credentials).
+fn summary(integration: &OpenMessagingIntegration) -> serde_json::Value {
+    json!({
+        "id": integration.id,
+        "name": integration.name,
+        "outboundNotificationWebhookUrl": integration.outbound_notification_webhook_url,
+        "webhookHeaders": integration
+            .webhook_headers
+            .as_ref()
+            .map(|h| h.keys().cloned().collect::<Vec<_>>()),
+        "createStatus": integration.create_status,
+        "dateCreated": integration.date_created,
+    })
 }
 
 async fn list(cloud: &GenesysCloud, json: bool) -> Result<Report, Failure> {
@@ -250,8 +355,19 @@ async fn list(cloud: &GenesysCloud, json: bool) -> Result<Report, Failure> {
         cloud.open_messaging().list().await.map_err(cloud_failure)?;
     let mut text = format!("{} Open Messaging integration(s)", all.len());
     for i in &all {
+        let headers = i
+            .webhook_headers
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                format!(
+                    "  headers: {}",
+                    h.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+            .unwrap_or_default();
         text.push_str(&format!(
-            "\n  {}  {:<30}  {}",
+            "\n  {}  {:<30}  {}{headers}",
             i.id,
             i.name,
             i.outbound_notification_webhook_url
@@ -261,6 +377,6 @@ async fn list(cloud: &GenesysCloud, json: bool) -> Result<Report, Failure> {
     }
     Ok(Report::passed(
         text,
-        json!({ "action": "list", "integrations": all }),
+        json!({ "action": "list", "integrations": all.iter().map(summary).collect::<Vec<_>>() }),
     ))
 }

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use genesys_webhook::signature::Scheme;
 use serde_json::json;
 
-use crate::input::{read_body, secrets};
+use crate::input::read_body;
 use crate::output::{Failure, Report};
+use crate::secret::WebhookSecrets;
 use crate::{scheme_name, SchemeArg};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The webhook secret [default: $GENESYS_WEBHOOK_SECRET].
-    #[arg(long)]
-    secret: Option<String>,
+    #[command(flatten)]
+    secret: WebhookSecrets,
     /// Which header to produce.
     #[arg(long, value_enum, default_value_t = SchemeArg::Genesys)]
     scheme: SchemeArg,
@@ -22,7 +22,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
-    let secret = secrets(args.secret.as_slice())?.remove(0);
+    let secret = args.secret.resolve()?.remove(0);
     let body = read_body(args.file.as_ref()).await?;
     let scheme = Scheme::from(args.scheme);
     let value = scheme.sign(&secret, &body);

@@ -6,18 +6,18 @@ use std::path::PathBuf;
 use genesys_webhook::signature::{hmac_sha256, Encoding, ParsedSignature, Scheme};
 use serde_json::json;
 
-use crate::input::{parse_header, read_body, secrets};
+use crate::input::{parse_header, read_body};
 use crate::output::{Failure, Report};
 use crate::scheme_name;
+use crate::secret::WebhookSecrets;
 
 /// How much of a digest may be shown.
 const PREFIX: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A webhook secret; repeat for several (rotation) [default: $GENESYS_WEBHOOK_SECRET].
-    #[arg(long = "secret")]
-    secrets: Vec<String>,
+    #[command(flatten)]
+    secrets: WebhookSecrets,
     /// The signature header as received, e.g. 'X-Hub-Signature-256: sha256=...'.
     #[arg(long, value_parser = parse_header)]
     header: (String, String),
@@ -26,7 +26,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
-    let secrets = secrets(&args.secrets)?;
+    let secrets = args.secrets.resolve()?;
     let body = read_body(args.file.as_ref()).await?;
     let (name, value) = args.header;
     Ok(verify(&secrets, &name, &value, &body))
@@ -66,9 +66,9 @@ fn verify(secrets: &[String], name: &str, value: &str, body: &[u8]) -> Report {
         };
         return Report::passed(
             format!(
-                "OK: {} ({encoding}) matches secret #{} of {}, over {} body bytes",
+                "OK: {} ({encoding}) matches secret #{} (counting from 0) of {}, over {} body bytes",
                 scheme.display_header_name(),
-                index + 1,
+                index,
                 secrets.len(),
                 body.len()
             ),
@@ -92,7 +92,7 @@ fn explain(secrets: &[String], parsed: &ParsedSignature, body: &[u8]) -> Vec<Str
     let matches = |secret: &[u8], body: &[u8]| hmac_sha256(secret, body) == *target;
     let mut reasons = Vec::new();
     for (i, secret) in secrets.iter().enumerate() {
-        let n = i + 1;
+        let n = i;
         let trimmed = secret.trim();
         if trimmed != secret && matches(trimmed.as_bytes(), body) {
             reasons.push(format!(
@@ -124,12 +124,19 @@ fn explain(secrets: &[String], parsed: &ParsedSignature, body: &[u8]) -> Vec<Str
             reasons.push("the signature covers a trailing newline that this body lacks".to_owned());
         }
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            // Key order as received (what JSON.stringify and most serializers keep) and
+            // sorted (what a map-based parser writes back).
             let forms = [
-                ("compact", serde_json::to_vec(&value)),
-                ("pretty-printed", serde_json::to_vec_pretty(&value)),
+                ("compact", reserialize(body, false)),
+                ("pretty-printed", reserialize(body, true)),
+                ("compact, keys sorted", serde_json::to_vec(&value).ok()),
+                (
+                    "pretty-printed, keys sorted",
+                    serde_json::to_vec_pretty(&value).ok(),
+                ),
             ];
             for (form, bytes) in forms {
-                if let Ok(bytes) = bytes {
+                if let Some(bytes) = bytes {
                     // A body that only differs by its final newline was explained above.
                     let newline_only = stripped.is_some_and(|s| s == bytes.as_slice());
                     if bytes != body && !newline_only && matches(secret.as_bytes(), &bytes) {
@@ -149,6 +156,18 @@ fn explain(secrets: &[String], parsed: &ParsedSignature, body: &[u8]) -> Vec<Str
         );
     }
     reasons
+}
+
+/// `body` written again by a JSON serializer, keys in the order received.
+fn reserialize(body: &[u8], pretty: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut input = serde_json::Deserializer::from_slice(body);
+    let written = if pretty {
+        serde_transcode::transcode(&mut input, &mut serde_json::Serializer::pretty(&mut out))
+    } else {
+        serde_transcode::transcode(&mut input, &mut serde_json::Serializer::new(&mut out))
+    };
+    written.ok().map(|()| out)
 }
 
 /// When a value does not fit its header, says whether it fits the other scheme, and
@@ -214,7 +233,7 @@ fn mismatch(
         ));
         for (i, digest) in digests.iter().enumerate() {
             let p = show(digest);
-            text.push_str(&format!("  computed with secret #{}: {p}…\n", i + 1));
+            text.push_str(&format!("  computed with secret #{i}: {p}…\n"));
             computed.push(json!({ "secretIndex": i, "prefix": p }));
         }
     }
@@ -243,6 +262,25 @@ mod tests {
 
     fn reasons(report: &Report) -> String {
         report.json["reasons"].to_string()
+    }
+
+    #[test]
+    fn explains_reserialized_json_whatever_the_key_order() {
+        let original = br#"{"event": "x", "conversationId": "y"}"#;
+        let secret = "s3cret".to_owned();
+        let signed = Scheme::OpenMessaging.sign("s3cret", br#"{"event":"x","conversationId":"y"}"#);
+        let report = verify(
+            std::slice::from_ref(&secret),
+            "X-Hub-Signature-256",
+            &signed,
+            original,
+        );
+        assert!(!report.passed);
+        assert!(
+            reasons(&report).contains("serialized again"),
+            "{}",
+            reasons(&report)
+        );
     }
 
     #[test]
