@@ -649,3 +649,31 @@ async fn send_ends_a_failure_with_one_line_and_escapes_what_the_receiver_says() 
         "{last}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_retry_after_from_a_gateway_is_an_error_not_a_crash() {
+    for value in ["1e20", "18446744073709551616"] {
+        let fake = FakeCloud::start().await;
+        for _ in 0..10 {
+            fake.force_token(Forced::new(429).header("retry-after", value));
+        }
+        let base = fake.base();
+        let output = run(
+            &["setup", "--list"],
+            b"",
+            &[
+                ("GENESYS_CLIENT_ID", CLIENT_ID),
+                ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+                ("GENESYS_API_BASE", base.as_str()),
+            ],
+        )
+        .await;
+        let code = output.status.code();
+        assert!(
+            matches!(code, Some(1 | 2)),
+            "{value}: {code:?} {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+}

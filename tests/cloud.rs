@@ -326,3 +326,161 @@ async fn create_list_get_update_delete_round_trip() {
         0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn hostile_retry_after_values_never_panic_and_never_format_impossible_dates() {
+    for value in [
+        "1e20",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "-5",
+        "3.5",
+    ] {
+        let fake = FakeCloud::start().await;
+        for _ in 0..6 {
+            fake.force_api(Forced::new(429).header("retry-after", value));
+        }
+        let error = client(&fake).open_messaging().list().await.unwrap_err();
+        // Display must not panic, whatever the date.
+        let text = error.to_string();
+        assert!(!text.is_empty(), "{value}");
+    }
+}
+
+#[tokio::test]
+async fn an_absurd_token_lifetime_is_clamped() {
+    let fake = FakeCloud::start().await;
+    fake.with(|f| f.expires_in = u64::MAX);
+    let cloud = client(&fake);
+    cloud.open_messaging().list().await.unwrap();
+    cloud.open_messaging().list().await.unwrap();
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_share_one_token_fetch_and_its_failure() {
+    let fake = FakeCloud::start().await;
+    for _ in 0..50 {
+        fake.force_token(Forced::new(503));
+    }
+    let cloud = client(&fake);
+    let calls = (0..10).map(|_| {
+        let cloud = cloud.clone();
+        tokio::spawn(async move { cloud.open_messaging().list().await })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        let error = call.unwrap().unwrap_err();
+        assert!(
+            matches!(error, CloudError::Authentication(ref e) if e.status == 503),
+            "{error:?}"
+        );
+    }
+    // One fetch with its two retries, shared by all ten callers.
+    assert_eq!(fake.token_requests(), 3);
+}
+
+#[tokio::test]
+async fn a_token_fetch_has_an_overall_deadline() {
+    // A token endpoint that accepts the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let cloud = GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .api_base(format!("http://{addr}"))
+        .timeout(None)
+        .token_deadline(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    assert!(matches!(error, CloudError::TokenTimeout(_)), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_answered_503_is_not_sent_again() {
+    let fake = FakeCloud::start().await;
+    fake.force_api(Forced::new(503));
+    let error = client(&fake)
+        .open_messaging()
+        .create(&new_integration("once"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, CloudError::Api(e) if e.status == 503),
+        "{error:?}"
+    );
+    let creates = fake
+        .api_requests()
+        .iter()
+        .filter(|r| r.starts_with("POST"))
+        .count();
+    assert_eq!(creates, 1, "{:?}", fake.api_requests());
+    assert!(fake.with(|f| f.integrations.is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_committed_behind_a_failing_gateway_is_found_by_name() {
+    let fake = FakeCloud::start().await;
+    fake.with(|f| f.commit_then_fail = Some(504));
+    let created = client(&fake)
+        .open_messaging()
+        .create_checked(&new_integration("behind-a-gateway"))
+        .await
+        .unwrap();
+    assert_eq!(created.integration.name, "behind-a-gateway");
+    assert!(created.recovered_from.is_some());
+    assert_eq!(fake.with(|f| f.integrations.len()), 1, "created twice");
+}
+
+#[tokio::test]
+async fn a_base_url_with_userinfo_or_plain_http_is_refused_before_any_request() {
+    for base in [
+        "https://api.mypurecloud.ie@127.0.0.1:9",
+        "http://api.mypurecloud.ie",
+    ] {
+        let error = GenesysCloud::builder()
+            .client_credentials(CLIENT_ID, CLIENT_SECRET)
+            .api_base(base)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, CloudError::InvalidConfig(_)),
+            "{base}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_keeps_its_source() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let cloud = GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .api_base(format!("http://{addr}"))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let error = cloud.open_messaging().list().await.unwrap_err();
+    let CloudError::Transport(transport) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(transport.is_connect());
+    assert!(std::error::Error::source(&error).is_some());
+    assert!(std::error::Error::source(transport).is_some());
+}
+
+#[tokio::test]
+async fn region_names_have_their_own_error() {
+    let error = "mars-north-1"
+        .parse::<genesys_webhook::cloud::Region>()
+        .unwrap_err();
+    assert!(error.to_string().contains("mars-north-1"));
+}

@@ -3,25 +3,35 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use super::error::TransportError;
 use super::retry::{parse_retry_after, Decision};
 use super::{ApiError, CloudError, Endpoints, OpenMessaging, Region, RetryPolicy};
 
 /// Refresh a token this long before Genesys says it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// The longest token lifetime believed (Genesys issues 24-hour tokens); a larger
+/// `expires_in` is clamped, so that adding it to the clock cannot overflow.
+const LONGEST_TOKEN: Duration = Duration::from_secs(48 * 3600);
+/// Default for [`GenesysCloudBuilder::token_deadline`].
+const DEFAULT_TOKEN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A Genesys Cloud Platform API client using OAuth client credentials.
 ///
 /// Cheap to clone; clones share the token cache. The token is fetched on first use,
-/// cached, and refreshed a minute before it expires (concurrent callers wait for one
-/// refresh); a 401 from the API triggers one refresh and one retry. 429 and 502/503/504
-/// answers are retried according to the [`RetryPolicy`], for the token endpoint too.
+/// cached, and refreshed a minute before it expires. Concurrent callers share one
+/// fetch and its result, success or failure; a fetch has an overall deadline
+/// ([`token_deadline`](GenesysCloudBuilder::token_deadline)) and retries at most
+/// twice. A 401 from the API triggers one refresh and one retry. 429 answers are
+/// retried according to the [`RetryPolicy`]; 502/503/504 and lost answers only for
+/// idempotent requests (GET, PUT, PATCH, DELETE): a create that timed out at a gateway
+/// may have been committed, and is looked up instead of sent twice.
 ///
 /// ```no_run
 /// use genesys_webhook::cloud::{GenesysCloud, NewOpenMessagingIntegration, Region};
@@ -54,6 +64,8 @@ struct Inner {
     client_id: String,
     client_secret: Zeroizing<String>,
     retry: RetryPolicy,
+    token_retry: RetryPolicy,
+    token_deadline: Duration,
     token: Mutex<TokenCache>,
 }
 
@@ -61,8 +73,17 @@ struct Inner {
 struct TokenCache {
     current: Option<Token>,
     generation: u64,
+    /// The fetch in progress, shared by every caller that needs a token meanwhile.
+    fetching: Option<Arc<Fetch>>,
 }
 
+/// One token fetch: its generation, and its result once there is one.
+struct Fetch {
+    generation: u64,
+    result: OnceCell<Result<Token, CloudError>>,
+}
+
+#[derive(Clone)]
 struct Token {
     value: Zeroizing<String>,
     refresh_at: Instant,
@@ -80,6 +101,7 @@ pub struct GenesysCloudBuilder {
     login_base: Option<String>,
     retry: RetryPolicy,
     timeout: Option<Duration>,
+    token_deadline: Option<Duration>,
 }
 
 impl GenesysCloud {
@@ -124,13 +146,14 @@ impl GenesysCloud {
         let mut refreshed = false;
         loop {
             let (token, generation) = self.token().await?;
+            let idempotent = method != Method::POST;
             let answer = self
-                .send(|| {
+                .send(&self.inner.retry, idempotent, || {
                     let request = self
                         .inner
                         .http
                         .request(method.clone(), &url)
-                        .header(AUTHORIZATION, format!("Bearer {}", token.as_str()));
+                        .bearer_auth(token.as_str());
                     match &body {
                         Some(body) => request
                             .header(CONTENT_TYPE, "application/json")
@@ -153,25 +176,60 @@ impl GenesysCloud {
         }
     }
 
-    /// The cached token, or a new one. The lock is held while fetching, so concurrent
-    /// callers share one refresh.
+    /// The cached token, or a new one. Callers that arrive while a fetch runs wait for
+    /// it and share its result; the lock is not held while fetching.
     async fn token(&self) -> Result<(Zeroizing<String>, u64), CloudError> {
+        let fetch = {
+            let mut cache = self.inner.token.lock().await;
+            if let Some(token) = &cache.current {
+                if Instant::now() < token.refresh_at {
+                    return Ok((token.value.clone(), token.generation));
+                }
+            }
+            match &cache.fetching {
+                Some(fetch) => Arc::clone(fetch),
+                None => {
+                    cache.generation += 1;
+                    let fetch = Arc::new(Fetch {
+                        generation: cache.generation,
+                        result: OnceCell::new(),
+                    });
+                    cache.fetching = Some(Arc::clone(&fetch));
+                    fetch
+                }
+            }
+        };
+        let generation = fetch.generation;
+        let result = fetch
+            .result
+            .get_or_init(|| async {
+                let fetched =
+                    tokio::time::timeout(self.inner.token_deadline, self.fetch_token()).await;
+                match fetched {
+                    Ok(Ok((value, lifetime))) => Ok(Token {
+                        value,
+                        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+                        generation,
+                    }),
+                    Ok(Err(error)) => Err(error),
+                    Err(_) => Err(CloudError::TokenTimeout(self.inner.token_deadline)),
+                }
+            })
+            .await
+            .clone();
         let mut cache = self.inner.token.lock().await;
-        if let Some(token) = &cache.current {
-            if Instant::now() < token.refresh_at {
-                return Ok((token.value.clone(), token.generation));
+        if cache
+            .fetching
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &fetch))
+        {
+            // This fetch is over: the next caller after a failure starts a new one.
+            cache.fetching = None;
+            if let Ok(token) = &result {
+                cache.current = Some(token.clone());
             }
         }
-        let (value, lifetime) = self.fetch_token().await?;
-        cache.generation += 1;
-        let token = Token {
-            value,
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-            generation: cache.generation,
-        };
-        let result = (token.value.clone(), token.generation);
-        cache.current = Some(token);
-        Ok(result)
+        result.map(|token| (token.value, token.generation))
     }
 
     async fn invalidate(&self, generation: u64) {
@@ -192,8 +250,9 @@ impl GenesysCloud {
             expires_in: u64,
         }
         let url = format!("{}/oauth/token", self.inner.endpoints.login_base());
+        // Asking for a token again changes nothing on the server: idempotent.
         let answer = self
-            .send(|| {
+            .send(&self.inner.token_retry, true, || {
                 self.inner
                     .http
                     .post(&url)
@@ -211,12 +270,18 @@ impl GenesysCloud {
         let token: TokenAnswer = serde_json::from_slice(&answer.body)
             .map_err(|e| CloudError::InvalidResponse(format!("token answer: {e}")))?;
         tracing::debug!(expires_in = token.expires_in, "got a Genesys Cloud token");
-        Ok((token.access_token, Duration::from_secs(token.expires_in)))
+        let lifetime = Duration::from_secs(token.expires_in).min(LONGEST_TOKEN);
+        Ok((token.access_token, lifetime))
     }
 
-    /// Sends a request, retrying as the policy says.
-    async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Answer, CloudError> {
-        let policy = &self.inner.retry;
+    /// Sends a request, retrying as `policy` says: a 429 always (the request was not
+    /// processed), a 502/503/504 only when the request is `idempotent`.
+    async fn send(
+        &self,
+        policy: &RetryPolicy,
+        idempotent: bool,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, CloudError> {
         let mut attempt = 0;
         loop {
             let response = build().send().await.map_err(transport)?;
@@ -229,12 +294,15 @@ impl GenesysCloud {
                 body,
             };
             let retry_after = parse_retry_after(answer.header("retry-after"));
+            if !idempotent && status != 429 {
+                return Ok(answer);
+            }
             match policy.decide(status, retry_after, attempt, random_unit()) {
                 Decision::Stop => return Ok(answer),
                 Decision::TooLong(wait) => {
                     return Err(CloudError::RetryAfterTooLong {
                         retry_after: wait,
-                        retry_at: SystemTime::now() + wait,
+                        retry_at: SystemTime::now().checked_add(wait),
                         correlation_id: answer.correlation_id(),
                     })
                 }
@@ -275,15 +343,7 @@ impl Answer {
 }
 
 fn transport(error: reqwest::Error) -> CloudError {
-    // The error's own text names the URL; its sources say why (refused, timed out).
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CloudError::Transport(message)
+    CloudError::Transport(TransportError::new(error))
 }
 
 /// A number in `[0, 1)` for jitter.
@@ -338,6 +398,13 @@ impl GenesysCloudBuilder {
         self
     }
 
+    /// How long fetching a token may take in all, retries included (default 60 s).
+    /// Every caller waiting for that token gets the failure when it runs out.
+    pub fn token_deadline(mut self, deadline: Duration) -> Self {
+        self.token_deadline = Some(deadline);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -372,7 +439,13 @@ impl GenesysCloudBuilder {
                 endpoints,
                 client_id,
                 client_secret,
+                token_retry: self
+                    .retry
+                    .clone()
+                    .max_retries(self.retry.max_retries.min(2))
+                    .max_retry_after(self.retry.max_retry_after.min(Duration::from_secs(10))),
                 retry: self.retry,
+                token_deadline: self.token_deadline.unwrap_or(DEFAULT_TOKEN_DEADLINE),
                 token: Mutex::new(TokenCache::default()),
             }),
         })

@@ -1,8 +1,10 @@
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// What went wrong talking to Genesys Cloud. Never holds a secret or a token.
-#[derive(Debug)]
+/// What went wrong talking to Genesys Cloud. Never holds a secret or a token. Cheap
+/// to clone, so that callers waiting on one token fetch all get its failure.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum CloudError {
     /// The client was configured wrongly (no region, a bad URL, no credentials).
@@ -13,15 +15,19 @@ pub enum CloudError {
     Api(ApiError),
     /// Rate limited with a `Retry-After` longer than the policy waits; try again later.
     RetryAfterTooLong {
-        /// How long Genesys Cloud asked to wait.
+        /// How long Genesys Cloud asked to wait (as sent, in whole seconds; a value
+        /// too large to hold is the largest `Duration`).
         retry_after: Duration,
-        /// When that wait ends.
-        retry_at: SystemTime,
+        /// When that wait ends, when that is a date the clock can hold.
+        retry_at: Option<SystemTime>,
         /// Genesys' correlation id of the refused request.
         correlation_id: Option<String>,
     },
-    /// The request did not get an answer (connection refused, timeout, TLS).
-    Transport(String),
+    /// The request did not get an answer (connection refused, timeout, TLS). The
+    /// underlying error is the [`source`](std::error::Error::source).
+    Transport(TransportError),
+    /// The token could not be fetched within the client's token deadline.
+    TokenTimeout(Duration),
     /// The answer could not be understood.
     InvalidResponse(String),
 }
@@ -136,16 +142,29 @@ impl fmt::Display for CloudError {
             } => {
                 write!(
                     f,
-                    "rate limited: Genesys Cloud asks to wait {} s; try again after {}",
-                    retry_after.as_secs(),
-                    humantime::format_rfc3339_seconds(*retry_at)
+                    "rate limited: Genesys Cloud asks to wait {} s",
+                    retry_after.as_secs()
                 )?;
+                // Only a date humans can read: years past 9999 do not format.
+                match retry_at.filter(|at| *at < latest_formattable()) {
+                    Some(at) => write!(
+                        f,
+                        "; try again after {}",
+                        humantime::format_rfc3339_seconds(at)
+                    )?,
+                    None => f.write_str("; try again much later")?,
+                }
                 if let Some(id) = correlation_id {
                     write!(f, " [correlation id {id}]")?;
                 }
                 Ok(())
             }
-            Self::Transport(message) => write!(f, "could not reach Genesys Cloud: {message}"),
+            Self::Transport(error) => write!(f, "could not reach Genesys Cloud: {error}"),
+            Self::TokenTimeout(deadline) => write!(
+                f,
+                "could not get an OAuth token within {} s",
+                deadline.as_secs()
+            ),
             Self::InvalidResponse(message) => {
                 write!(f, "unexpected answer from Genesys Cloud: {message}")
             }
@@ -153,7 +172,68 @@ impl fmt::Display for CloudError {
     }
 }
 
-impl std::error::Error for CloudError {}
+impl std::error::Error for CloudError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Transport(error) => Some(error),
+            Self::Authentication(error) | Self::Api(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The last second humantime formats (the end of year 9999).
+fn latest_formattable() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// A request that got no answer. Its [`source`](std::error::Error::source) is the HTTP
+/// client's error; [`is_timeout`](Self::is_timeout) and
+/// [`is_connect`](Self::is_connect) tell the common cases apart.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    message: String,
+    source: Arc<reqwest::Error>,
+}
+
+impl TransportError {
+    pub(crate) fn new(error: reqwest::Error) -> Self {
+        // The error's own text names the URL; its sources say why.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self {
+            message,
+            source: Arc::new(error),
+        }
+    }
+
+    /// The request timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.source.is_timeout()
+    }
+
+    /// The connection could not be made (refused, no route, DNS).
+    pub fn is_connect(&self) -> bool {
+        self.source.is_connect()
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -171,6 +251,22 @@ mod tests {
             text.contains("messaging:integration:add") && text.contains("403"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_retry_date_past_year_9999_is_never_formatted() {
+        for retry_at in [
+            None,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4)),
+        ] {
+            let error = CloudError::RetryAfterTooLong {
+                retry_after: Duration::MAX,
+                retry_at,
+                correlation_id: None,
+            };
+            let text = error.to_string();
+            assert!(text.contains("much later"), "{text}");
+        }
     }
 
     #[test]

@@ -147,6 +147,27 @@ impl fmt::Debug for OpenMessagingIntegrationUpdate {
     }
 }
 
+/// What [`OpenMessaging::create_checked`] made.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Created {
+    /// The integration.
+    pub integration: OpenMessagingIntegration,
+    /// The unclear answer (a 5xx, a lost connection) after which the integration was
+    /// found by name, if it came to that.
+    pub recovered_from: Option<CloudError>,
+}
+
+/// Whether a failed create may have been committed: a server error or an answer that
+/// never arrived (a refused connection sent nothing).
+fn unclear(error: &CloudError) -> bool {
+    match error {
+        CloudError::Api(api) => api.status >= 500,
+        CloudError::Transport(transport) => !transport.is_connect(),
+        _ => false,
+    }
+}
+
 /// Open Messaging integrations of the organization; from [`GenesysCloud::open_messaging`].
 #[derive(Debug, Clone, Copy)]
 pub struct OpenMessaging<'a> {
@@ -167,12 +188,63 @@ impl<'a> OpenMessaging<'a> {
         Self { cloud }
     }
 
-    /// Creates an integration (`POST /api/v2/conversations/messaging/integrations/open`).
+    /// Creates an integration (`POST /api/v2/conversations/messaging/integrations/open`),
+    /// as [`create_checked`](Self::create_checked) does, returning the integration.
     ///
     /// # Errors
     ///
     /// [`CloudError`] from the token or the API (a 403 names the missing permission).
     pub async fn create(
+        &self,
+        new: &NewOpenMessagingIntegration,
+    ) -> Result<OpenMessagingIntegration, CloudError> {
+        self.create_checked(new)
+            .await
+            .map(|created| created.integration)
+    }
+
+    /// Creates an integration. The `POST` is never sent twice: a 5xx or a lost answer
+    /// may come from a gateway after Genesys committed the create, so instead of a
+    /// retry (which would make a second integration, whose secret nobody has) the
+    /// integration is looked up by name and webhook URL. [`Created::recovered_from`]
+    /// then says which answer was recovered from.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API; after an unclear answer, that answer
+    /// when no integration (or more than one) has the name and URL.
+    pub async fn create_checked(
+        &self,
+        new: &NewOpenMessagingIntegration,
+    ) -> Result<Created, CloudError> {
+        match self.post(new).await {
+            Ok(integration) => Ok(Created {
+                integration,
+                recovered_from: None,
+            }),
+            Err(error) if unclear(&error) => {
+                tracing::warn!(%error, name = %new.name, "create got no clear answer; looking the integration up by name");
+                let Ok(all) = self.list().await else {
+                    return Err(error);
+                };
+                let mut found = all.into_iter().filter(|i| {
+                    i.name == new.name
+                        && i.outbound_notification_webhook_url.as_deref()
+                            == Some(new.webhook_url.as_str())
+                });
+                match (found.next(), found.next()) {
+                    (Some(integration), None) => Ok(Created {
+                        integration,
+                        recovered_from: Some(error),
+                    }),
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn post(
         &self,
         new: &NewOpenMessagingIntegration,
     ) -> Result<OpenMessagingIntegration, CloudError> {

@@ -19,10 +19,10 @@ mod region;
 mod retry;
 
 pub use self::client::{GenesysCloud, GenesysCloudBuilder};
-pub use self::error::{ApiError, CloudError};
+pub use self::error::{ApiError, CloudError, TransportError};
 pub use self::integrations::{
-    NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
+    Created, NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
     OpenMessagingIntegrationUpdate,
 };
-pub use self::region::{Endpoints, Region};
+pub use self::region::{Endpoints, Region, UnknownRegion};
 pub use self::retry::RetryPolicy;

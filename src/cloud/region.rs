@@ -97,12 +97,34 @@ impl fmt::Display for Region {
     }
 }
 
+/// [`Region::from_str`](std::str::FromStr::from_str) did not recognise a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRegion(String);
+
+impl fmt::Display for UnknownRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown Genesys Cloud region {:?}: expected a name such as eu-west-1 or a domain such as mypurecloud.ie",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownRegion {}
+
+impl From<UnknownRegion> for CloudError {
+    fn from(error: UnknownRegion) -> Self {
+        CloudError::InvalidConfig(error.to_string())
+    }
+}
+
 impl FromStr for Region {
-    type Err = CloudError;
+    type Err = UnknownRegion;
 
     /// Parses a region name (`eu-west-1`), a domain (`mypurecloud.ie`), or a host or
     /// URL under it (`api.mypurecloud.ie`, `https://login.mypurecloud.ie`).
-    fn from_str(text: &str) -> Result<Self, CloudError> {
+    fn from_str(text: &str) -> Result<Self, UnknownRegion> {
         let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
         let host = text
             .strip_prefix("https://")
@@ -117,9 +139,7 @@ impl FromStr for Region {
                 return Ok(region);
             }
         }
-        Err(CloudError::InvalidConfig(format!(
-            "unknown Genesys Cloud region {text:?}: expected a name such as eu-west-1 or a domain such as mypurecloud.ie"
-        )))
+        Err(UnknownRegion(text.chars().take(100).collect()))
     }
 }
 
@@ -202,14 +222,40 @@ fn api_base_overridden(api_base: &str, region: Option<Region>) -> bool {
     region.is_none_or(|region| region.api_base() != api_base)
 }
 
+/// Checks a base URL before any request goes to it: the OAuth secret and tokens are
+/// sent there. It must parse as a URL, carry no userinfo (`https://api.x@evil.tld`
+/// would send them to `evil.tld`), no query or fragment, and use HTTPS unless the
+/// host is loopback (tests).
 fn normalize(base: &str) -> Result<String, CloudError> {
-    let base = base.trim().trim_end_matches('/');
-    if !(base.starts_with("https://") || base.starts_with("http://")) || base.len() <= 8 {
-        return Err(CloudError::InvalidConfig(format!(
-            "{base:?} is not an http(s):// base URL"
-        )));
+    let trimmed = base.trim().trim_end_matches('/');
+    let invalid = |why: &str| CloudError::InvalidConfig(format!("{trimmed:?} {why}"));
+    let url = reqwest::Url::parse(trimmed).map_err(|_| invalid("is not a URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(CloudError::InvalidConfig(
+            "a base URL must not hold a user name or password (text before an @)".into(),
+        ));
     }
-    Ok(base.to_owned())
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    let host = url.host_str().ok_or_else(|| invalid("has no host"))?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(
+                "is plain HTTP: the OAuth secret and tokens would travel in clear text (only loopback may use http://)",
+            ))
+        }
+        _ => return Err(invalid("is not an http(s):// base URL")),
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// `https://api.x` → `https://login.x`; any other base stays as it is.
@@ -283,11 +329,38 @@ mod tests {
             Endpoints::resolve(Some(Region::UsEast1), Some("http://127.0.0.1:9000"), None).unwrap();
         assert_eq!(e.login_base(), "http://127.0.0.1:9000");
 
-        let e = Endpoints::resolve(Some(Region::EuCentral1), None, Some("http://proxy")).unwrap();
+        let e = Endpoints::resolve(Some(Region::EuCentral1), None, Some("https://proxy")).unwrap();
         assert_eq!(e.api_base(), "https://api.mypurecloud.de");
-        assert_eq!(e.login_base(), "http://proxy");
+        assert_eq!(e.login_base(), "https://proxy");
 
         assert!(Endpoints::resolve(None, None, None).is_err());
         assert!(Endpoints::resolve(None, Some("ftp://x"), None).is_err());
+    }
+
+    #[test]
+    fn refuses_bases_that_would_leak_the_credentials() {
+        for base in [
+            "https://api.mypurecloud.ie@evil.tld",
+            "https://user:pw@api.mypurecloud.ie",
+            "http://api.mypurecloud.ie",
+            "http://10.0.0.1:8080",
+            "https://api.mypurecloud.ie/?x=1",
+            "not a url",
+        ] {
+            let error = Endpoints::resolve(None, Some(base), None)
+                .unwrap_err()
+                .to_string();
+            assert!(!error.contains("pw@"), "{error}");
+        }
+        for base in [
+            "http://127.0.0.1:9000",
+            "http://localhost:1",
+            "http://[::1]:2",
+        ] {
+            assert!(Endpoints::resolve(None, Some(base), None).is_ok(), "{base}");
+        }
+        assert!(
+            Endpoints::resolve(Some(Region::EuWest1), None, Some("http://proxy.example")).is_err()
+        );
     }
 }

@@ -122,14 +122,25 @@ impl RetryPolicy {
         let factor = f64::from(self.backoff_factor).powi(attempt.min(16) as i32);
         let base = self.backoff_base.as_secs_f64() * factor;
         let jittered = base * (1.0 + self.jitter * (2.0 * random - 1.0));
-        Duration::from_secs_f64(jittered.clamp(0.0, self.max_retry_after.as_secs_f64()))
+        let ceiling = self.max_retry_after.as_secs_f64().min(1e9);
+        let seconds = if jittered.is_finite() {
+            jittered.clamp(0.0, ceiling)
+        } else {
+            ceiling
+        };
+        Duration::try_from_secs_f64(seconds).unwrap_or(self.max_retry_after)
     }
 }
 
-/// `Retry-After` as seconds (Genesys sends whole seconds; an HTTP date is ignored).
+/// `Retry-After` as whole seconds, as Genesys sends it. A number too large for a `u64`
+/// is the largest wait there is (the policy then gives up at once); anything else
+/// (an HTTP date, a fraction, an exponent, a sign) counts as absent.
 pub(crate) fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    let seconds: f64 = value?.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    let text = value?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
 #[cfg(test)]
@@ -186,5 +197,22 @@ mod tests {
         );
         assert_eq!(parse_retry_after(Some("-1")), None);
         assert_eq!(parse_retry_after(None), None);
+        // Values a gateway may send must not panic.
+        assert_eq!(parse_retry_after(Some("1e20")), None);
+        assert_eq!(parse_retry_after(Some("1.5")), None);
+        assert_eq!(
+            parse_retry_after(Some("18446744073709551616")),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.decide(
+                429,
+                parse_retry_after(Some("99999999999999999999999")),
+                0,
+                0.5
+            ),
+            Decision::TooLong(Duration::from_secs(u64::MAX))
+        );
     }
 }

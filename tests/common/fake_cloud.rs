@@ -53,6 +53,9 @@ pub struct Fake {
     pub integrations: Vec<Value>,
     pub next_id: usize,
     pub last_create_body: Option<Value>,
+    /// The next create is committed, then answered with this status (a gateway that
+    /// timed out after Genesys did the work).
+    pub commit_then_fail: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -226,6 +229,13 @@ async fn create(
     }
     fake.last_create_body = Some(body);
     fake.integrations.push(integration.clone());
+    if let Some(status) = fake.commit_then_fail.take() {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            "<html>gateway timeout</html>",
+        )
+            .into_response();
+    }
     Json(integration).into_response()
 }
 

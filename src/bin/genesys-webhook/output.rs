@@ -58,6 +58,13 @@ impl Failure {
         }
     }
 
+    /// Adds a sentence after the message.
+    pub(crate) fn with_note(mut self, note: impl AsRef<str>) -> Self {
+        self.message.push_str("; ");
+        self.message.push_str(note.as_ref());
+        self
+    }
+
     /// The remote side said no: exit 1.
     pub(crate) fn check(message: impl Into<String>) -> Self {
         Self {

@@ -261,15 +261,33 @@ async fn create(cloud: &GenesysCloud, args: &Args, json: bool) -> Result<Report,
             cloud.endpoints().api_base()
         ),
     );
-    let created = cloud
+    let outcome = cloud
         .open_messaging()
-        .create(&new)
+        .create_checked(&new)
         .await
-        .map_err(cloud_failure)?;
+        .map_err(|error| {
+            let mut failure = cloud_failure(error.clone());
+            if matches!(&error, CloudError::Api(api) if api.status >= 500)
+                || matches!(&error, CloudError::Transport(_))
+            {
+                failure = failure.with_note(format!(
+                    "the answer was unclear and no integration named {:?} calling {url} was found afterwards; \
+                     check with `genesys-webhook setup --list` before running the command again",
+                    args.name
+                ));
+            }
+            failure
+        })?;
+    let created = outcome.integration;
     let mut text = format!(
         "Created Open Messaging integration {:?} (id {}), calling {url}.\n",
         created.name, created.id
     );
+    if let Some(error) = &outcome.recovered_from {
+        text.push_str(&format!(
+            "Genesys Cloud's answer was unclear ({error}), but the integration exists: found by name, created once.\n"
+        ));
+    }
     let mut doc = json!({
         "action": "created",
         "integration": summary(&created),
