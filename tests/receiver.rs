@@ -311,45 +311,6 @@ async fn replay_protection_can_be_turned_off() {
     }
 }
 
-#[cfg(feature = "redis")]
-#[tokio::test]
-async fn two_receivers_sharing_redis_process_a_replay_once() {
-    let Some((url, _server)) = redis_server() else {
-        return;
-    };
-    let env = [
-        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
-        ("GENESYS_REPLAY_STORE", url.as_str()),
-    ];
-    let first = Receiver::start(&env);
-    let second = Receiver::start(&env);
-    let body = format!(
-        r#"{{"event":"routing:conversation:updated","conversationId":"shared-{}"}}"#,
-        std::process::id()
-    );
-    let sig = sign_open_messaging("dev-secret", body.as_bytes());
-    let accepted = post_bytes(
-        first.addr,
-        "/webhook/receive",
-        &[("X-Hub-Signature-256", sig.as_str())],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(accepted.json(), serde_json::json!({"status": "queued"}));
-    let replayed = post_bytes(
-        second.addr,
-        "/webhook/receive",
-        &[("X-Hub-Signature-256", sig.as_str())],
-        body.as_bytes(),
-    )
-    .await;
-    assert_eq!(replayed.status, 200);
-    assert_eq!(replayed.json(), serde_json::json!({"status": "duplicate"}));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(first.count("shared-"), 1);
-    assert_eq!(second.count("shared-"), 0);
-}
-
 #[test]
 fn refuses_an_unknown_replay_store() {
     let stderr = refuses(&[

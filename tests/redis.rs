@@ -1,0 +1,263 @@
+//! Every test that needs a Redis server, in one harness that reports them as
+//! **ignored** (not passed) when no `redis-server` is installed and
+//! `GENESYS_TEST_REDIS_URL` names none. `bash .ci/run` installs and starts Redis, and in
+//! CI (`CI` set) a missing Redis fails these tests instead.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::crash::*;
+use common::faults::{layer, server, slow_handler_keeps_its_reservation, unique};
+use common::ReceiverProcess as Receiver;
+use common::*;
+use genesys_webhook::inbox::{Inbox, RedisInbox};
+use genesys_webhook::replay::ReplayProtection;
+use genesys_webhook::signature::sign_open_messaging;
+use libtest_mimic::{Arguments, Trial};
+
+/// Whether these tests can run here.
+fn redis_available() -> bool {
+    std::env::var_os("GENESYS_TEST_REDIS_URL").is_some()
+        || std::env::var_os("CI").is_some()
+        || std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn block_on<F: std::future::Future<Output = ()>>(future: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+        .block_on(future);
+}
+
+macro_rules! trials {
+    ($($name:ident),* $(,)?) => {
+        vec![$(Trial::test(stringify!($name), || {
+            block_on($name());
+            Ok(())
+        })),*]
+    };
+}
+
+fn main() {
+    let arguments = Arguments::from_args();
+    let available = redis_available();
+    let trials = trials![
+        replay_after_success_answers_duplicate,
+        retry_after_failure_is_processed,
+        concurrent_duplicates_are_processed_once,
+        done_keys_expire_after_the_ttl,
+        lapsed_lease_unblocks_retries,
+        store_down_fails_closed_or_open,
+        redis_inbox_honours_the_contract,
+        redis_inbox_processes_every_acknowledged_event_after_kill_9_of_receiver_and_redis,
+        two_replicas_on_one_stream_process_each_event_once_and_survive_losing_one,
+        a_handler_slower_than_the_lease_keeps_its_reservation_in_redis,
+        a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry,
+        two_receivers_sharing_redis_process_a_replay_once,
+    ]
+    .into_iter()
+    .map(|trial| trial.with_ignored_flag(!available))
+    .collect();
+    libtest_mimic::run(&arguments, trials).exit();
+}
+
+fn redis_backend() -> common::replay_suite::Backend {
+    common::replay_suite::redis().expect("Redis")
+}
+
+async fn replay_after_success_answers_duplicate() {
+    common::replay_suite::replay_after_success(redis_backend()).await
+}
+
+async fn retry_after_failure_is_processed() {
+    common::replay_suite::retry_after_failure(redis_backend()).await
+}
+
+async fn concurrent_duplicates_are_processed_once() {
+    common::replay_suite::concurrent_duplicates(redis_backend()).await
+}
+
+async fn done_keys_expire_after_the_ttl() {
+    common::replay_suite::ttl_expiry(redis_backend()).await
+}
+
+async fn lapsed_lease_unblocks_retries() {
+    common::replay_suite::lease_expiry_unblocks_retries(redis_backend()).await
+}
+
+async fn store_down_fails_closed_or_open() {
+    common::replay_suite::store_down(redis_backend()).await
+}
+
+async fn redis_inbox_honours_the_contract() {
+    let (url, _server) = redis_server().expect("Redis");
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let run = std::process::id();
+    common::inbox_contract::contract(Box::new(move |attempts, events| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Arc::new(
+            RedisInbox::builder(url.as_str())
+                .prefix(format!("test-{run}-{n}:"))
+                .max_attempts(attempts)
+                .max_events(events)
+                .open()
+                .unwrap(),
+        ) as Arc<dyn Inbox>
+    }))
+    .await;
+}
+
+async fn redis_inbox_processes_every_acknowledged_event_after_kill_9_of_receiver_and_redis() {
+    let data = tempfile::tempdir().unwrap();
+    let mut redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let url = redis.url();
+    let env = [
+        ("GENESYS_WEBHOOK_SECRET", SECRET),
+        ("GENESYS_INBOX", url.as_str()),
+        ("GENESYS_REPLAY_STORE", url.as_str()),
+        ("GENESYS_WORKER_DELAY_MS", "20"),
+        ("GENESYS_WORKER_CONCURRENCY", "1"),
+        ("GENESYS_INBOX_LEASE_SECS", "2"),
+    ];
+    let mut first = Receiver::start(&env);
+    let acked = send_events(&[first.addr], "redis-crash", 500, 8).await;
+    first.kill();
+    redis.crash_and_restart();
+    assert_eq!(acked.len(), 500);
+    let before = first.lines();
+    assert!(processed(&before).len() < 500, "the kill came too late");
+
+    let second = Receiver::start(&env);
+    let counts = wait_for_all(&acked, &before, &[&second], Duration::from_secs(60)).await;
+    assert!(counts.len() >= 500);
+}
+
+async fn two_replicas_on_one_stream_process_each_event_once_and_survive_losing_one() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let url = redis.url();
+    let env = [
+        ("GENESYS_WEBHOOK_SECRET", SECRET),
+        ("GENESYS_INBOX", url.as_str()),
+        ("GENESYS_WORKER_DELAY_MS", "5"),
+        ("GENESYS_WORKER_CONCURRENCY", "4"),
+        ("GENESYS_INBOX_LEASE_SECS", "2"),
+    ];
+    let mut a = Receiver::start(&env);
+    let b = Receiver::start(&env);
+
+    // No crash: each of 2,000 events processed exactly once, by one replica or the other.
+    let acked = send_events(&[a.addr, b.addr], "replicas", 2000, 8).await;
+    assert_eq!(acked.len(), 2000);
+    let counts = wait_for_all(&acked, &[], &[&a, &b], Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut lines = a.lines();
+    lines.extend(b.lines());
+    let counts_after = processed(&lines);
+    assert_eq!(counts.len(), 2000);
+    for id in &acked {
+        assert_eq!(
+            counts_after[id], 1,
+            "{id} processed {} times",
+            counts_after[id]
+        );
+    }
+    let by_a = processed(&a.lines()).len();
+    assert!(
+        by_a > 0 && by_a < 2000,
+        "one replica did all the work ({by_a})"
+    );
+
+    // One replica dies mid-run: the other processes everything acknowledged.
+    let acked = send_events(&[a.addr, b.addr], "replicas-kill", 1000, 8).await;
+    assert_eq!(acked.len(), 1000);
+    a.kill();
+    let from_a = a.lines();
+    let survivors: HashSet<String> = acked.iter().cloned().collect();
+    wait_for_all(&acked, &from_a, &[&b], Duration::from_secs(60)).await;
+    assert_eq!(survivors.len(), 1000);
+}
+
+async fn a_handler_slower_than_the_lease_keeps_its_reservation_in_redis() {
+    let (url, _server) = redis_server().expect("Redis");
+    let store = genesys_webhook::replay::RedisStore::open(&url)
+        .unwrap()
+        .prefix(format!("faults:{}:slow:", std::process::id()));
+    slow_handler_keeps_its_reservation(ReplayProtection::new(store)).await;
+}
+
+async fn a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let store = genesys_webhook::replay::RedisStore::open_with_timeout(
+        &redis.url(),
+        Duration::from_millis(1000),
+    )
+    .unwrap();
+    let s = server(layer(ReplayProtection::new(store)), None).await;
+    // Warm the connection, then pause Redis for longer than the command timeout.
+    assert_eq!(s.send(&unique("warm")).await.text(), "processed");
+    let paused = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "1500",
+            "WRITE",
+        ])
+        .output()
+        .unwrap();
+    assert!(paused.status.success());
+    let body = unique("paused");
+    let first = s.send(&body).await;
+    assert_eq!(first.status, 503, "{}", first.text());
+    // The SET landed once Redis resumed; the retry (Genesys waits 5 s) must be taken.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let retry = s.send(&body).await;
+    assert_eq!(retry.text(), "processed", "{}", retry.text());
+}
+
+async fn two_receivers_sharing_redis_process_a_replay_once() {
+    let (url, _server) = redis_server().expect("Redis");
+    let env = [
+        ("GENESYS_WEBHOOK_SECRET", "dev-secret"),
+        ("GENESYS_REPLAY_STORE", url.as_str()),
+    ];
+    let first = Receiver::start(&env);
+    let second = Receiver::start(&env);
+    let body = format!(
+        r#"{{"event":"routing:conversation:updated","conversationId":"shared-{}"}}"#,
+        std::process::id()
+    );
+    let sig = sign_open_messaging("dev-secret", body.as_bytes());
+    let accepted = post_bytes(
+        first.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(accepted.json(), serde_json::json!({"status": "queued"}));
+    let replayed = post_bytes(
+        second.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(replayed.status, 200);
+    assert_eq!(replayed.json(), serde_json::json!({"status": "duplicate"}));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(first.count("shared-"), 1);
+    assert_eq!(second.count("shared-"), 0);
+}
