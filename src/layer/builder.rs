@@ -161,7 +161,9 @@ impl GenesysSignatureLayerBuilder {
         self
     }
 
-    /// Replaces the default rejection responses (401, 413, 400 with a small JSON body).
+    /// Replaces the default rejection responses (401, 413, 400, and 503 with
+    /// `Retry-After` when the replay store cannot answer or the layer is overloaded;
+    /// each a small JSON body). Keep a 503 a 503 (or a 429): Genesys retries only those.
     ///
     /// ```
     /// use genesys_webhook::{GenesysSignatureLayer, Rejection};
