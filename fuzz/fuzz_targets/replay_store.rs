@@ -17,7 +17,8 @@ enum Op {
     Complete(u8),
     Release(u8),
     Abandon(u8),
-    StaleComplete(u8, u8),
+    StaleComplete(u8),
+    Renew(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -40,8 +41,9 @@ fuzz_target!(|input: Input| {
         match op {
             Op::Reserve(k) => {
                 let k = k % 16;
-                match futures_executor::block_on(store.reserve(&key(k), LEASE)).unwrap() {
-                    Reservation::Reserved(lease) => {
+                let lease = LeaseId::new();
+                match futures_executor::block_on(store.reserve(&key(k), lease, LEASE)).unwrap() {
+                    Reservation::Reserved => {
                         assert!(!held.contains_key(&k), "two live leases for one key");
                         held.insert(k, lease);
                     }
@@ -76,17 +78,27 @@ fuzz_target!(|input: Input| {
                     store.abandon(&key(k), lease);
                 }
             }
-            Op::StaleComplete(k, n) => {
+            Op::StaleComplete(k) => {
                 // A lease nobody holds must change nothing for the holder.
                 let k = k % 16;
-                let stale = LeaseId(u128::from(n) + 1_000_000);
+                let stale = LeaseId::new();
                 futures_executor::block_on(store.release(&key(k), stale)).unwrap();
+                assert!(!futures_executor::block_on(store.renew(&key(k), stale, LEASE)).unwrap());
                 if held.contains_key(&k) {
                     futures_executor::block_on(store.complete(&key(k), stale, TTL)).unwrap();
                     assert_eq!(
-                        futures_executor::block_on(store.reserve(&key(k), LEASE)).unwrap(),
+                        futures_executor::block_on(store.reserve(&key(k), LeaseId::new(), LEASE))
+                            .unwrap(),
                         Reservation::InFlight
                     );
+                }
+            }
+            Op::Renew(k) => {
+                let k = k % 16;
+                if let Some(lease) = held.get(&k) {
+                    let renewed =
+                        futures_executor::block_on(store.renew(&key(k), *lease, LEASE)).unwrap();
+                    assert!(renewed, "the holder's lease must renew");
                 }
             }
         }
