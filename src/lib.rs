@@ -4,6 +4,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "audiohook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audiohook")))]
+pub mod audiohook;
 #[cfg(feature = "cloud")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
 pub mod cloud;
