@@ -104,7 +104,10 @@ const INSIDE: u64 = 1_641_013_203;
 async fn the_published_vector_is_accepted_inside_its_window_and_the_handler_sees_the_session() {
     let (status, body) = Upgrade::published().send(&app(INSIDE)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, format!("{API_KEY} {ORG} {SESSION} {CORRELATION} true"));
+    assert_eq!(
+        body,
+        format!("{API_KEY} {ORG} {SESSION} {CORRELATION} true")
+    );
 }
 
 async fn refused(upgrade: Upgrade, now: u64, case: &str) {
@@ -122,7 +125,12 @@ fn flip_one_byte(value: &str) -> String {
 
 #[tokio::test]
 async fn one_byte_changed_in_any_covered_header_the_path_or_the_query_is_refused() {
-    for name in ["host", "audiohook-organization-id", "audiohook-session-id", "audiohook-correlation-id"] {
+    for name in [
+        "host",
+        "audiohook-organization-id",
+        "audiohook-session-id",
+        "audiohook-correlation-id",
+    ] {
         let original = Upgrade::published()
             .headers
             .iter()
@@ -130,31 +138,52 @@ async fn one_byte_changed_in_any_covered_header_the_path_or_the_query_is_refused
             .unwrap()
             .1
             .clone();
-        refused(Upgrade::published().set(name, &flip_one_byte(&original)), INSIDE, name).await;
+        refused(
+            Upgrade::published().set(name, &flip_one_byte(&original)),
+            INSIDE,
+            name,
+        )
+        .await;
     }
     // The layer on the whole router, so that a changed path still reaches it.
-    let any_path = Router::new()
-        .fallback(|| async { "ok" })
-        .layer(
-            AudioHookSignatureLayer::builder()
-                .key(API_KEY, SECRET)
-                .clock(at(INSIDE))
-                .build()
-                .unwrap(),
-        );
+    let any_path = Router::new().fallback(|| async { "ok" }).layer(
+        AudioHookSignatureLayer::builder()
+            .key(API_KEY, SECRET)
+            .clock(at(INSIDE))
+            .build()
+            .unwrap(),
+    );
     let mut path = Upgrade::published();
     path.uri = "/api/v1/voicebiometrics/wz".into();
-    assert_eq!(path.send(&any_path).await.0, StatusCode::UNAUTHORIZED, "path");
+    assert_eq!(
+        path.send(&any_path).await.0,
+        StatusCode::UNAUTHORIZED,
+        "path"
+    );
     let mut query = Upgrade::published();
     query.uri = format!("{PATH}?x=1");
-    assert_eq!(query.send(&any_path).await.0, StatusCode::UNAUTHORIZED, "query");
+    assert_eq!(
+        query.send(&any_path).await.0,
+        StatusCode::UNAUTHORIZED,
+        "query"
+    );
     let tampered = SIGNATURE.replace("NZBw", "NZBx");
-    refused(Upgrade::published().set("signature", &tampered), INSIDE, "signature").await;
+    refused(
+        Upgrade::published().set("signature", &tampered),
+        INSIDE,
+        "signature",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn wrong_key_wrong_secret_and_a_keyid_that_is_not_the_api_key_are_refused() {
-    refused(Upgrade::published().set("x-api-key", "some-other-key-0000000000"), INSIDE, "unknown key").await;
+    refused(
+        Upgrade::published().set("x-api-key", "some-other-key-0000000000"),
+        INSIDE,
+        "unknown key",
+    )
+    .await;
     let wrong_secret = AudioHookSignatureLayer::builder()
         .key(API_KEY, "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZyE=")
         .clock(at(INSIDE))
@@ -165,8 +194,16 @@ async fn wrong_key_wrong_secret_and_a_keyid_that_is_not_the_api_key_are_refused(
         .route_layer(wrong_secret);
     let (status, _) = Upgrade::published().send(&app).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let keyid = INPUT.replace(r#"keyid="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh""#, r#"keyid="another-key""#);
-    refused(Upgrade::published().set("signature-input", &keyid), INSIDE, "keyid").await;
+    let keyid = INPUT.replace(
+        r#"keyid="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh""#,
+        r#"keyid="another-key""#,
+    );
+    refused(
+        Upgrade::published().set("signature-input", &keyid),
+        INSIDE,
+        "keyid",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -179,22 +216,47 @@ async fn stale_future_and_expired_signatures_are_refused() {
 #[tokio::test]
 async fn short_or_reused_nonces_and_missing_components_are_refused() {
     let short = INPUT.replace("VGhpc0lzQVVuaXF1ZU5vbmNl", "short-nonce");
-    refused(Upgrade::published().set("signature-input", &short), INSIDE, "short nonce").await;
+    refused(
+        Upgrade::published().set("signature-input", &short),
+        INSIDE,
+        "short nonce",
+    )
+    .await;
     let app = app(INSIDE);
     assert_eq!(Upgrade::published().send(&app).await.0, StatusCode::OK);
     let (status, _) = Upgrade::published().send(&app).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a reused nonce");
     let missing = INPUT.replace(r#" "audiohook-correlation-id""#, "");
-    refused(Upgrade::published().set("signature-input", &missing), INSIDE, "missing component").await;
-    refused(Upgrade::published().without("audiohook-session-id"), INSIDE, "missing header").await;
+    refused(
+        Upgrade::published().set("signature-input", &missing),
+        INSIDE,
+        "missing component",
+    )
+    .await;
+    refused(
+        Upgrade::published().without("audiohook-session-id"),
+        INSIDE,
+        "missing header",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn extra_parameters_other_algorithms_two_signatures_and_malformed_fields_are_refused() {
     let extra = INPUT.replace(";alg=", ";tag=\"x\";alg=");
-    refused(Upgrade::published().set("signature-input", &extra), INSIDE, "extra parameter").await;
+    refused(
+        Upgrade::published().set("signature-input", &extra),
+        INSIDE,
+        "extra parameter",
+    )
+    .await;
     let alg = INPUT.replace("hmac-sha256", "rsa-pss-sha512");
-    refused(Upgrade::published().set("signature-input", &alg), INSIDE, "alg").await;
+    refused(
+        Upgrade::published().set("signature-input", &alg),
+        INSIDE,
+        "alg",
+    )
+    .await;
     let two_inputs = format!("{INPUT}, sig2=(\"x-api-key\");keyid=\"k\"");
     let two_signatures = format!("{SIGNATURE}, sig2=:AAAA:");
     refused(
@@ -213,13 +275,20 @@ async fn extra_parameters_other_algorithms_two_signatures_and_malformed_fields_a
     ] {
         refused(Upgrade::published().set(name, value), INSIDE, value).await;
     }
-    refused(Upgrade::published().without("signature"), INSIDE, "signature-input alone").await;
+    refused(
+        Upgrade::published().without("signature"),
+        INSIDE,
+        "signature-input alone",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unsigned_requests_pass_only_for_a_key_configured_without_a_secret() {
     refused(
-        Upgrade::published().without("signature").without("signature-input"),
+        Upgrade::published()
+            .without("signature")
+            .without("signature-input"),
         INSIDE,
         "unsigned, key has a secret",
     )
@@ -232,7 +301,12 @@ async fn unsigned_requests_pass_only_for_a_key_configured_without_a_secret() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.ends_with("false"), "{body}");
-    refused(Upgrade::published().without("x-api-key"), INSIDE, "no api key").await;
+    refused(
+        Upgrade::published().without("x-api-key"),
+        INSIDE,
+        "no api key",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -243,9 +317,14 @@ async fn failures_can_be_delayed() {
         .failure_delay(Duration::from_millis(500))
         .build()
         .unwrap();
-    let app = Router::new().route(PATH, get(|| async { "ok" })).route_layer(layer);
+    let app = Router::new()
+        .route(PATH, get(|| async { "ok" }))
+        .route_layer(layer);
     let started = tokio::time::Instant::now();
-    let (status, _) = Upgrade::published().set("x-api-key", "nope").send(&app).await;
+    let (status, _) = Upgrade::published()
+        .set("x-api-key", "nope")
+        .send(&app)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(started.elapsed() >= Duration::from_millis(500));
 }
@@ -253,8 +332,14 @@ async fn failures_can_be_delayed() {
 #[test]
 fn configuration_errors_are_reported() {
     assert!(AudioHookSignatureLayer::builder().build().is_err());
-    assert!(AudioHookSignatureLayer::builder().key("k", "").build().is_err());
-    assert!(AudioHookSignatureLayer::builder().key("k", "not base64!").build().is_err());
+    assert!(AudioHookSignatureLayer::builder()
+        .key("k", "")
+        .build()
+        .is_err());
+    assert!(AudioHookSignatureLayer::builder()
+        .key("k", "not base64!")
+        .build()
+        .is_err());
 }
 
 #[test]
@@ -262,5 +347,6 @@ fn the_layer_is_clone_and_its_future_is_send() {
     fn assert_send<T: Send>() {}
     fn assert_clone<T: Clone>() {}
     assert_clone::<AudioHookSignatureLayer>();
-    assert_send::<genesys_webhook::audiohook::ResponseFuture<axum::routing::Route, axum::body::Body>>();
+    assert_send::<genesys_webhook::audiohook::ResponseFuture<axum::routing::Route, axum::body::Body>>(
+    );
 }

@@ -50,7 +50,7 @@ macro_rules! trials {
 fn main() {
     let arguments = Arguments::from_args();
     let available = redis_available();
-    let trials = trials![
+    let mut trials: Vec<Trial> = trials![
         replay_after_success_answers_duplicate,
         retry_after_failure_is_processed,
         concurrent_duplicates_are_processed_once,
@@ -63,10 +63,15 @@ fn main() {
         a_handler_slower_than_the_lease_keeps_its_reservation_in_redis,
         a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry,
         two_receivers_sharing_redis_process_a_replay_once,
-    ]
-    .into_iter()
-    .map(|trial| trial.with_ignored_flag(!available))
-    .collect();
+    ];
+    #[cfg(feature = "audiohook")]
+    trials.extend(trials![
+        audiohook_nonces_shared_through_redis_are_refused_on_another_replica
+    ]);
+    let trials = trials
+        .into_iter()
+        .map(|trial| trial.with_ignored_flag(!available))
+        .collect();
     libtest_mimic::run(&arguments, trials).exit();
 }
 
@@ -260,4 +265,44 @@ async fn two_receivers_sharing_redis_process_a_replay_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(first.count("shared-"), 1);
     assert_eq!(second.count("shared-"), 0);
+}
+
+#[cfg(feature = "audiohook")]
+async fn audiohook_nonces_shared_through_redis_are_refused_on_another_replica() {
+    use genesys_webhook::audiohook::AudioHookSignatureLayer;
+    use genesys_webhook::replay::RedisStore;
+    use tower::{Layer, ServiceExt};
+
+    let (url, _server) = redis_server().expect("Redis");
+    const KEY: &str = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh";
+    let replica = || {
+        let store = RedisStore::open(&url)
+            .unwrap()
+            .prefix(format!("audiohook-nonce-{}:", std::process::id()));
+        AudioHookSignatureLayer::builder()
+            .key(KEY, "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU=")
+            .nonce_store(store)
+            .clock(|| std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_641_013_203))
+            .build()
+            .unwrap()
+            .layer(tower::service_fn(|_: http::Request<()>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
+            }))
+    };
+    let request = || {
+        http::Request::get("/api/v1/voicebiometrics/ws")
+            .header("host", "audiohook.example.com")
+            .header("audiohook-organization-id", "d7934305-0972-4844-938e-9060eef73d05")
+            .header("audiohook-session-id", "30b0e395-84d3-4570-ac13-9a62d8f514c0")
+            .header("audiohook-correlation-id", "e160e428-53e2-487c-977d-96989bf5c99d")
+            .header("x-api-key", KEY)
+            .header("signature-input", r#"sig1=("@request-target" "@authority" "audiohook-organization-id" "audiohook-session-id" "audiohook-correlation-id" "x-api-key");keyid="SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh";nonce="VGhpc0lzQVVuaXF1ZU5vbmNl";alg="hmac-sha256";created=1641013200;expires=3282026430"#)
+            .header("signature", "sig1=:NZBwyBHRRyRoeLqy1IzOa9VYBuI8TgMFt2GRDkDuJh4=:")
+            .body(())
+            .unwrap()
+    };
+    let first = replica().oneshot(request()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let on_another_replica = replica().oneshot(request()).await.unwrap();
+    assert_eq!(on_another_replica.status(), 401);
 }

@@ -46,6 +46,7 @@
 //! ```
 
 mod layer;
+pub mod media;
 pub mod signature;
 
 pub use self::layer::{

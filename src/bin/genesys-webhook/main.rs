@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage
 //! or I/O error.
 
+mod audiohook;
 mod inbox;
 mod input;
 mod output;
@@ -48,6 +49,9 @@ enum Command {
     Setup(Box<setup::Args>),
     /// Look into the receiver's inbox: counts, events, dead letters; retry or purge them.
     Inbox(inbox::Args),
+    /// Simulate Genesys Cloud against an AudioHook server: a signed upgrade, then open,
+    /// audio, ping and close.
+    Audiohook(Box<audiohook::Args>),
 }
 
 /// The signature scheme on the command line.
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args, json).await,
             Command::Setup(args) => setup::run(*args, json).await,
             Command::Inbox(args) => inbox::run(args, json).await,
+            Command::Audiohook(args) => audiohook::run(*args, json).await,
         }
     });
     match result {
