@@ -350,3 +350,36 @@ fn the_layer_is_clone_and_its_future_is_send() {
     assert_send::<genesys_webhook::audiohook::ResponseFuture<axum::routing::Route, axum::body::Body>>(
     );
 }
+
+#[tokio::test]
+async fn works_through_router_layer_and_service_builder() {
+    let layer = || {
+        AudioHookSignatureLayer::builder()
+            .key(API_KEY, SECRET)
+            .clock(at(INSIDE))
+            .build()
+            .unwrap()
+    };
+    let with_layer = Router::new()
+        .route(PATH, get(|| async { "ok" }))
+        .layer(layer());
+    assert_eq!(
+        Upgrade::published().send(&with_layer).await.0,
+        StatusCode::OK
+    );
+
+    let service = tower::ServiceBuilder::new()
+        .layer(layer())
+        .service(tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("ok")))
+        }));
+    let mut request = Request::get(PATH);
+    for (name, value) in &Upgrade::published().headers {
+        request = request.header(*name, value);
+    }
+    let response = service
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
