@@ -41,6 +41,11 @@ use genesys_webhook::audiohook::{AudioHookSignatureLayer, VerifiedAudioHook};
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 
+#[path = "../common/shutdown.rs"]
+mod shutdown;
+
+use shutdown::shutdown_signal;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -325,26 +330,4 @@ fn choose_media(parameters: &Value) -> Option<Value> {
         .filter(usable)
         .max_by_key(|offer| offer["channels"].as_array().map_or(0, Vec::len).min(2))
         .cloned()
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -51,8 +51,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 
 mod app;
+#[path = "../common/shutdown.rs"]
+mod shutdown;
 
 use app::Settings;
+use shutdown::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -153,25 +156,3 @@ async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Duratio
 /// Per-connection read buffer: hyper's default grows to about 400 KiB per
 /// connection; bodies are read in chunks of this size instead.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
-}

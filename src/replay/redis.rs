@@ -169,6 +169,31 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
+impl RedisStore {
+    /// Runs one of the scripts on `key` with `args`, and turns its answer into `R`;
+    /// the future owns everything it needs.
+    fn invoke<T: redis::FromRedisValue + Send + 'static, R: Send + 'static>(
+        &self,
+        key: &ReplayKey,
+        pick: fn(&Scripts) -> &Script,
+        args: [String; 2],
+        answer: fn(T) -> R,
+    ) -> StoreFuture<Result<R, StoreError>> {
+        let (mut connection, scripts, key) = self.call(key);
+        StoreFuture::boxed(async move {
+            let [first, second] = args;
+            pick(&scripts)
+                .key(key)
+                .arg(first)
+                .arg(second)
+                .invoke_async(&mut connection)
+                .await
+                .map(answer)
+                .map_err(StoreError::new)
+        })
+    }
+}
+
 impl ReplayStore for RedisStore {
     fn reserve(
         &self,
@@ -176,23 +201,17 @@ impl ReplayStore for RedisStore {
         lease: LeaseId,
         duration: Duration,
     ) -> StoreFuture<Result<Reservation, StoreError>> {
-        let (mut connection, scripts, key) = self.call(key);
-        StoreFuture::boxed(async move {
-            let answer: String = scripts
-                .reserve
-                .key(key)
-                .arg(Self::lease_value(lease))
-                .arg(millis(duration))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
-            Ok(match answer.as_str() {
+        self.invoke(
+            key,
+            |s| &s.reserve,
+            [Self::lease_value(lease), millis(duration).to_string()],
+            |answer: String| match answer.as_str() {
                 "reserved" => Reservation::Reserved,
                 "done" => Reservation::Done,
                 // Held by another request, or expired in between: ask for a retry.
                 _ => Reservation::InFlight,
-            })
-        })
+            },
+        )
     }
 
     fn renew(
@@ -201,18 +220,12 @@ impl ReplayStore for RedisStore {
         lease: LeaseId,
         duration: Duration,
     ) -> StoreFuture<Result<bool, StoreError>> {
-        let (mut connection, scripts, key) = self.call(key);
-        StoreFuture::boxed(async move {
-            let held: i64 = scripts
-                .renew
-                .key(key)
-                .arg(Self::lease_value(lease))
-                .arg(millis(duration))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
-            Ok(held == 1)
-        })
+        self.invoke(
+            key,
+            |s| &s.renew,
+            [Self::lease_value(lease), millis(duration).to_string()],
+            |held: i64| held == 1,
+        )
     }
 
     fn complete(
@@ -221,32 +234,22 @@ impl ReplayStore for RedisStore {
         lease: LeaseId,
         ttl: Duration,
     ) -> StoreFuture<Result<(), StoreError>> {
-        let (mut connection, scripts, key) = self.call(key);
-        StoreFuture::boxed(async move {
-            let _: i64 = scripts
-                .complete
-                .key(key)
-                .arg(Self::lease_value(lease))
-                .arg(millis(ttl))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
-            Ok(())
-        })
+        self.invoke(
+            key,
+            |s| &s.complete,
+            [Self::lease_value(lease), millis(ttl).to_string()],
+            |_: i64| (),
+        )
     }
 
     fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>> {
-        let (mut connection, scripts, key) = self.call(key);
-        StoreFuture::boxed(async move {
-            let _: i64 = scripts
-                .release
-                .key(key)
-                .arg(Self::lease_value(lease))
-                .invoke_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
-            Ok(())
-        })
+        // The release script reads only the lease.
+        self.invoke(
+            key,
+            |s| &s.release,
+            [Self::lease_value(lease), String::new()],
+            |_: i64| (),
+        )
     }
 
     fn ping(&self) -> StoreFuture<Result<(), StoreError>> {
