@@ -41,26 +41,15 @@ use genesys_webhook::audiohook::{AudioHookSignatureLayer, VerifiedAudioHook};
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 
-#[path = "../common/shutdown.rs"]
-mod shutdown;
+#[path = "../common/process.rs"]
+mod process;
 
-use shutdown::shutdown_signal;
+use process::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    process::init_tracing();
+    process::exit(run().await)
 }
 
 #[derive(Clone)]

@@ -51,28 +51,16 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 
 mod app;
-#[path = "../common/shutdown.rs"]
-mod shutdown;
+#[path = "../common/process.rs"]
+mod process;
 
 use app::Settings;
-use shutdown::shutdown_signal;
+use process::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
-
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    process::init_tracing();
+    process::exit(run().await)
 }
 
 async fn run() -> Result<(), BoxError> {
