@@ -6,6 +6,8 @@
 #   scripts/load.sh throughput|attack|memory   one part only
 #   scripts/load.sh inbox      group commit: SQLite grouped, SQLite one commit per
 #                              event, and the memory inbox (not part of the default run)
+#   scripts/load.sh compare    the layer against the hand-written check and against no
+#                              check (examples/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB
 #   scripts/load.sh flood      200 concurrent 1 MiB wrongly signed bodies against the
 #                              64 MiB buffering budget, valid requests alongside and after
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
@@ -106,6 +108,48 @@ PY
 }
 
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+if [ "$MODE" = compare ]; then
+  cargo build --release --example bench_server >&2
+  export SECRET
+  for size in 1024 65536 1048576; do payload "cmp$size" "$size" valid; done
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Layer vs hand-written vs unverified: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port target/release/examples/bench_server >"$work/bench.log" 2>&1 &
+  receiver_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  for size in 1024 65536 1048576; do
+    declare -A rps=()
+    for round in $(seq 1 "$ROUNDS"); do
+      routes=(layer hand plain)
+      rotated=("${routes[@]:$((round % 3))}" "${routes[@]:0:$((round % 3))}")
+      for route in "${rotated[@]}"; do
+        read -r r p99 bad cpu rest < <(run "cmp$size" "/$route" 32)
+        if [ "$bad" != 0 ]; then echo "WARNING: $route answered $bad non-2xx" >&2; fi
+        rps[$route]="${rps[$route]:-} $r"
+      done
+    done
+    python3 - "$size" "${rps[layer]}" "${rps[hand]}" "${rps[plain]}" <<'PY'
+import statistics, sys
+size = int(sys.argv[1])
+rounds = [[float(x) for x in a.split()] for a in sys.argv[2:5]]
+layer, hand, plain = (statistics.median(r) for r in rounds)
+# Ratios within each round (the three runs are back to back), then their median:
+# this machine's speed drifts between rounds by more than the differences measured.
+vs_hand = statistics.median(l / h for l, h in zip(rounds[0], rounds[1]))
+vs_plain = statistics.median(l / p for l, p in zip(rounds[0], rounds[2]))
+print(f"{size:>8} B: layer {layer:8.0f} req/s, hand-written {hand:8.0f}, unverified {plain:8.0f}; "
+      f"per-round medians: layer/hand {vs_hand:.3f}, layer/unverified {vs_plain:.3f}  "
+      f"(rounds: {sys.argv[2].strip()} | {sys.argv[3].strip()} | {sys.argv[4].strip()})")
+PY
+    unset rps
+  done
+  stop_receiver
+  exit 0
+fi
 
 if [ "$MODE" = flood ]; then
   payload wrong1m 1048576 wrong

@@ -76,47 +76,40 @@ impl Body for VerifiedBody {
     }
 }
 
-/// Collects the body's frames as they arrive, keeping a lone frame as it is and
-/// appending later ones into one buffer, so the body is held once.
+/// Collects the body's frames as they arrive, without copying them: a lone frame is
+/// passed on as it is, and several are joined once, into a buffer of exactly their
+/// total length, when the body has ended. Memory grows with the bytes that arrived,
+/// whatever `Content-Length` announced, and the body ends up held once.
 #[derive(Debug, Default)]
 pub(crate) enum Buffer {
     #[default]
     Empty,
     One(Bytes),
-    Many(BytesMut),
+    Many {
+        frames: Vec<Bytes>,
+        len: usize,
+    },
 }
 
-/// Room a buffer is given when it first needs more than one frame.
-const FIRST_CAPACITY: usize = 64 * 1024;
-/// How far ahead of the bytes received a buffer may grow at once.
-const GROWTH: usize = 8;
-
 impl Buffer {
-    /// Appends `data`; `expected` is the total the body announced, if any. Memory is
-    /// allocated as bytes arrive: at most [`GROWTH`] times what was received (and never
-    /// beyond `expected`), so a large `Content-Length` followed by a trickle holds
-    /// little, while a body that does arrive is copied into place only a few times.
-    pub(crate) fn push(&mut self, data: Bytes, expected: usize) {
+    /// Appends `data`.
+    pub(crate) fn push(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
         }
         match self {
             Self::Empty => *self = Self::One(data),
             Self::One(first) => {
-                let received = first.len() + data.len();
-                let mut all =
-                    BytesMut::with_capacity(capacity_for(received, expected, FIRST_CAPACITY));
-                all.extend_from_slice(first);
-                all.extend_from_slice(&data);
-                *self = Self::Many(all);
+                let first = std::mem::take(first);
+                let len = first.len() + data.len();
+                *self = Self::Many {
+                    frames: vec![first, data],
+                    len,
+                };
             }
-            Self::Many(all) => {
-                let received = all.len() + data.len();
-                if received > all.capacity() {
-                    let capacity = capacity_for(received, expected, 0);
-                    all.reserve(capacity - all.len());
-                }
-                all.extend_from_slice(&data);
+            Self::Many { frames, len } => {
+                *len += data.len();
+                frames.push(data);
             }
         }
     }
@@ -125,20 +118,15 @@ impl Buffer {
         match self {
             Self::Empty => Bytes::new(),
             Self::One(data) => data,
-            Self::Many(all) => all.freeze(),
+            Self::Many { frames, len } => {
+                let mut all = BytesMut::with_capacity(len);
+                for frame in frames {
+                    all.extend_from_slice(&frame);
+                }
+                all.freeze()
+            }
         }
     }
-}
-
-/// The capacity for `received` bytes of a body announced as `expected`: up to
-/// [`GROWTH`] times what arrived (at least `floor`), not beyond what was announced,
-/// never less than what arrived.
-fn capacity_for(received: usize, expected: usize, floor: usize) -> usize {
-    received
-        .saturating_mul(GROWTH)
-        .max(floor)
-        .min(expected)
-        .max(received)
 }
 
 pin_project! {
@@ -229,37 +217,31 @@ mod tests {
     fn a_single_frame_is_kept_without_copying() {
         let data = Bytes::from_static(b"hello world");
         let mut buffer = Buffer::default();
-        buffer.push(data.clone(), 11);
+        buffer.push(data.clone());
         let out = buffer.freeze();
         assert_eq!(out.as_ptr(), data.as_ptr());
     }
 
     #[test]
-    fn a_large_declared_length_is_not_allocated_up_front() {
-        let mut buffer = Buffer::default();
-        buffer.push(Bytes::from_static(b"ab"), 1024 * 1024);
-        buffer.push(Bytes::from_static(b"cd"), 1024 * 1024);
-        let Buffer::Many(all) = &buffer else {
-            panic!("two frames are joined")
-        };
-        assert!(all.capacity() <= FIRST_CAPACITY * 2, "{}", all.capacity());
-    }
-
-    #[test]
-    fn a_body_that_arrives_grows_to_its_declared_length() {
+    fn frames_are_kept_as_they_arrive_and_joined_once_at_the_end() {
         let mut buffer = Buffer::default();
         let frame = Bytes::from(vec![7u8; 16 * 1024]);
         for _ in 0..64 {
-            buffer.push(frame.clone(), 1024 * 1024);
+            buffer.push(frame.clone());
         }
-        assert_eq!(buffer.freeze().len(), 1024 * 1024);
+        let Buffer::Many { frames, len } = &buffer else {
+            panic!("frames are kept")
+        };
+        assert_eq!((frames.len(), *len), (64, 1024 * 1024));
+        let body = buffer.freeze();
+        assert_eq!(body.len(), 1024 * 1024);
     }
 
     #[test]
     fn many_frames_are_joined_in_order() {
         let mut buffer = Buffer::default();
         for part in ["a", "", "bc", "def"] {
-            buffer.push(Bytes::from(part), 0);
+            buffer.push(Bytes::from(part));
         }
         assert_eq!(buffer.freeze(), "abcdef");
     }

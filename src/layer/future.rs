@@ -97,7 +97,6 @@ struct Reading<S> {
     buffer: Buffer,
     held: Held,
     received: usize,
-    expected: usize,
     trailers: Option<Box<HeaderMap>>,
 }
 
@@ -129,10 +128,8 @@ where
         service: S,
         config: Arc<Config>,
         signatures: Signatures,
-        declared: Option<u64>,
         held: Held,
     ) -> Self {
-        let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
         Self {
             kind: Kind::Reading {
                 body,
@@ -140,7 +137,6 @@ where
                     parts,
                     service,
                     verification: config.keys.start(),
-                    expected: expected.min(config.max_body_bytes),
                     config,
                     signatures,
                     buffer: Buffer::Empty,
@@ -287,7 +283,7 @@ where
                         return Poll::Ready(Err(self.config.overloaded()));
                     }
                     self.verification.update(&data);
-                    self.buffer.push(data, self.expected);
+                    self.buffer.push(data);
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {

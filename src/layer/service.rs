@@ -122,7 +122,7 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
         let config = Arc::clone(config);
-        ResponseFuture::reading(body, parts, inner, config, signatures, declared, held)
+        ResponseFuture::reading(body, parts, inner, config, signatures, held)
     }
 }
 

@@ -1,0 +1,77 @@
+//! For benchmarks only (`scripts/load.sh compare`): one handler served three ways, so
+//! that wrk can weigh the signature layer against the check most users would write by
+//! hand and against no check at all. Not an example to copy.
+//!
+//! - `POST /layer`: behind `GenesysSignatureLayer` with its defaults;
+//! - `POST /hand`: axum's `Bytes` extractor, `Hmac<Sha256>` over the whole body,
+//!   `hex::encode`, and a `subtle` comparison with `X-Genesys-Signature`;
+//! - `POST /plain`: the handler alone.
+//!
+//! The handler parses the JSON and answers a small JSON object. `LISTEN_ADDR`
+//! (default `127.0.0.1:5002`) and `BENCH_SECRET` (default `bench-secret`).
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use genesys_webhook::GenesysSignatureLayer;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+#[path = "common/process.rs"]
+mod process;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    process::init_tracing();
+    process::exit(run().await)
+}
+
+async fn run() -> Result<(), axum::BoxError> {
+    let secret = std::env::var("BENCH_SECRET").unwrap_or_else(|_| "bench-secret".into());
+    let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:5002".into());
+    let layer = GenesysSignatureLayer::builder()
+        .secret(secret.clone())
+        .build()?;
+    let app = Router::new()
+        .route("/layer", post(handle).route_layer(layer))
+        .route("/hand", post(hand_written))
+        .route("/plain", post(handle))
+        .with_state(secret)
+        // The hand-written route reads the body with `Bytes`: let it take 1 MiB too.
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(process::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Parses the event and answers a small JSON object.
+async fn handle(Json(event): Json<Value>) -> Json<Value> {
+    Json(json!({ "ok": true, "fields": event.as_object().map_or(0, |o| o.len()) }))
+}
+
+/// The signature check as most users would write it.
+async fn hand_written(State(secret): State<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(received) = headers.get("x-genesys-signature") else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    mac.update(&body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    if !bool::from(expected.as_bytes().ct_eq(received.as_bytes())) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(event) => handle(Json(event)).await.into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
