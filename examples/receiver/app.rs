@@ -200,12 +200,13 @@ impl Settings {
                 fallback
             }
         };
+        // A number from variable `name`, or `default` when it is unset or blank.
         fn number<T: std::str::FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
             name: &str,
-            value: Option<String>,
             default: T,
         ) -> Result<T, BoxError> {
-            match value {
+            match var(name).filter(|v| !v.trim().is_empty()) {
                 None => Ok(default),
                 Some(text) => text
                     .trim()
@@ -223,85 +224,29 @@ impl Settings {
         Ok(Self {
             secret,
             previous_secret: non_blank("GENESYS_WEBHOOK_SECRET_PREVIOUS"),
-            listen_addr: number(
-                "LISTEN_ADDR",
-                non_blank("LISTEN_ADDR"),
-                "127.0.0.1:5000".parse()?,
-            )?,
-            max_body_bytes: number(
-                "GENESYS_MAX_BODY_BYTES",
-                non_blank("GENESYS_MAX_BODY_BYTES"),
-                1024 * 1024,
-            )?,
-            request_timeout: Duration::from_secs(number(
-                "GENESYS_REQUEST_TIMEOUT_SECS",
-                non_blank("GENESYS_REQUEST_TIMEOUT_SECS"),
-                10,
-            )?),
+            listen_addr: number(&var, "LISTEN_ADDR", "127.0.0.1:5000".parse()?)?,
+            max_body_bytes: number(&var, "GENESYS_MAX_BODY_BYTES", 1024 * 1024)?,
+            request_timeout: Duration::from_secs(number(&var, "GENESYS_REQUEST_TIMEOUT_SECS", 10)?),
             replay_store: non_blank("GENESYS_REPLAY_STORE"),
-            replay_ttl: Duration::from_secs(number(
-                "GENESYS_REPLAY_TTL_SECS",
-                non_blank("GENESYS_REPLAY_TTL_SECS"),
-                600,
-            )?),
-            replay_lease: Duration::from_secs(number(
-                "GENESYS_REPLAY_LEASE_SECS",
-                non_blank("GENESYS_REPLAY_LEASE_SECS"),
-                30,
-            )?),
-            max_buffered_bytes: number(
-                "GENESYS_MAX_BUFFERED_BYTES",
-                non_blank("GENESYS_MAX_BUFFERED_BYTES"),
-                64 * 1024 * 1024,
-            )?,
+            replay_ttl: Duration::from_secs(number(&var, "GENESYS_REPLAY_TTL_SECS", 600)?),
+            replay_lease: Duration::from_secs(number(&var, "GENESYS_REPLAY_LEASE_SECS", 30)?),
+            max_buffered_bytes: number(&var, "GENESYS_MAX_BUFFERED_BYTES", 64 * 1024 * 1024)?,
             bench_baseline: non_blank("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
             inbox,
             inbox_options: InboxOptions {
-                max_attempts: number(
-                    "GENESYS_INBOX_MAX_ATTEMPTS",
-                    non_blank("GENESYS_INBOX_MAX_ATTEMPTS"),
-                    defaults.max_attempts,
-                )?
-                .max(1),
-                max_events: number(
-                    "GENESYS_INBOX_MAX_EVENTS",
-                    non_blank("GENESYS_INBOX_MAX_EVENTS"),
-                    defaults.max_events,
-                )?,
-                max_bytes: number(
-                    "GENESYS_INBOX_MAX_BYTES",
-                    non_blank("GENESYS_INBOX_MAX_BYTES"),
-                    defaults.max_bytes,
-                )?,
-            },
-            group_commit: number(
-                "GENESYS_INBOX_GROUP_COMMIT",
-                non_blank("GENESYS_INBOX_GROUP_COMMIT"),
-                1u8,
-            )? != 0,
-            worker: WorkerSettings {
-                lease: Duration::from_secs(
-                    number(
-                        "GENESYS_INBOX_LEASE_SECS",
-                        non_blank("GENESYS_INBOX_LEASE_SECS"),
-                        30,
-                    )?
+                max_attempts: number(&var, "GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts)?
                     .max(1),
-                ),
-                concurrency: number(
-                    "GENESYS_WORKER_CONCURRENCY",
-                    non_blank("GENESYS_WORKER_CONCURRENCY"),
-                    16,
-                )?
-                .max(1),
-                delay: Duration::from_millis(number(
-                    "GENESYS_WORKER_DELAY_MS",
-                    non_blank("GENESYS_WORKER_DELAY_MS"),
-                    0,
-                )?),
+                max_events: number(&var, "GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?,
+                max_bytes: number(&var, "GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?,
+            },
+            group_commit: number(&var, "GENESYS_INBOX_GROUP_COMMIT", 1u8)? != 0,
+            worker: WorkerSettings {
+                lease: Duration::from_secs(number(&var, "GENESYS_INBOX_LEASE_SECS", 30)?.max(1)),
+                concurrency: number(&var, "GENESYS_WORKER_CONCURRENCY", 16)?.max(1),
+                delay: Duration::from_millis(number(&var, "GENESYS_WORKER_DELAY_MS", 0)?),
                 retry_base: Duration::from_millis(number(
+                    &var,
                     "GENESYS_WORKER_RETRY_BASE_MS",
-                    non_blank("GENESYS_WORKER_RETRY_BASE_MS"),
                     1000,
                 )?),
                 fail_on: non_blank("GENESYS_WORKER_FAIL_ON"),

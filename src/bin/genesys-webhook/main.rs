@@ -72,11 +72,6 @@ impl From<SchemeArg> for Scheme {
     }
 }
 
-/// The command-line name of a scheme.
-pub(crate) fn scheme_name(scheme: Scheme) -> &'static str {
-    scheme.name()
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

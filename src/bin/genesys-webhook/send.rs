@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::input::{parse_header, read_body};
 use crate::output::{printable, progress, Failure, Report};
 use crate::secret::WebhookSecrets;
-use crate::{scheme_name, SchemeArg};
+use crate::SchemeArg;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -78,7 +78,7 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
         .map_err(|e| Failure::io(format!("could not read the answer: {e}")))?;
     let mut doc = json!({
         "url": args.url,
-        "scheme": scheme_name(scheme),
+        "scheme": scheme.name(),
         "tamper": args.tamper,
         "status": status.as_u16(),
         "body": printable(answer.as_bytes(), ANSWER_CHARS),

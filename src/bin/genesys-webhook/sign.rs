@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::input::read_body;
 use crate::output::{Failure, Report};
 use crate::secret::WebhookSecrets;
-use crate::{scheme_name, SchemeArg};
+use crate::SchemeArg;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -29,7 +29,7 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
     Ok(Report::passed(
         format!("{}: {value}", scheme.display_header_name()),
         json!({
-            "scheme": scheme_name(scheme),
+            "scheme": scheme.name(),
             "header": scheme.display_header_name(),
             "value": value,
             "bodyBytes": body.len(),

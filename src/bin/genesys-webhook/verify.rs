@@ -8,7 +8,6 @@ use serde_json::json;
 
 use crate::input::{parse_header, read_body};
 use crate::output::{Failure, Report};
-use crate::scheme_name;
 use crate::secret::WebhookSecrets;
 
 /// How much of a digest may be shown.
@@ -74,7 +73,7 @@ fn verify(secrets: &[String], name: &str, value: &str, body: &[u8]) -> Report {
             ),
             json!({
                 "valid": true,
-                "scheme": scheme_name(scheme),
+                "scheme": scheme.name(),
                 "secretIndex": index,
                 "encoding": encoding,
                 "bodyBytes": body.len(),
@@ -241,7 +240,7 @@ fn mismatch(
         text.trim_end(),
         json!({
             "valid": false,
-            "scheme": scheme.map(scheme_name),
+            "scheme": scheme.map(Scheme::name),
             "reasons": reasons,
             "receivedPrefix": received,
             "computedPrefixes": computed,
