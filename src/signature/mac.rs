@@ -116,11 +116,19 @@ pub(crate) fn find_match(computed: &[Digest], received: &Digest) -> Option<usize
     let mut found = subtle::Choice::from(0);
     let mut index = 0u64;
     for (i, digest) in computed.iter().enumerate() {
-        let equal = digest.ct_eq(received) & !found;
+        let equal = digests_equal(digest, received) & !found;
         index.conditional_assign(&(i as u64), equal);
         found |= equal;
     }
     bool::from(found).then_some(index as usize)
+}
+
+/// Whether two digests are equal, in constant time: every byte pair is compared
+/// whatever came before, and only the OR of their differences is tested. (`subtle`'s
+/// slice comparison puts an optimization barrier on every byte instead.)
+fn digests_equal(a: &Digest, b: &Digest) -> subtle::Choice {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    difference.ct_eq(&0)
 }
 
 #[cfg(test)]
@@ -195,6 +203,19 @@ mod tests {
             let digests = v.finish();
             assert_eq!(digests[0], hmac_sha256(b"a", &body));
             assert_eq!(digests[1], hmac_sha256(b"b", &body));
+        }
+    }
+
+    #[test]
+    fn digests_differing_in_any_single_bit_are_not_equal() {
+        let a: Digest = std::array::from_fn(|i| i as u8);
+        assert!(bool::from(digests_equal(&a, &a)));
+        for byte in 0..32 {
+            for bit in 0..8 {
+                let mut b = a;
+                b[byte] ^= 1 << bit;
+                assert!(!bool::from(digests_equal(&a, &b)), "byte {byte} bit {bit}");
+            }
         }
     }
 

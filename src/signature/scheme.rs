@@ -286,7 +286,10 @@ pub(crate) fn digest_prefix(digest: &Digest, encoding: Encoding, n: usize) -> St
 
 fn decode_hex(text: &[u8]) -> Result<ParsedSignature, MalformedSignature> {
     let mut digest = [0u8; 32];
-    hex::decode_to_slice(text, &mut digest).map_err(|_| MalformedSignature::InvalidHex)?;
+    // `const_hex` validates and decodes with the CPU's vector instructions when it has
+    // them (about a fifth of the instructions of `hex`). It would also skip a `0x`
+    // prefix, which the exact length checked by the caller (64) already rules out.
+    const_hex::decode_to_slice(text, &mut digest).map_err(|_| MalformedSignature::InvalidHex)?;
     Ok(ParsedSignature {
         digest,
         encoding: Encoding::Hex,
@@ -335,6 +338,25 @@ mod tests {
         assert!(Scheme::Genesys
             .parse(format!("sha256={HEX}").as_bytes())
             .is_err());
+    }
+
+    #[test]
+    fn hex_with_a_0x_prefix_is_refused() {
+        // 64 characters in all, so the length check passes and the decoder decides.
+        let value = format!("0x{}", &HEX[2..]);
+        assert_eq!(
+            Scheme::Genesys.parse(value.as_bytes()),
+            Err(MalformedSignature::InvalidHex)
+        );
+        assert_eq!(
+            Scheme::Genesys.parse(format!("0x{HEX}").as_bytes()),
+            Err(MalformedSignature::HexOnly { len: 66 })
+        );
+        for bad in [b'g', b' ', b'+', 0xff] {
+            let mut value = HEX.as_bytes().to_vec();
+            value[31] = bad;
+            assert!(Scheme::Genesys.parse(&value).is_err(), "{bad:#x}");
+        }
     }
 
     #[test]
