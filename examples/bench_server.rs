@@ -11,18 +11,29 @@
 //! `serde_json::from_slice` and answers a small JSON object. (axum's `Json<T>`
 //! extractor would add a `Content-Type` check and error paths to the routes that can
 //! use it, but not to the hand-written one, which must take `Bytes` to hash them.)
-//! `POST /layer/json` is the layer with the handler taking `Json<Value>` instead, to
-//! weigh that extractor on its own. `LISTEN_ADDR` (default `127.0.0.1:5002`) and
-//! `BENCH_SECRET` (default `bench-secret`).
+//! Two more routes, for `scripts/instructions.sh compare`:
+//! - `POST /layer/json`: the layer with the handler taking `Json<Value>` instead, to
+//!   weigh that extractor on its own;
+//! - `POST /buffered`: the handler behind the least a body-reading middleware does
+//!   (read the whole body, hand the bytes on as a new body type, keep tower's
+//!   clone-and-swap of the inner service), with no check at all: the floor under any
+//!   layer that verifies a body before the handler runs.
+//!
+//! `LISTEN_ADDR` (default `127.0.0.1:5002`) and `BENCH_SECRET` (default `bench-secret`).
 
-use axum::body::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use genesys_webhook::GenesysSignatureLayer;
 use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -47,6 +58,10 @@ async fn run() -> Result<(), axum::BoxError> {
         .route("/layer/json", post(handle_json).route_layer(layer))
         .route("/hand", post(hand_written))
         .route("/plain", post(handle))
+        .route(
+            "/buffered",
+            post(handle).route_layer(tower::layer::layer_fn(Buffered)),
+        )
         .with_state(secret)
         // The hand-written route reads the body with `Bytes`: let it take 1 MiB too.
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
@@ -94,4 +109,38 @@ async fn hand_written(State(secret): State<String>, headers: HeaderMap, body: By
         return StatusCode::UNAUTHORIZED.into_response();
     }
     respond(&body)
+}
+
+/// The least a body-reading middleware does: read the whole body, then call the inner
+/// service with the bytes as a new body.
+#[derive(Clone)]
+struct Buffered<S>(S);
+
+impl<S> tower::Service<Request<Body>> for Buffered<S>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let clone = self.0.clone();
+        let mut inner = std::mem::replace(&mut self.0, clone);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            match body.collect().await {
+                Ok(collected) => {
+                    let body = Full::new(collected.to_bytes());
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(_) => Ok(StatusCode::BAD_REQUEST.into_response()),
+            }
+        })
+    }
 }

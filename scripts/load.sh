@@ -7,7 +7,8 @@
 #   scripts/load.sh inbox      group commit: SQLite grouped, SQLite one commit per
 #                              event, and the memory inbox (not part of the default run)
 #   scripts/load.sh compare    the layer against the hand-written check and against no
-#                              check (examples/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB
+#                              check (examples/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB;
+#                              ROUTES="layer plain buffered" SIZES=1024 for other routes
 #   scripts/load.sh flood      200 concurrent 1 MiB wrongly signed bodies against the
 #                              64 MiB buffering budget, valid requests alongside and after
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
@@ -110,40 +111,49 @@ PY
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
 if [ "$MODE" = compare ]; then
+  # ROUTES: the first is weighed against each of the others (bench_server's routes:
+  # layer, hand, plain, buffered, layer/json). SIZES: body sizes in bytes.
+  read -r -a routes <<<"${ROUTES:-layer hand plain}"
+  read -r -a sizes <<<"${SIZES:-1024 65536 1048576}"
   cargo build --release --example bench_server >&2
   export SECRET
-  for size in 1024 65536 1048576; do payload "cmp$size" "$size" valid; done
+  for size in "${sizes[@]}"; do payload "cmp$size" "$size" valid; done
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
-  echo "## Layer vs hand-written vs unverified: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
+  echo "## ${routes[*]}: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
   BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port target/release/examples/bench_server >"$work/bench.log" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
     sleep 0.05
   done
-  for size in 1024 65536 1048576; do
+  count=${#routes[@]}
+  for size in "${sizes[@]}"; do
     declare -A rps=()
     for round in $(seq 1 "$ROUNDS"); do
-      routes=(layer hand plain)
-      rotated=("${routes[@]:$((round % 3))}" "${routes[@]:0:$((round % 3))}")
+      shift_by=$((round % count))
+      rotated=("${routes[@]:$shift_by}" "${routes[@]:0:$shift_by}")
       for route in "${rotated[@]}"; do
         read -r r p99 bad cpu rest < <(run "cmp$size" "/$route" 32)
         if [ "$bad" != 0 ]; then echo "WARNING: $route answered $bad non-2xx" >&2; fi
         rps[$route]="${rps[$route]:-} $r"
       done
     done
-    python3 - "$size" "${rps[layer]}" "${rps[hand]}" "${rps[plain]}" <<'PY'
+    args=()
+    for route in "${routes[@]}"; do args+=("$route" "${rps[$route]}"); done
+    python3 - "$size" "${args[@]}" <<'PY'
 import statistics, sys
-size = int(sys.argv[1])
-rounds = [[float(x) for x in a.split()] for a in sys.argv[2:5]]
-layer, hand, plain = (statistics.median(r) for r in rounds)
-# Ratios within each round (the three runs are back to back), then their median:
+size, rest = int(sys.argv[1]), sys.argv[2:]
+names = rest[0::2]
+rounds = [[float(x) for x in r.split()] for r in rest[1::2]]
+medians = ", ".join(f"{n} {statistics.median(r):.0f}" for n, r in zip(names, rounds))
+# Ratios within each round (the runs of a round are back to back), then their median:
 # this machine's speed drifts between rounds by more than the differences measured.
-vs_hand = statistics.median(l / h for l, h in zip(rounds[0], rounds[1]))
-vs_plain = statistics.median(l / p for l, p in zip(rounds[0], rounds[2]))
-print(f"{size:>8} B: layer {layer:8.0f} req/s, hand-written {hand:8.0f}, unverified {plain:8.0f}; "
-      f"per-round medians: layer/hand {vs_hand:.3f}, layer/unverified {vs_plain:.3f}  "
-      f"(rounds: {sys.argv[2].strip()} | {sys.argv[3].strip()} | {sys.argv[4].strip()})")
+ratios = ", ".join(
+    f"{names[0]}/{n} {statistics.median(a / b for a, b in zip(rounds[0], r)):.3f}"
+    for n, r in zip(names[1:], rounds[1:]))
+print(f"{size:>8} B: req/s (medians) {medians}; per-round medians: {ratios}")
+for n, r in zip(names, rounds):
+    print(f"           {n:12} rounds: {' '.join(f'{x:.0f}' for x in r)}")
 PY
     unset rps
   done
