@@ -270,6 +270,9 @@ vr=$(median "${v_rps[@]}"); br=$(median "${b_rps[@]}")
 vp=$(median "${v_p99[@]}"); bp=$(median "${b_p99[@]}")
 vc=$(median "${v_cpu[@]}"); bc=$(median "${b_cpu[@]}")
 python3 -c "print(f'median verified {float($vr):.0f} req/s (p99 {float($vp):.2f} ms), unverified {float($br):.0f} req/s (p99 {float($bp):.2f} ms): throughput ratio {float($vr)/float($br):.3f} (target >= 0.95); server CPU {float($vc):.1f} vs {float($bc):.1f} us/req')"
+# The two runs of a round are back to back: their ratio, then the median over rounds, is
+# less exposed to the machine's drift between rounds than the ratio of the medians.
+python3 -c "import statistics; v = [float(x) for x in '${v_rps[*]}'.split()]; b = [float(x) for x in '${b_rps[*]}'.split()]; print(f'per-round ratio verified/unverified: median {statistics.median(a / c for a, c in zip(v, b)):.3f} (rounds: {\" \".join(f\"{a / c:.3f}\" for a, c in zip(v, b))})')"
 fi
 
 if want attack; then
