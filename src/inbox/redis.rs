@@ -362,7 +362,7 @@ fn default_consumer() -> Result<String, InboxError> {
     Ok(format!(
         "{host}-{}-{}",
         std::process::id(),
-        hex::encode(random)
+        const_hex::encode(random)
     ))
 }
 

@@ -90,7 +90,7 @@ impl ReplayKey {
 impl fmt::Debug for ReplayKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Enough to tell keys apart in logs, not enough to reuse.
-        write!(f, "ReplayKey({}…)", hex::encode(&self.0[..4]))
+        write!(f, "ReplayKey({}…)", const_hex::encode(&self.0[..4]))
     }
 }
 

@@ -145,7 +145,7 @@ impl RedisStore {
     /// which has no business sitting in a shared database.
     fn key(&self, key: &ReplayKey) -> String {
         let hashed = Sha256::digest(key.as_bytes());
-        format!("{}{}", self.prefix, hex::encode(hashed))
+        format!("{}{}", self.prefix, const_hex::encode(hashed))
     }
 
     /// What a command's future owns: a handle on the connection, the scripts and the

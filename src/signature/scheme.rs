@@ -40,7 +40,7 @@ impl Encoding {
     /// without any scheme prefix.
     pub fn encode(self, digest: &[u8; 32]) -> String {
         match self {
-            Self::Hex => hex::encode(digest),
+            Self::Hex => const_hex::encode(digest),
             Self::Base64 => STANDARD.encode(digest),
         }
     }
