@@ -107,7 +107,8 @@ pub fn faulty(faults: Faults) -> ReplayProtection {
 }
 
 /// A server whose handler counts its calls; bodies containing `slow<ms>` take that
-/// long. With `deadline`, a timeout around the whole stack answers 408.
+/// long, and bodies containing `fail500` are answered 500. With `deadline`, a timeout
+/// around the whole stack answers 408.
 pub struct Server {
     pub addr: std::net::SocketAddr,
     pub calls: Arc<AtomicUsize>,
@@ -129,7 +130,11 @@ pub async fn server(layer: GenesysSignatureLayer, deadline: Option<Duration>) ->
             {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            (StatusCode::OK, "processed")
+            if text.contains("fail500") {
+                (StatusCode::INTERNAL_SERVER_ERROR, "failed")
+            } else {
+                (StatusCode::OK, "processed")
+            }
         }
     };
     let mut app = Router::new().route("/", post(handler)).route_layer(layer);

@@ -1,23 +1,16 @@
 //! The replay-protection behaviour suite, run on every store (memory in
 //! `tests/replay.rs`, Redis in `tests/redis.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::routing::post;
-use axum::Router;
 use genesys_webhook::replay::{
     LeaseId, ReplayKey, ReplayProtection, ReplayStore, Reservation, StoreError, StoreFuture,
 };
-use genesys_webhook::signature::{sign_genesys, sign_open_messaging};
-use genesys_webhook::GenesysSignatureLayer;
-use http::StatusCode;
+use genesys_webhook::signature::sign_genesys;
 
+use super::faults::{layer, server, unique, Server, SECRET};
 use super::*;
-
-pub const SECRET: &str = "replay-secret";
 
 /// A store to test: how to make protection backed by it, and by the same kind of
 /// store when it is down.
@@ -27,64 +20,9 @@ pub struct Backend {
     pub _server: Option<RedisServer>,
 }
 
-/// A receiver whose handler counts the calls it gets. Bodies containing `fail` are
-/// answered 500, bodies containing `slow` take 300 ms.
-struct Harness {
-    addr: std::net::SocketAddr,
-    calls: Arc<AtomicUsize>,
-}
-
-async fn harness(protection: ReplayProtection) -> Harness {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&calls);
-    let handler = move |body: Bytes| {
-        let counter = Arc::clone(&counter);
-        async move {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let text = String::from_utf8_lossy(&body);
-            if text.contains("slow") {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            if text.contains("fail") {
-                (StatusCode::INTERNAL_SERVER_ERROR, "failed")
-            } else {
-                (StatusCode::OK, "processed")
-            }
-        }
-    };
-    let layer = GenesysSignatureLayer::builder()
-        .secret(SECRET)
-        .replay_protection(protection)
-        .build()
-        .unwrap();
-    let addr = serve_axum(Router::new().route("/", post(handler)).route_layer(layer)).await;
-    Harness { addr, calls }
-}
-
-impl Harness {
-    async fn send(&self, body: &str) -> RawResponse {
-        let sig = sign_open_messaging(SECRET, body.as_bytes());
-        post_bytes(
-            self.addr,
-            "/",
-            &[("X-Hub-Signature-256", sig.as_str())],
-            body.as_bytes(),
-        )
-        .await
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-fn unique(label: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        r#"{{"label":"{label}","n":{},"pid":{}}}"#,
-        NEXT.fetch_add(1, Ordering::SeqCst),
-        std::process::id()
-    )
+/// A receiver whose handler counts its calls, behind the layer with `protection`.
+async fn harness(protection: ReplayProtection) -> Server {
+    server(layer(protection), None).await
 }
 
 pub async fn replay_after_success(backend: Backend) {
@@ -116,7 +54,7 @@ pub async fn replay_after_success(backend: Backend) {
 
 pub async fn retry_after_failure(backend: Backend) {
     let h = harness((backend.make)()).await;
-    let body = unique("fail");
+    let body = unique("fail500");
     assert_eq!(h.send(&body).await.status, 500);
     assert_eq!(h.send(&body).await.status, 500);
     assert_eq!(
@@ -128,7 +66,7 @@ pub async fn retry_after_failure(backend: Backend) {
 
 pub async fn concurrent_duplicates(backend: Backend) {
     let h = Arc::new(harness((backend.make)()).await);
-    let body = Arc::new(unique("slow"));
+    let body = Arc::new(unique("slow300"));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (h, body) = (Arc::clone(&h), Arc::clone(&body));
@@ -265,6 +203,7 @@ pub fn redis() -> Option<Backend> {
 
 #[cfg(feature = "redis")]
 fn rand_suffix() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::SeqCst)
 }
