@@ -30,3 +30,15 @@ pub(crate) fn with_retry_after<B>(mut response: Response<B>, after: Duration) ->
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
+
+/// Adds `Connection: close`: for an answer given before the request's body was read to
+/// its end, whose unread rest would otherwise be taken for the next request.
+pub(crate) fn closing<B>(mut response: Response<B>) -> Response<B> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The panic message of a future polled again after it completed, as tower-http's.
+pub(crate) const POLLED_AFTER_COMPLETION: &str = "future polled after completion";

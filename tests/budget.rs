@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -18,15 +20,44 @@ const SECRET: &str = "budget-secret";
 const PATH: &str = "/";
 
 async fn server(layer: GenesysSignatureLayer) -> std::net::SocketAddr {
-    serve_axum(
+    counting_server(layer).await.0
+}
+
+/// A server that counts the requests whose headers it has read (before the layer
+/// reads any body), so that a test can wait for held-open requests deterministically.
+async fn counting_server(layer: GenesysSignatureLayer) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let entered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&entered);
+    let addr = serve_axum(
         Router::new()
             .route(
                 PATH,
                 post(|body: Bytes| async move { format!("{}", body.len()) }),
             )
-            .route_layer(layer),
+            .route_layer(layer)
+            .layer(tower::util::MapRequestLayer::new(
+                move |request: axum::extract::Request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    request
+                },
+            )),
     )
-    .await
+    .await;
+    (addr, entered)
+}
+
+/// Waits until `count` requests have reached the server.
+async fn until_entered(entered: &AtomicUsize, count: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while entered.load(Ordering::SeqCst) < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {count} requests reached the server",
+            entered.load(Ordering::SeqCst)
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn budget_layer(budget: usize) -> GenesysSignatureLayer {
@@ -52,33 +83,72 @@ async fn hold_open(addr: std::net::SocketAddr, len: usize, sent: usize) -> TcpSt
     stream
 }
 
+async fn signed(addr: std::net::SocketAddr, body: &[u8]) -> RawResponse {
+    let sig = sign_genesys(SECRET, body);
+    post_bytes(addr, PATH, &[("X-Genesys-Signature", sig.as_str())], body).await
+}
+
+/// Sends `body` until the answer is a 503: the bytes of a held-open request count only
+/// once the server has read them, which the test cannot see from outside.
+async fn until_overloaded(addr: std::net::SocketAddr, body: &[u8]) -> RawResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = signed(addr, body).await;
+        if response.status == 503 || tokio::time::Instant::now() > deadline {
+            return response;
+        }
+        assert_eq!(response.status, 200, "{}", response.text());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declared_length_past_the_budget_is_answered_503_before_the_body_is_read() {
+async fn idle_senders_that_only_announce_large_bodies_hold_no_budget() {
+    // The attack of the issue, against the receiver's default budget of 64 MiB: 56
+    // connections announce 1 MiB and 128 announce 64 KiB, send their headers and wait.
+    let (addr, entered) = counting_server(budget_layer(64 * 1024 * 1024)).await;
+    let mut idle = Vec::new();
+    for _ in 0..56 {
+        idle.push(hold_open(addr, 1024 * 1024, 0).await);
+    }
+    for _ in 0..128 {
+        idle.push(hold_open(addr, 64 * 1024, 0).await);
+    }
+    until_entered(&entered, idle.len()).await;
+    let mut ok = 0;
+    for i in 0..200 {
+        let body = format!(r#"{{"event":"valid-{i}","pad":"{}"}}"#, "p".repeat(1000));
+        if signed(addr, body.as_bytes()).await.status == 200 {
+            ok += 1;
+        }
+    }
+    assert!(ok >= 198, "only {ok} of 200 valid events were answered 200");
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_received_past_the_budget_are_answered_503_and_close_the_connection() {
     let addr = server(budget_layer(100 * 1024)).await;
-    // One request holds 60 KiB of the budget while its body trickles in.
-    let _holder = hold_open(addr, 60 * 1024, 10).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One request holds 60 KiB of the budget: it sent them, and waits with the rest.
+    let _holder = hold_open(addr, 60 * 1024 + 10, 60 * 1024).await;
 
     let body = vec![b'y'; 60 * 1024];
-    let sig = sign_genesys(SECRET, &body);
-    let response = post_bytes(addr, PATH, &[("X-Genesys-Signature", sig.as_str())], &body).await;
+    let response = until_overloaded(addr, &body).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.json(), serde_json::json!({"error": "overloaded"}));
     assert_eq!(response.header("retry-after"), Some("5"));
     assert_eq!(response.header("connection"), Some("close"));
 
     // A smaller one still fits.
-    let small = vec![b'z'; 1024];
-    let sig = sign_genesys(SECRET, &small);
-    let ok = post_bytes(addr, PATH, &[("X-Genesys-Signature", sig.as_str())], &small).await;
+    let ok = signed(addr, &vec![b'z'; 1024]).await;
     assert_eq!((ok.status, ok.text()), (200, "1024"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_growing_past_the_budget_is_answered_503() {
     let addr = server(budget_layer(64 * 1024)).await;
-    let _holder = hold_open(addr, 40 * 1024, 10).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _holder = hold_open(addr, 40 * 1024 + 10, 40 * 1024).await;
+    until_overloaded(addr, &vec![b'w'; 40 * 1024]).await;
     let chunk = vec![b'c'; 16 * 1024];
     let body = [chunk.as_slice(), &chunk].concat();
     let sig = sign_genesys(SECRET, &body);
@@ -91,6 +161,30 @@ async fn a_chunked_body_growing_past_the_budget_is_answered_503() {
     .await;
     assert_eq!(response.status, 503);
     assert_eq!(response.json(), serde_json::json!({"error": "overloaded"}));
+    assert_eq!(response.header("connection"), Some("close"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_found_while_streaming_closes_the_connection() {
+    let layer = GenesysSignatureLayer::builder()
+        .secret(SECRET)
+        .max_body_bytes(1000)
+        .build()
+        .unwrap();
+    let addr = server(layer).await;
+    // No Content-Length: the limit is found in the middle of the chunked body.
+    let chunk = vec![b'c'; 800];
+    let body = [chunk.as_slice(), &chunk].concat();
+    let sig = sign_genesys(SECRET, &body);
+    let response = post_chunked(
+        addr,
+        PATH,
+        &[("X-Genesys-Signature", sig.as_str())],
+        &[&chunk, &chunk],
+    )
+    .await;
+    assert_eq!(response.status, 413);
+    assert_eq!(response.header("connection"), Some("close"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

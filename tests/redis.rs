@@ -62,6 +62,9 @@ fn main() {
         two_replicas_on_one_stream_process_each_event_once_and_survive_losing_one,
         a_handler_slower_than_the_lease_keeps_its_reservation_in_redis,
         a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry,
+        a_reservation_left_by_a_frozen_redis_is_released_once_it_answers,
+        a_reservation_left_by_a_frozen_redis_is_released_after_script_flush,
+        a_reservation_left_by_a_frozen_redis_is_released_after_a_restart,
         two_receivers_sharing_redis_process_a_replay_once,
     ];
     #[cfg(feature = "audiohook")]
@@ -230,6 +233,85 @@ async fn a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry()
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let retry = s.send(&body).await;
     assert_eq!(retry.text(), "processed", "{}", retry.text());
+}
+
+/// What happened to Redis's script cache before the stall.
+#[derive(Clone, Copy, PartialEq)]
+enum Before {
+    /// Nothing: the release script was never needed, so it was never loaded.
+    Nothing,
+    /// `SCRIPT FLUSH` after every script was loaded.
+    ScriptFlush,
+    /// A restart (`kill -9`) after every script was loaded.
+    Restart,
+}
+
+/// The sequence: one event answered 200, then Redis frozen (`SIGSTOP`) while
+/// event E arrives (503), 6 s later thawed (`SIGCONT`). The reservation of E lands
+/// when Redis thaws, and Redis does not hold the release script, whatever happened to
+/// its cache before. E's retries must be processed within a few seconds of Redis
+/// answering again, not blocked for the whole 30 s lease.
+async fn frozen_redis_then_retry(before: Before) {
+    let data = tempfile::tempdir().unwrap();
+    let mut redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let store = genesys_webhook::replay::RedisStore::open(&redis.url()).unwrap();
+    let s = server(layer(ReplayProtection::new(store)), None).await;
+    if before != Before::Nothing {
+        assert_eq!(s.send(&unique("warm")).await.text(), "processed");
+        assert_eq!(s.send(&unique("fail500")).await.status, 500);
+        match before {
+            Before::ScriptFlush => assert_eq!(redis.cli(&["SCRIPT", "FLUSH"]), "OK"),
+            _ => redis.crash_and_restart(),
+        }
+    }
+    let mut answers = Vec::new();
+    let warm = unique("warm-again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // After a restart the first commands may find the connection gone.
+        let answer = s.send(&warm).await;
+        answers.push(answer.text().to_owned());
+        if answer.text() == "processed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answers:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    redis.signal("STOP");
+    let body = unique("frozen");
+    let first = s.send(&body).await;
+    assert_eq!(first.status, 503, "{}", first.text());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    redis.signal("CONT");
+
+    let thawed = std::time::Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let retry = s.send(&body).await;
+        answers.push(retry.text().to_owned());
+        if retry.text() == "processed" {
+            break;
+        }
+        assert!(
+            thawed.elapsed() < Duration::from_secs(8),
+            "retries still refused {:?} after Redis answered again: {answers:?}",
+            thawed.elapsed()
+        );
+    }
+}
+
+async fn a_reservation_left_by_a_frozen_redis_is_released_once_it_answers() {
+    frozen_redis_then_retry(Before::Nothing).await
+}
+
+async fn a_reservation_left_by_a_frozen_redis_is_released_after_script_flush() {
+    frozen_redis_then_retry(Before::ScriptFlush).await
+}
+
+async fn a_reservation_left_by_a_frozen_redis_is_released_after_a_restart() {
+    frozen_redis_then_retry(Before::Restart).await
 }
 
 async fn two_receivers_sharing_redis_process_a_replay_once() {

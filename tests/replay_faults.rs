@@ -272,3 +272,66 @@ async fn an_inner_service_error_releases_the_key() {
     assert_eq!(second.status(), StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_survives_a_secret_rotation_across_replicas_sharing_a_store() {
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryStore::default());
+    let replica = |secrets: &[&str]| {
+        let mut builder = GenesysSignatureLayer::builder()
+            .replay_protection(ReplayProtection::from_arc(Arc::clone(&store)));
+        for secret in secrets {
+            builder = builder.secret(*secret);
+        }
+        builder.build().unwrap()
+    };
+    let before = server(replica(&["old"]), None).await;
+    let rotated = server(replica(&["new", "old"]), None).await;
+    let other_way = server(replica(&["old", "new"]), None).await;
+    let send = |addr, secret: &str, body: &str| {
+        let sig = sign_open_messaging(secret, body.as_bytes());
+        let body = body.to_owned();
+        async move {
+            post_bytes(
+                addr,
+                "/",
+                &[("X-Hub-Signature-256", sig.as_str())],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+
+    // Handled before the rotation, replayed after it, on either replica.
+    let body = unique("rotation");
+    assert_eq!(send(before.addr, "old", &body).await.text(), "processed");
+    for addr in [rotated.addr, other_way.addr] {
+        let replayed = send(addr, "old", &body).await;
+        assert_eq!(replayed.json(), serde_json::json!({"status": "duplicate"}));
+    }
+
+    // Signed with the new secret: one replica processes it, a retry landing on the
+    // replica configured the other way is a duplicate.
+    let body = unique("rotation-new");
+    assert_eq!(send(rotated.addr, "new", &body).await.text(), "processed");
+    let retried = send(other_way.addr, "new", &body).await;
+    assert_eq!(retried.json(), serde_json::json!({"status": "duplicate"}));
+    assert_eq!(before.calls() + rotated.calls() + other_way.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_renewals_are_counted() {
+    let protection = faulty(Faults {
+        renew_fails: true,
+        ..Faults::default()
+    })
+    .lease(Duration::from_millis(300));
+    let s = server(layer(protection.clone()), None).await;
+    assert_eq!(protection.renewal_failures(), 0);
+    let answer = s.send(&unique("slow600")).await;
+    assert_eq!(answer.text(), "processed");
+    assert!(
+        protection.renewal_failures() >= 2,
+        "{} renewal failures counted",
+        protection.renewal_failures()
+    );
+}

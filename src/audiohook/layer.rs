@@ -22,7 +22,7 @@ use crate::layer::ResponseBody;
 use crate::replay::{
     LeaseId, MemoryStore, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture,
 };
-use crate::response::{json_error, with_retry_after};
+use crate::response::{json_error, with_retry_after, POLLED_AFTER_COMPLETION};
 use crate::ConfigError;
 
 type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -449,6 +449,7 @@ pin_project! {
         Answered {
             response: Option<Response<Bytes>>,
         },
+        Done,
     }
 }
 
@@ -508,9 +509,7 @@ where
                     config,
                 } => {
                     let reservation = ready!(Pin::new(future).poll(cx));
-                    let Some((inner, request)) = pending.take() else {
-                        return Poll::Pending;
-                    };
+                    let (inner, request) = pending.take().expect(POLLED_AFTER_COMPLETION);
                     match reservation {
                         Ok(Reservation::Reserved) => Self::call(inner, request).kind,
                         Ok(Reservation::InFlight | Reservation::Done) => {
@@ -533,21 +532,22 @@ where
                 }
                 KindProj::Calling { future } => {
                     let output = ready!(future.poll(cx));
+                    self.as_mut().project().kind.set(Kind::Done);
                     return Poll::Ready(output.map(|r| r.map(ResponseBody::inner)));
                 }
                 KindProj::Delaying { sleep, response } => {
                     ready!(sleep.poll(cx));
-                    let Some(response) = response.take() else {
-                        return Poll::Pending;
-                    };
+                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                    self.as_mut().project().kind.set(Kind::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::answered)));
                 }
                 KindProj::Answered { response } => {
-                    let Some(response) = response.take() else {
-                        return Poll::Pending;
-                    };
+                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                    self.as_mut().project().kind.set(Kind::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::answered)));
                 }
+                // A caller's bug, answered as every tower-http future answers it.
+                KindProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
             };
             self.as_mut().project().kind.set(next);
         }

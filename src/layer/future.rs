@@ -18,7 +18,8 @@ use super::reservation::{decide, Attempt, Decision, Guard};
 use super::service::Signatures;
 use super::verify::{verify, Verified};
 use super::VerifiedSignature;
-use crate::replay::{ReplayProtection, Reservation, StoreError, StoreFuture};
+use crate::replay::{BodyKeyHasher, ReplayProtection, Reservation, StoreError, StoreFuture};
+use crate::response::{closing, POLLED_AFTER_COMPLETION};
 use crate::signature::Verification;
 use crate::BoxError;
 
@@ -94,6 +95,8 @@ struct Reading<S> {
     config: Arc<Config>,
     signatures: Signatures,
     verification: Verification,
+    /// The replay key, computed in the same pass when replay protection is on.
+    replay_key: Option<BodyKeyHasher>,
     buffer: Buffer,
     held: Held,
     received: usize,
@@ -137,6 +140,7 @@ where
                     parts,
                     service,
                     verification: config.keys.start(),
+                    replay_key: config.replay.as_ref().map(|_| BodyKeyHasher::new()),
                     config,
                     signatures,
                     buffer: Buffer::Empty,
@@ -161,20 +165,14 @@ where
         loop {
             let next = match self.as_mut().project().kind.project() {
                 KindProj::Reading { body, state } => {
-                    let Some(reading) = state.as_mut() else {
-                        return Poll::Pending;
-                    };
+                    let reading = state.as_mut().expect(POLLED_AFTER_COMPLETION);
                     let read = ready!(reading.poll_body(body, cx));
-                    let Some(reading) = state.take() else {
-                        return Poll::Pending;
-                    };
+                    let reading = state.take().expect(POLLED_AFTER_COMPLETION);
                     reading.finish(read)
                 }
                 KindProj::Reserving { future, pending } => {
                     let reservation = ready!(Pin::new(future).poll(cx));
-                    let Some(pending) = pending.take() else {
-                        return Poll::Pending;
-                    };
+                    let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
                     let Pending {
                         service,
                         request,
@@ -192,7 +190,10 @@ where
                 KindProj::Calling { future, guard } => {
                     let output = ready!(future.poll(cx));
                     match guard.take() {
-                        None => return Poll::Ready(output.map(|r| r.map(ResponseBody::inner))),
+                        None => {
+                            self.as_mut().project().kind.set(Kind::Done);
+                            return Poll::Ready(output.map(|r| r.map(ResponseBody::inner)));
+                        }
                         Some(mut guard) => {
                             let processed = matches!(&output, Ok(r) if r.status().is_success());
                             Kind::Finishing {
@@ -212,20 +213,17 @@ where
                     if let Some(guard) = guard.take() {
                         guard.recorded(result);
                     }
-                    let Some(output) = output.take() else {
-                        return Poll::Pending;
-                    };
+                    let output = output.take().expect(POLLED_AFTER_COMPLETION);
                     self.as_mut().project().kind.set(Kind::Done);
                     return Poll::Ready(output.map(|r| r.map(ResponseBody::inner)));
                 }
                 KindProj::Answered { response } => {
-                    let Some(response) = response.take() else {
-                        return Poll::Pending;
-                    };
+                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                    self.as_mut().project().kind.set(Kind::Done);
                     return Poll::Ready(Ok(response.map(ResponseBody::answered)));
                 }
-                // Polled after it completed: a caller's bug, not worth a panic.
-                KindProj::Done => return Poll::Pending,
+                // A caller's bug, answered as every tower-http future answers it.
+                KindProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
             };
             self.as_mut().project().kind.set(next);
         }
@@ -283,6 +281,9 @@ where
                         return Poll::Ready(Err(self.config.overloaded()));
                     }
                     self.verification.update(&data);
+                    if let Some(replay_key) = &mut self.replay_key {
+                        replay_key.update(&data);
+                    }
                     self.buffer.push(data);
                 }
                 Err(frame) => {
@@ -305,14 +306,16 @@ where
             config,
             signatures,
             verification,
+            replay_key,
             buffer,
             held,
             received,
             trailers,
             ..
         } = self;
-        // The bytes are verified or refused: they no longer count against the budget.
-        drop(held);
+        // Refused in the middle of the body: its unread rest must not be taken for the
+        // next request on the connection.
+        let mid_body = read.is_err();
         let verdict = read.map_err(|rejection| super::verify::Refused {
             rejection,
             diagnostics: None,
@@ -322,7 +325,6 @@ where
         let Verified {
             scheme,
             secret_index,
-            key,
         } = match verdict {
             Ok(verified) => verified,
             Err(refused) => {
@@ -331,23 +333,28 @@ where
                     body_len: Some(received as u64),
                     diagnostics: refused.diagnostics.as_ref(),
                 });
+                let response = config.rejection_response(&refused.rejection);
                 return Kind::Answered {
-                    response: Some(config.rejection_response(&refused.rejection)),
+                    response: Some(if mid_body {
+                        closing(response)
+                    } else {
+                        response
+                    }),
                 };
             }
         };
-        let mut request = Request::from_parts(
-            parts,
-            VerifiedBody::new(buffer.freeze(), trailers.map(|t| *t)),
-        );
+        let body = buffer.freeze();
+        // Only now is the body held once: joining several frames copies them, and until
+        // the frames are dropped the copy counts against the budget too.
+        drop(held);
+        let mut request = Request::from_parts(parts, VerifiedBody::new(body, trailers.map(|t| *t)));
         request.extensions_mut().insert(VerifiedSignature {
             scheme,
             secret_index,
         });
-        match &config.replay {
-            None => call(service, request, None),
-            Some(replay) => {
-                let (attempt, future) = Attempt::start(replay, key);
+        match (&config.replay, replay_key) {
+            (Some(replay), Some(replay_key)) => {
+                let (attempt, future) = Attempt::start(replay, replay_key.finish());
                 Kind::Reserving {
                     future,
                     pending: Some(Pending {
@@ -359,6 +366,7 @@ where
                     }),
                 }
             }
+            _ => call(service, request, None),
         }
     }
 }

@@ -92,6 +92,7 @@ mod tests {
     use http::{Request, Response, StatusCode};
     use http_body::{Body, Frame};
     use http_body_util::BodyExt;
+    use std::future::Future;
     use tower::{Service, ServiceBuilder, ServiceExt};
 
     use super::*;
@@ -192,6 +193,87 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert!(!polled.load(Ordering::SeqCst));
+    }
+
+    /// A body of the given frames, with no length known in advance.
+    struct Frames(std::collections::VecDeque<Bytes>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|data| Ok(Frame::data(data))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_found_while_streaming_is_answered_with_connection_close() {
+        let frames = Frames(
+            [
+                Bytes::from_static(b"12345678"),
+                Bytes::from_static(b"9abcdef"),
+            ]
+            .into(),
+        );
+        let request = Request::builder()
+            .header(
+                "x-genesys-signature",
+                sign_genesys("unit-secret", b"123456789abcdef"),
+            )
+            .body(frames)
+            .unwrap();
+        let response = layer()
+            .layer(NeedsReady::default())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[http::header::CONNECTION], "close");
+    }
+
+    #[tokio::test]
+    async fn a_rejection_after_the_whole_body_keeps_the_connection() {
+        let request = Request::builder()
+            .header("x-genesys-signature", sign_genesys("other", b"{}"))
+            .body(Frames([Bytes::from_static(b"{}")].into()))
+            .unwrap();
+        let response = layer()
+            .layer(NeedsReady::default())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().get(http::header::CONNECTION).is_none());
+    }
+
+    #[test]
+    fn a_response_future_polled_after_completion_panics() {
+        let mut service = layer().layer(NeedsReady::default());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        for signature in [None, Some(sign_genesys("unit-secret", b"{}"))] {
+            let mut request = Request::new(Frames([Bytes::from_static(b"{}")].into()));
+            if let Some(signature) = &signature {
+                request
+                    .headers_mut()
+                    .insert("x-genesys-signature", signature.parse().unwrap());
+            }
+            assert!(Service::<Request<Frames>>::poll_ready(&mut service, &mut cx).is_ready());
+            let mut future = Box::pin(service.call(request));
+            assert!(future.as_mut().poll(&mut cx).is_ready());
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = future.as_mut().poll(&mut cx);
+            }));
+            let message = again.expect_err("polled after completion must panic");
+            assert_eq!(
+                message.downcast_ref::<String>().map(String::as_str),
+                Some("future polled after completion")
+            );
+        }
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! a dropped request) gives it back, best effort, so that the sender's retry is
 //! processed instead of waiting for the lease to lapse.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub(crate) struct Attempt {
     store: Arc<dyn ReplayStore>,
     key: ReplayKey,
     lease: LeaseId,
+    duration: Duration,
     armed: bool,
 }
 
@@ -40,6 +42,7 @@ impl Attempt {
             store,
             key,
             lease,
+            duration: replay.lease,
             armed: true,
         };
         (attempt, future)
@@ -55,7 +58,7 @@ impl Drop for Attempt {
         if self.armed {
             // The reservation may have landed after all (a store slower than its
             // timeout): release it now, and once more a moment later.
-            release_soon(&self.store, self.key, self.lease, true);
+            release_soon(&self.store, self.key, self.lease, self.duration);
         }
     }
 }
@@ -149,6 +152,7 @@ pub(crate) struct Guard {
     store: Arc<dyn ReplayStore>,
     key: ReplayKey,
     lease: LeaseId,
+    duration: Duration,
     ttl: Duration,
     renewal: Option<tokio::task::AbortHandle>,
     /// Whether the inner service processed the request (2xx), once it answered.
@@ -161,14 +165,16 @@ impl Guard {
         let renewal = tokio::runtime::Handle::try_current().ok().map(|runtime| {
             let store = Arc::clone(&attempt.store);
             let (key, lease, duration) = (attempt.key, attempt.lease, replay.lease);
+            let failures = Arc::clone(&replay.renewal_failures);
             runtime
-                .spawn(renew(store, key, lease, duration))
+                .spawn(renew(store, key, lease, duration, failures))
                 .abort_handle()
         });
         Self {
             store: Arc::clone(&attempt.store),
             key: attempt.key,
             lease: attempt.lease,
+            duration: replay.lease,
             ttl: replay.ttl,
             renewal,
             processed: None,
@@ -184,12 +190,15 @@ impl Guard {
         record(&*self.store, self.key, self.lease, self.ttl, processed)
     }
 
-    /// The store answered the call [`finish`](Self::finish) made.
+    /// The store answered the call [`finish`](Self::finish) made. When it failed, the
+    /// guard stays armed and, dropped, keeps asking in the background.
     pub(crate) fn recorded(mut self, result: Result<(), StoreError>) {
-        if let Err(error) = result {
-            tracing::warn!(%error, processed = self.processed, "replay store could not record the outcome");
+        match result {
+            Ok(()) => self.armed = false,
+            Err(error) => {
+                tracing::debug!(%error, processed = self.processed, "replay store could not record the outcome yet");
+            }
         }
-        self.armed = false;
     }
 
     fn stop_renewing(&mut self) {
@@ -202,20 +211,17 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.stop_renewing();
-        if !self.armed {
-            return;
-        }
-        match (self.processed, tokio::runtime::Handle::try_current()) {
-            (Some(processed), Ok(runtime)) => {
-                let store = Arc::clone(&self.store);
-                let (key, lease, ttl) = (self.key, self.lease, self.ttl);
-                runtime.spawn(async move {
-                    if let Err(error) = record(&*store, key, lease, ttl, processed).await {
-                        tracing::warn!(%error, processed, "replay store could not record the outcome");
-                    }
-                });
-            }
-            _ => release_soon(&self.store, self.key, self.lease, false),
+        if self.armed {
+            let outcome = self.processed.unwrap_or(false);
+            settle_soon(
+                &self.store,
+                self.key,
+                self.lease,
+                self.duration,
+                self.ttl,
+                outcome,
+                false,
+            );
         }
     }
 }
@@ -234,40 +240,100 @@ fn record(
     }
 }
 
-/// Extends the lease every third of its length until aborted or lost.
-async fn renew(store: Arc<dyn ReplayStore>, key: ReplayKey, lease: LeaseId, duration: Duration) {
+/// Extends the lease every third of its length until aborted or lost. A renewal that
+/// fails is an ERROR and is counted: should the lease lapse while the handler still
+/// runs, a retry of the same event may run beside it.
+async fn renew(
+    store: Arc<dyn ReplayStore>,
+    key: ReplayKey,
+    lease: LeaseId,
+    duration: Duration,
+    failures: Arc<AtomicU64>,
+) {
     let period = (duration / 3).max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(period).await;
         match store.renew(&key, lease, duration).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(key = ?key, "replay reservation lost while its request was processed");
+                failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(key = ?key, "replay reservation lost while its request was processed; a retry of it may run beside it");
                 return;
             }
-            Err(error) => tracing::warn!(%error, "could not renew a replay reservation"),
+            Err(error) => {
+                failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, key = ?key, "could not renew a replay reservation; if the store stays silent past the lease, a retry may run beside this request");
+            }
         }
     }
 }
 
-/// Releases a reservation without waiting: on the Tokio runtime when there is one
-/// (`again`: a second time a second later, for a reservation that may land late),
+/// Releases a reservation without waiting: on the Tokio runtime when there is one,
 /// else through the store's synchronous [`ReplayStore::abandon`].
-fn release_soon(store: &Arc<dyn ReplayStore>, key: ReplayKey, lease: LeaseId, again: bool) {
+fn release_soon(store: &Arc<dyn ReplayStore>, key: ReplayKey, lease: LeaseId, duration: Duration) {
+    settle_soon(store, key, lease, duration, duration, false, true);
+}
+
+/// Records an outcome without waiting (the key done when `processed`, else released).
+///
+/// A store that cannot answer now (paused, restarting, its script cache flushed) is
+/// asked again with growing pauses until it answers or the lease (`duration`) has
+/// lapsed by itself, so a reservation whose answer was never used blocks no retry for
+/// longer than the store's own outage. `again`: once released, release a second time
+/// a second later, for a reservation that may land late (a store slower than its
+/// timeout). Without a Tokio runtime, a release goes through the store's synchronous
+/// [`ReplayStore::abandon`].
+fn settle_soon(
+    store: &Arc<dyn ReplayStore>,
+    key: ReplayKey,
+    lease: LeaseId,
+    duration: Duration,
+    ttl: Duration,
+    processed: bool,
+    again: bool,
+) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             let store = Arc::clone(store);
             runtime.spawn(async move {
-                let mut result = store.release(&key, lease).await;
-                if again {
+                let gave_up = tokio::time::Instant::now() + duration;
+                let settle = || record(&*store, key, lease, ttl, processed);
+                if settle_until(settle, processed, gave_up).await && again {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    result = store.release(&key, lease).await;
-                }
-                if let Err(error) = result {
-                    tracing::warn!(%error, "could not release an unused replay reservation; it lapses with its lease");
+                    settle_until(settle, processed, gave_up).await;
                 }
             });
         }
-        Err(_) => store.abandon(&key, lease),
+        Err(_) if !processed => store.abandon(&key, lease),
+        Err(_) => {}
+    }
+}
+
+/// First pause between two attempts to record an outcome; it doubles up to
+/// [`SETTLE_PAUSE_MAX`].
+const SETTLE_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts to record an outcome.
+const SETTLE_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// Runs `settle` until the store answers or `gave_up` passes; whether it answered.
+async fn settle_until(
+    settle: impl Fn() -> StoreFuture<Result<(), StoreError>>,
+    processed: bool,
+    gave_up: tokio::time::Instant,
+) -> bool {
+    let mut pause = SETTLE_PAUSE;
+    loop {
+        match settle().await {
+            Ok(()) => return true,
+            Err(error) if tokio::time::Instant::now() + pause >= gave_up => {
+                tracing::warn!(%error, processed, "replay store could not record the outcome; the reservation lapses with its lease");
+                return false;
+            }
+            Err(error) => {
+                tracing::debug!(%error, processed, "replay store cannot record the outcome yet; asking again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(SETTLE_PAUSE_MAX);
+            }
+        }
     }
 }

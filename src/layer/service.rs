@@ -1,8 +1,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Response};
+use http::{header, HeaderMap, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
@@ -12,6 +11,7 @@ use super::builder::Config;
 use super::future::ResponseFuture;
 use super::rejection::{Event, Rejection};
 use super::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, RejectionCounts};
+use crate::response::closing;
 use crate::signature::{ParsedSignature, Scheme};
 use crate::BoxError;
 
@@ -110,11 +110,9 @@ where
             };
             return unread(config, &rejection, declared);
         }
-        let mut held = Held::new(config.budget.as_ref());
-        let announced = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        if !held.hold(announced) {
-            return unread(config, &config.overloaded(), declared);
-        }
+        // The budget is taken as bytes arrive, not from the declared length: a sender
+        // that announces a large body and sends nothing holds nothing.
+        let held = Held::new(config.budget.as_ref());
 
         // The inner service was driven to readiness by `poll_ready`; keep that one and
         // leave the clone behind (tower's "be careful when cloning inner services").
@@ -142,11 +140,7 @@ where
         body_len: declared,
         diagnostics: None,
     });
-    let mut response: Response<Bytes> = config.rejection_response(rejection);
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    ResponseFuture::answered(response)
+    ResponseFuture::answered(closing(config.rejection_response(rejection)))
 }
 
 /// Every signature value present in the accepted schemes' headers.

@@ -2,9 +2,10 @@
 //!
 //! An HMAC proves who signed a body; it does not stop someone who captured a valid
 //! request from sending it again, and Genesys' signatures carry no timestamp. With
-//! [`ReplayProtection`] turned on, the layer keys each verified request by one digest
-//! of its body (the HMAC under the first configured secret: the hex and base64 forms,
-//! any header order, and any of the secrets give one key) and:
+//! [`ReplayProtection`] turned on, the layer keys each verified request by a digest of
+//! its body alone ([`ReplayKey::of_body`]: the hex and base64 forms, any header order,
+//! any of the secrets, and a secret rotation give one key, so replicas configured
+//! either side of a rotation agree) and:
 //!
 //! | the same signature… | answer | inner service called |
 //! |---|---|---|
@@ -68,11 +69,20 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default for [`ReplayProtection::retry_after`]: 5 seconds, Genesys' own retry spacing.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The key a request is remembered by: 32 bytes that depend on the body alone, the
-/// digest of the body under the layer's first configured secret. Which headers carry
-/// the signatures, in which order, and which secret verified them do not change it.
+/// The key a request is remembered by: 32 bytes.
+///
+/// For webhooks it depends on the body alone ([`of_body`](Self::of_body)): which
+/// headers carry the signatures, in which order, which secret verified them, and
+/// whether the secrets were rotated since do not change it. Only bodies whose signature
+/// verified reach a store, so a fast non-cryptographic 128-bit hash is enough: making
+/// two bodies collide would take the secret to sign them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplayKey([u8; 32]);
+
+/// Domain separation of body keys from other keys in the same store (AudioHook nonces).
+const BODY_KEY_TAG: [u8; 8] = *b"gwbody01";
+/// The seed of the body hash, also domain separation.
+const BODY_KEY_SEED: u64 = 0x6765_6e65_7379_7331;
 
 impl ReplayKey {
     /// Wraps 32 key bytes.
@@ -80,10 +90,54 @@ impl ReplayKey {
         Self(bytes)
     }
 
-    /// The key bytes (a valid MAC of the body: stores that leave the process should
-    /// keep a hash of them, as `RedisStore` does).
+    /// The key of a webhook body: a tag, the body's length and its 128-bit XXH3 hash
+    /// under a fixed seed. The layer computes the same key while it reads the body,
+    /// in the pass that computes the HMACs.
+    ///
+    /// ```
+    /// use genesys_webhook::replay::ReplayKey;
+    ///
+    /// assert_eq!(ReplayKey::of_body(b"{}"), ReplayKey::of_body(b"{}"));
+    /// assert_ne!(ReplayKey::of_body(b"{}"), ReplayKey::of_body(b"{ }"));
+    /// ```
+    pub fn of_body(body: &[u8]) -> Self {
+        let mut hasher = BodyKeyHasher::new();
+        hasher.update(body);
+        hasher.finish()
+    }
+
+    /// The key bytes. Stores that leave the process may keep them as they are or a
+    /// hash of them (`RedisStore` keeps a SHA-256 of them).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+/// Computes [`ReplayKey::of_body`] over a body that arrives in frames.
+pub(crate) struct BodyKeyHasher {
+    state: Box<xxhash_rust::xxh3::Xxh3>,
+    len: u64,
+}
+
+impl BodyKeyHasher {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Box::new(xxhash_rust::xxh3::Xxh3::with_seed(BODY_KEY_SEED)),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.state.update(data);
+        self.len += data.len() as u64;
+    }
+
+    pub(crate) fn finish(&self) -> ReplayKey {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&BODY_KEY_TAG);
+        key[8..16].copy_from_slice(&self.len.to_le_bytes());
+        key[16..].copy_from_slice(&self.state.digest128().to_le_bytes());
+        ReplayKey(key)
     }
 }
 
@@ -212,11 +266,13 @@ impl<T> std::future::Future for StoreFuture<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<T> {
         match &mut self.0 {
-            // Polled again after it resolved: a caller's bug, answered by waiting forever
-            // rather than by a panic.
-            StoreFutureKind::Ready(value) => value
-                .take()
-                .map_or(std::task::Poll::Pending, std::task::Poll::Ready),
+            // Polled again after it resolved: a caller's bug, answered as every
+            // tower-http future answers it.
+            StoreFutureKind::Ready(value) => std::task::Poll::Ready(
+                value
+                    .take()
+                    .expect(crate::response::POLLED_AFTER_COMPLETION),
+            ),
             StoreFutureKind::Boxed(future) => future.as_mut().poll(cx),
         }
     }
@@ -301,6 +357,7 @@ pub struct ReplayProtection {
     pub(crate) lease: Duration,
     pub(crate) fail_open: bool,
     pub(crate) retry_after: Duration,
+    pub(crate) renewal_failures: Arc<AtomicU64>,
     on_duplicate: Option<DuplicateHandler>,
 }
 
@@ -318,6 +375,7 @@ impl ReplayProtection {
             lease: DEFAULT_LEASE,
             fail_open: false,
             retry_after: DEFAULT_RETRY_AFTER,
+            renewal_failures: Arc::new(AtomicU64::new(0)),
             on_duplicate: None,
         }
     }
@@ -330,6 +388,15 @@ impl ReplayProtection {
     /// The store behind this protection.
     pub fn store(&self) -> &Arc<dyn ReplayStore> {
         &self.store
+    }
+
+    /// How many lease renewals failed (the store did not answer, or the lease was
+    /// lost) since this protection was made, across its clones. Each is also logged at
+    /// ERROR. "Not run twice" holds only while the store answers within the lease: a
+    /// lease that lapses while its handler runs lets a retry of the same event run
+    /// beside it.
+    pub fn renewal_failures(&self) -> u64 {
+        self.renewal_failures.load(Ordering::Relaxed)
     }
 
     /// How long a processed signature is remembered (default 10 minutes).
@@ -420,5 +487,37 @@ impl fmt::Debug for ReplayProtection {
             .field("fail_open", &self.fail_open)
             .field("retry_after", &self.retry_after)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_future_polled_after_completion_panics() {
+        let mut future = StoreFuture::ready(7);
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let pinned = std::pin::Pin::new(&mut future);
+        assert_eq!(
+            std::future::Future::poll(pinned, &mut cx),
+            std::task::Poll::Ready(7)
+        );
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = std::future::Future::poll(std::pin::Pin::new(&mut future), &mut cx);
+        }));
+        assert!(again.is_err(), "polled after completion must panic");
+    }
+
+    #[test]
+    fn the_body_key_is_independent_of_framing_and_of_any_secret() {
+        let mut hasher = BodyKeyHasher::new();
+        for part in [&b"{\"a\":"[..], b"", b"1}"] {
+            hasher.update(part);
+        }
+        assert_eq!(hasher.finish(), ReplayKey::of_body(b"{\"a\":1}"));
+        assert_ne!(ReplayKey::of_body(b""), ReplayKey::of_body(b"\0"));
+        assert_eq!(&ReplayKey::of_body(b"x").as_bytes()[..8], b"gwbody01");
     }
 }

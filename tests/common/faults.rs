@@ -31,6 +31,8 @@ pub struct Faults {
     pub complete_delay: Option<Duration>,
     /// Completing fails.
     pub complete_fails: bool,
+    /// Renewing fails (the store does not answer).
+    pub renew_fails: bool,
 }
 
 /// A [`MemoryStore`] with faults.
@@ -71,6 +73,9 @@ impl ReplayStore for Faulty {
         lease: LeaseId,
         duration: Duration,
     ) -> StoreFuture<Result<bool, StoreError>> {
+        if self.faults.renew_fails {
+            return StoreFuture::ready(Err(StoreError::new("timed out")));
+        }
         self.inner.renew(key, lease, duration)
     }
 
