@@ -319,3 +319,59 @@ fn refuses_an_unknown_replay_store() {
     ]);
     assert!(stderr.contains("GENESYS_REPLAY_STORE"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_not_logged_one_by_one_above_debug() {
+    const SECRET: &str = "flood-secret";
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", SECRET),
+        ("GENESYS_INBOX_MAX_EVENTS", "1"),
+        ("GENESYS_WORKER_DELAY_MS", "60000"),
+        ("GENESYS_MAX_BUFFERED_BYTES", "65536"),
+    ]);
+    let send = |body: Vec<u8>, secret: Option<&'static str>| async move {
+        let sig = secret.map(|s| sign_open_messaging(s, &body));
+        let headers: Vec<(&str, &str)> = sig
+            .iter()
+            .map(|s| ("X-Hub-Signature-256", s.as_str()))
+            .collect();
+        post_bytes(receiver.addr, "/webhook/receive", &headers, &body).await
+    };
+    let event = |n: usize| format!(r#"{{"event":"flood-{n}"}}"#).into_bytes();
+    assert_eq!(send(event(0), Some(SECRET)).await.status, 200);
+    let mut statuses = std::collections::BTreeMap::new();
+    for n in 1..=40 {
+        // The inbox is full (its one event is being processed for a minute).
+        *statuses
+            .entry(send(event(n), Some(SECRET)).await.status)
+            .or_insert(0) += 1;
+        // Unsigned, and wrongly signed.
+        *statuses
+            .entry(send(event(n), None).await.status)
+            .or_insert(0) += 1;
+        *statuses
+            .entry(send(event(n), Some("wrong")).await.status)
+            .or_insert(0) += 1;
+        // Larger than the buffering budget on its own: 503 overloaded.
+        let big = format!(r#"{{"pad":"{}"}}"#, "p".repeat(100 * 1024)).into_bytes();
+        *statuses
+            .entry(send(big, Some(SECRET)).await.status)
+            .or_insert(0) += 1;
+        // Larger than the body limit: 413.
+        let huge = vec![b' '; 1024 * 1024 + 1];
+        *statuses
+            .entry(send(huge, Some(SECRET)).await.status)
+            .or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get(&503), Some(&80), "{statuses:?}");
+    assert_eq!(statuses.get(&401), Some(&80), "{statuses:?}");
+    assert_eq!(statuses.get(&413), Some(&40), "{statuses:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let loud: Vec<String> = receiver
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    // At most one summary from the layer and one from the inbox refusals.
+    assert!(loud.len() <= 2, "{} loud lines: {loud:#?}", loud.len());
+}

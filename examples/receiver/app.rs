@@ -2,6 +2,7 @@
 //! from `main.rs` (process, sockets, signals) so that tests can drive it in process.
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 use tower::ServiceBuilder;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
 /// How long a sender is asked to wait when the inbox cannot take an event. Genesys
@@ -69,6 +71,10 @@ pub fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
 pub struct AppState {
     inbox: Arc<dyn Inbox>,
     replay: Option<Arc<dyn ReplayStore>>,
+    refusals: Arc<AtomicU64>,
+    started: std::time::Instant,
+    /// Seconds after `started` when the next WARN summary of refusals is due.
+    next_summary: Arc<AtomicU64>,
 }
 
 /// The receiver's routes, with the signature layer and the request deadline.
@@ -110,9 +116,27 @@ pub fn app(settings: &Settings, inbox: Arc<dyn Inbox>) -> Result<Router, BoxErro
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
         app = app.route("/bench/unverified", post(receive));
     }
-    Ok(app.with_state(AppState { inbox, replay }).layer(
+    let state = AppState {
+        inbox,
+        replay,
+        refusals: Arc::default(),
+        started: std::time::Instant::now(),
+        next_summary: Arc::default(),
+    };
+    Ok(app.with_state(state).layer(
         ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http())
+            // A 503 asks the sender to retry (overloaded, inbox full, replay store
+            // down): DEBUG, so that a flood cannot fill the disk; other 5xx are ERRORs.
+            .layer(TraceLayer::new_for_http().on_failure(
+                |failure: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span| {
+                    match failure {
+                        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+                            tracing::debug!(?latency, "answered 503: the sender retries")
+                        }
+                        failure => tracing::error!(%failure, ?latency, "request failed"),
+                    }
+                },
+            ))
             // One deadline for the whole request, body included: a client that
             // drips bytes is cut off here, not only one that stops sending.
             .layer(HandleErrorLayer::new(|_: BoxError| async {
@@ -302,19 +326,32 @@ async fn receive(State(state): State<AppState>, body: Bytes) -> Response {
     }
     match tokio::time::timeout(APPEND_TIMEOUT, state.inbox.append(body)).await {
         Ok(Ok(_id)) => (StatusCode::OK, Json(json!({ "status": "queued" }))).into_response(),
-        Ok(Err(InboxError::Full)) => {
-            tracing::warn!("inbox full; asking the sender to retry");
-            retry_later("inbox_full")
-        }
-        Ok(Err(error)) => {
-            tracing::error!(%error, "inbox append failed; asking the sender to retry");
-            retry_later("inbox_unavailable")
-        }
-        Err(_) => {
-            tracing::error!("inbox append timed out; asking the sender to retry");
-            retry_later("inbox_unavailable")
-        }
+        Ok(Err(InboxError::Full)) => refused(&state, "inbox_full", &"the inbox is full"),
+        Ok(Err(error)) => refused(&state, "inbox_unavailable", &error),
+        Err(_) => refused(&state, "inbox_unavailable", &"the append timed out"),
     }
+}
+
+/// A 503 the sender retries. Logged one by one at DEBUG only, so that a flood cannot
+/// fill the disk, with a WARN summary at most once a minute.
+fn refused(state: &AppState, code: &str, reason: &dyn std::fmt::Display) -> Response {
+    tracing::debug!(%reason, code, "event refused; asking the sender to retry");
+    let refused = state.refusals.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = state.started.elapsed().as_secs();
+    let due = state.next_summary.load(Ordering::Relaxed);
+    if now >= due
+        && state
+            .next_summary
+            .compare_exchange(due, now + 60, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            refused,
+            last_reason = %reason,
+            "events refused with 503 so far (at most one such summary a minute; set RUST_LOG=genesys_webhook=debug,receiver=debug to see each one)"
+        );
+    }
+    retry_later(code)
 }
 
 /// Whether `body` is one JSON object whose every string is valid Unicode (no invalid

@@ -391,6 +391,40 @@ mod tests {
 
     #[tokio::test]
     #[tracing_test::traced_test]
+    async fn the_warn_summary_names_the_latest_reason_and_how_to_see_each_one() {
+        let layer = layer();
+        for value in ["zz", "not-hex-at-all"] {
+            let request = Request::builder()
+                .header("x-genesys-signature", value)
+                .body(String::new())
+                .unwrap();
+            let response = layer
+                .clone()
+                .layer(NeedsReady::default())
+                .oneshot(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        logs_assert(|lines| {
+            let summaries: Vec<&&str> = lines
+                .iter()
+                .filter(|line| line.contains(" WARN ") && line.contains("webhooks rejected"))
+                .collect();
+            match summaries.as_slice() {
+                [summary]
+                    if summary.contains("last_reason=malformed X-Genesys-Signature header")
+                        && summary.contains("RUST_LOG=genesys_webhook=debug") =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("one summary with the reason expected: {other:?}")),
+            }
+        });
+    }
+
+    #[tokio::test]
+    #[tracing_test::traced_test]
     async fn without_diagnostics_no_digest_is_logged() {
         let body = "hello";
         let received = sign_genesys("other", body.as_bytes());

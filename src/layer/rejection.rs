@@ -1,6 +1,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -189,6 +189,9 @@ pub(crate) struct RejectionLog {
     next_summary: AtomicU64,
     /// The total at the last summary.
     reported: AtomicU64,
+    /// The most recent rejection, for the summary (skipped when another request holds
+    /// the lock: a flood need not queue on it).
+    last: Mutex<Option<Rejection>>,
 }
 
 /// Everything the log says about one rejection.
@@ -212,6 +215,7 @@ impl RejectionLog {
             started: Instant::now(),
             next_summary: AtomicU64::new(0),
             reported: AtomicU64::new(0),
+            last: Mutex::new(None),
         }
     }
 
@@ -242,6 +246,9 @@ impl RejectionLog {
 
     pub(crate) fn record(&self, event: Event<'_>) {
         self.counts[Self::slot(event.rejection)].fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last.try_lock() {
+            *last = Some(event.rejection.clone());
+        }
         emit(self.level, &event);
         self.maybe_summarise();
     }
@@ -263,7 +270,14 @@ impl RejectionLog {
         let counts = self.counts();
         let total = counts.total();
         let since = total - self.reported.swap(total, Ordering::Relaxed).min(total);
+        let last = self
+            .last
+            .lock()
+            .map(|last| last.as_ref().map(ToString::to_string))
+            .unwrap_or_default()
+            .unwrap_or_default();
         tracing::warn!(
+            last_reason = %last,
             rejected = since,
             total,
             missing_signature = counts.missing_signature,
@@ -273,7 +287,7 @@ impl RejectionLog {
             unreadable_body = counts.unreadable_body,
             replay_store_unavailable = counts.replay_store_unavailable,
             overloaded = counts.overloaded,
-            "webhooks rejected (at most one such summary a minute; each rejection is logged at the rejection log level)"
+            "webhooks rejected (at most one such summary a minute; set RUST_LOG=genesys_webhook=debug to see each one)"
         );
     }
 }
