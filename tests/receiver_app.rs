@@ -286,3 +286,21 @@ fn hex_only_header_with_a_base64_digest_is_described_as_such() {
     assert!(error.contains("hex only"), "{error}");
     let _ = sign_genesys(SECRET, b"{}");
 }
+
+#[tokio::test]
+async fn removing_the_inbox_file_turns_appends_and_readiness_to_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox =
+        genesys_webhook::inbox::SqliteInbox::open(dir.path().join("genesys-inbox.db")).unwrap();
+    let app = router(Arc::new(inbox));
+    assert_eq!(post(&app, br#"{"n":1}"#, true).await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/readyz").await, StatusCode::OK);
+    // `rm genesys-inbox.db*` while the receiver runs.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let (status, retry_after, _) = post(&app, br#"{"n":2}"#, true).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    assert_eq!(get(&app, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
+}

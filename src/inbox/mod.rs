@@ -320,11 +320,22 @@ pub enum ListFilter {
 /// A durable queue of verified events. Object safe: hold it as `Arc<dyn Inbox>`.
 pub trait Inbox: Send + Sync + 'static {
     /// Stores `body` and resolves once it is durable by the backend's guarantee.
+    ///
+    /// An append that is given up on (a timeout, a dropped future) or that fails with
+    /// [`InboxError::Unavailable`] may still have been stored, or be stored a moment
+    /// later: the SQLite writer commits what it already took, and a Redis command that
+    /// timed out may have run. The sender, asked to retry, then stores the event a
+    /// second time, and the worker processes it twice. Where that matters, make the
+    /// handler idempotent (Open Messaging events carry a message id).
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>>;
 
     /// Claims up to `max` events that are due, each under a lease of `lease`. Events
     /// whose lease ended without an `ack` or `retry` are delivered again; one whose
     /// attempts are used up moves to the dead letters instead.
+    ///
+    /// Not cancel safe: the claim is sent to the backend when this is called, not when
+    /// the future is first polled, and the events it claims stay leased if the future
+    /// is dropped before it resolves. They are delivered again once the lease ends.
     fn claim(
         &self,
         max: usize,

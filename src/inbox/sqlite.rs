@@ -1,6 +1,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS inbox_events (
     last_error  TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_events_due ON inbox_events (state, due_at);
+-- Written to by readiness probes after a failed write.
+CREATE TABLE IF NOT EXISTS inbox_probe (id INTEGER PRIMARY KEY, data BLOB);
 -- Running totals, kept by triggers so that every process sees the same bounds.
 CREATE TABLE IF NOT EXISTS inbox_totals (
     id     INTEGER PRIMARY KEY CHECK (id = 0),
@@ -75,6 +77,9 @@ pub struct SqliteInbox {
 struct Shared {
     jobs: mpsc::Sender<Job>,
     commits: AtomicU64,
+    /// Whether the last batch that tried to write could (a failed write, or a file
+    /// removed under the inbox, makes it false until a write succeeds again).
+    writable: Arc<AtomicBool>,
     appended: Notify,
     path: PathBuf,
     settings: Settings,
@@ -89,8 +94,9 @@ struct Settings {
 }
 
 /// Work for the writer thread: runs inside the batch's transaction and returns what
-/// to do once the transaction committed (or failed to).
-type Job = Box<dyn FnOnce(&Connection, &Settings) -> Completion + Send>;
+/// to do once the transaction committed (or failed to). Given `Err(reason)` instead of
+/// the connection, it runs nothing: the batch cannot be written.
+type Job = Box<dyn FnOnce(Result<(&Connection, &Settings), &str>) -> Completion + Send>;
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// Configures a [`SqliteInbox`]; made by [`SqliteInbox::builder`].
@@ -133,24 +139,43 @@ impl SqliteInboxBuilder {
     ///
     /// [`InboxError::Unavailable`] when the file cannot be opened or set up.
     pub fn open(self) -> Result<SqliteInbox, InboxError> {
-        let connection = Connection::open(&self.path).map_err(InboxError::unavailable)?;
+        let connection =
+            Connection::open(&self.path).map_err(|error| open_error(&self.path, error))?;
         setup(&connection).map_err(InboxError::unavailable)?;
+        let file = FileIdentity::of(&self.path);
         let (jobs, queue) = mpsc::channel::<Job>();
+        let writable = Arc::new(AtomicBool::new(true));
         let shared = Arc::new(Shared {
             jobs,
             commits: AtomicU64::new(0),
+            writable: Arc::clone(&writable),
             appended: Notify::new(),
-            path: self.path,
+            path: self.path.clone(),
             settings: self.settings,
         });
         let weak = Arc::downgrade(&shared);
         let settings = self.settings;
+        let path = self.path;
         std::thread::Builder::new()
             .name("genesys-inbox-writer".to_owned())
             .spawn(move || {
-                write_loop(&connection, &settings, &queue, |committed| {
+                let still_ours = || match &file {
+                    Some(file) if FileIdentity::of(&path).as_ref() != Some(file) => Err(format!(
+                        "the inbox file {} was removed or replaced while open; restart to open it again",
+                        path.display()
+                    )),
+                    _ => Ok(()),
+                };
+                write_loop(&connection, &settings, &queue, still_ours, |outcome| {
                     if let Some(shared) = weak.upgrade() {
-                        shared.commits.fetch_add(committed, Ordering::Relaxed);
+                        match outcome {
+                            Batch::Committed { wrote: false } => {}
+                            Batch::Committed { wrote: true } => {
+                                shared.commits.fetch_add(1, Ordering::Relaxed);
+                                writable.store(true, Ordering::Relaxed);
+                            }
+                            Batch::Failed => writable.store(false, Ordering::Relaxed),
+                        }
                     }
                 })
             })
@@ -176,13 +201,24 @@ fn setup(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch(SCHEMA)
 }
 
+/// What became of one batch.
+enum Batch {
+    /// Committed; whether it wrote anything.
+    Committed { wrote: bool },
+    /// Nothing of it was stored.
+    Failed,
+}
+
 /// The writer thread: takes every job waiting, runs them in one transaction, commits
-/// once, then answers each. Ends when every handle is dropped.
+/// once, then answers each. Ends when every handle is dropped. `still_ours` says
+/// whether the path still names the open file: a batch written into a file that was
+/// removed would be lost at the next restart, so it fails instead.
 fn write_loop(
     connection: &Connection,
     settings: &Settings,
     queue: &mpsc::Receiver<Job>,
-    mut count_commit: impl FnMut(u64),
+    still_ours: impl Fn() -> Result<(), String>,
+    mut outcome: impl FnMut(Batch),
 ) {
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
@@ -192,36 +228,98 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let before = connection.total_changes();
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs unrun answers each caller that the store is unavailable.
-            tracing::error!(%error, "inbox: could not begin a transaction");
-            drop(jobs);
+        let fail_all = |jobs: Vec<Job>, message: &str| {
+            for job in jobs {
+                job(Err(message))(Some(message));
+            }
+        };
+        if let Err(message) = still_ours() {
+            tracing::error!(%message, "inbox: nothing of this batch was stored");
+            outcome(Batch::Failed);
+            fail_all(jobs, &message);
             continue;
         }
-        let completions: Vec<Completion> = jobs
-            .into_iter()
-            .map(|job| job(connection, settings))
-            .collect();
-        let wrote = connection.total_changes() != before;
-        match connection.execute_batch("COMMIT") {
-            Ok(()) => {
-                if wrote {
-                    count_commit(1);
+        let before = connection.total_changes();
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            let message = match error.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    "the inbox database is locked by another process (waited 5 s for it)".to_owned()
                 }
+                _ => format!("could not begin a transaction: {error}"),
+            };
+            tracing::error!(%message, "inbox: nothing of this batch was stored");
+            outcome(Batch::Failed);
+            fail_all(jobs, &message);
+            continue;
+        }
+        let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
+        for job in jobs.by_ref() {
+            completions.push(job(Ok((connection, settings))));
+            // SQLite rolls a whole transaction back by itself on some errors (FULL,
+            // IOERR, NOMEM): the jobs after that would run in autocommit, each on its
+            // own and unbatched, while the ones before were undone.
+            if connection.is_autocommit() {
+                break;
+            }
+        }
+        let rolled_back = connection.is_autocommit();
+        let committed = if rolled_back {
+            Err("the batch's transaction was rolled back by SQLite (disk full, I/O error or out of memory)".to_owned())
+        } else {
+            connection
+                .execute_batch("COMMIT")
+                .map_err(|error| format!("commit failed: {error}"))
+        };
+        match committed {
+            Ok(()) => {
+                outcome(Batch::Committed {
+                    wrote: connection.total_changes() != before,
+                });
                 for completion in completions {
                     completion(None);
                 }
             }
-            Err(error) => {
-                let message = format!("commit failed: {error}");
+            Err(message) => {
                 tracing::error!(%message, "inbox: nothing of this batch was stored");
-                let _ = connection.execute_batch("ROLLBACK");
+                if !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
+                outcome(Batch::Failed);
                 for completion in completions {
                     completion(Some(&message));
                 }
+                fail_all(jobs.collect(), &message);
             }
         }
+    }
+}
+
+/// Which file a path names (device and inode), to notice it being removed or replaced
+/// while the inbox holds it open. `None` where the platform does not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity(u64, u64);
+
+impl FileIdentity {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| Self(m.dev(), m.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn of(_path: &Path) -> Option<Self> {
+        None
+    }
+}
+
+/// The error of a file that cannot be opened, naming a missing directory as such.
+fn open_error(path: &Path, error: rusqlite::Error) -> InboxError {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) if !parent.is_dir() => {
+            InboxError::unavailable(format!("the directory {} does not exist", parent.display()))
+        }
+        _ => InboxError::unavailable(error),
     }
 }
 
@@ -307,12 +405,20 @@ impl SqliteInbox {
         work: impl FnOnce(&Connection, &Settings) -> Result<R, InboxError> + Send + 'static,
     ) -> BoxFuture<'static, Result<R, InboxError>> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |connection, settings| {
-            let result = if savepoint {
-                in_savepoint(connection, || work(connection, settings))
-            } else {
-                work(connection, settings)
+        let writable = Arc::clone(&self.shared.writable);
+        let job: Job = Box::new(move |writer| {
+            let result = match writer {
+                Err(reason) => Err(InboxError::unavailable(reason.to_owned())),
+                Ok((connection, settings)) if savepoint => {
+                    in_savepoint(connection, || work(connection, settings))
+                }
+                Ok((connection, settings)) => work(connection, settings),
             };
+            if matches!(result, Err(InboxError::Unavailable(_))) {
+                // A statement failed (a full disk fails the insert alone, and the batch
+                // may still commit): not ready until a write succeeds again.
+                writable.store(false, Ordering::Relaxed);
+            }
             Box::new(move |commit_error: Option<&str>| {
                 let result = match commit_error {
                     Some(message) if result.is_ok() => {
@@ -674,6 +780,27 @@ impl Inbox for SqliteInbox {
         Box::pin(self.shared.appended.notified())
     }
 
+    /// Ready while writes succeed and the path still names the open file. After a
+    /// failed write (a full disk, an I/O error), each ping tries a small write of its
+    /// own until one succeeds, so readiness comes back with the disk.
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        if self.shared.writable.load(Ordering::Relaxed) {
+            self.run(|connection, _| stats(connection).map(|_| ()))
+        } else {
+            // As much as a large event takes, written and removed in one transaction:
+            // the commit still has to put it in the write-ahead log.
+            self.run(|connection, _| {
+                cached(
+                    connection,
+                    "INSERT INTO inbox_probe (id, data) VALUES (0, zeroblob(65536))",
+                )
+                .and_then(|_| cached(connection, "DELETE FROM inbox_probe"))
+                .map(|_| ())
+                .map_err(sql)
+            })
+        }
+    }
+
     fn commits(&self) -> Option<u64> {
         Some(SqliteInbox::commits(self))
     }
@@ -686,5 +813,88 @@ impl fmt::Debug for SqliteInbox {
             .field("settings", &self.shared.settings)
             .field("commits", &self.commits())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbox() -> (tempfile::TempDir, SqliteInbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = SqliteInbox::open(dir.path().join("inbox.db")).unwrap();
+        (dir, inbox)
+    }
+
+    #[tokio::test]
+    async fn jobs_after_a_transaction_rolled_back_by_sqlite_are_failed_not_run_in_autocommit() {
+        let (_dir, inbox) = inbox();
+        // Hold the writer thread until the next two jobs are queued, so that they form
+        // one batch.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let holding = inbox.run_one(move |_, _| {
+            let _ = started_tx.send(());
+            let _ = wait.recv();
+            Ok(())
+        });
+        started.recv().unwrap();
+        // What SQLite does by itself on FULL, IOERR or NOMEM: the whole transaction
+        // is gone.
+        let rolled_back = inbox.run_one(|connection, _| {
+            connection.execute_batch("ROLLBACK").map_err(sql)?;
+            Err::<(), _>(InboxError::unavailable("disk full (simulated)"))
+        });
+        let appended = inbox.append(Bytes::from_static(b"{}"));
+        go.send(()).unwrap();
+        holding.await.unwrap();
+        assert!(rolled_back.await.is_err());
+        let error = appended.await.unwrap_err();
+        assert!(error.to_string().contains("rolled back"), "{error}");
+        assert_eq!(
+            inbox.stats().await.unwrap().pending,
+            0,
+            "nothing stored unbatched"
+        );
+        // The writer goes on.
+        inbox.append(Bytes::from_static(b"{}")).await.unwrap();
+        assert_eq!(inbox.stats().await.unwrap().pending, 1);
+    }
+
+    #[tokio::test]
+    async fn a_removed_file_fails_appends_and_readiness() {
+        let (dir, inbox) = inbox();
+        inbox.append(Bytes::from_static(b"{}")).await.unwrap();
+        inbox.ping().await.unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        let error = inbox.append(Bytes::from_static(b"{}")).await.unwrap_err();
+        assert!(
+            error.to_string().contains("was removed or replaced"),
+            "{error}"
+        );
+        assert!(inbox.ping().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_by_another_process_is_named_as_such() {
+        let (dir, inbox) = inbox();
+        let other = Connection::open(dir.path().join("inbox.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let error = inbox.append(Bytes::from_static(b"{}")).await.unwrap_err();
+        assert!(
+            error.to_string().contains("locked by another process"),
+            "{error}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        inbox.append(Bytes::from_static(b"{}")).await.unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = SqliteInbox::open(dir.path().join("no-such-dir").join("inbox.db")).unwrap_err();
+        assert!(error.to_string().contains("does not exist"), "{error}");
     }
 }
