@@ -237,7 +237,7 @@ async fn token_endpoint_is_retried_too() {
 async fn forbidden_names_the_missing_permission() {
     let fake = FakeCloud::start().await;
     let cloud = client(&fake);
-    fake.force_api(
+    fake.force_create(
         Forced::new(403)
             .header("inin-correlation-id", "corr-403")
             .body(r#"{"message":"Unable to perform the requested action. You are missing the following permission(s): [messaging:integration:add]","code":"missing.permissions","status":403,"messageParams":{"permissions":"[messaging:integration:add]"}}"#),
@@ -285,15 +285,16 @@ async fn create_list_get_update_delete_round_trip() {
     assert_eq!(sent["webhookHeaders"]["X-Tenant"], "acme");
 
     // Five integrations, two a page: three pages followed.
-    let listed = om.list().await.unwrap();
-    assert_eq!(listed.len(), 5);
-    assert_eq!(
+    let lists = || {
         fake.api_requests()
             .iter()
             .filter(|r| r.starts_with("GET list"))
-            .count(),
-        3
-    );
+            .count()
+    };
+    let before = lists();
+    let listed = om.list().await.unwrap();
+    assert_eq!(listed.len(), 5);
+    assert_eq!(lists() - before, 3);
 
     let got = om.get(&ids[0]).await.unwrap();
     assert_eq!(got.name, "hook-0");
@@ -406,7 +407,7 @@ async fn a_token_fetch_has_an_overall_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_create_answered_503_is_not_sent_again() {
     let fake = FakeCloud::start().await;
-    fake.force_api(Forced::new(503));
+    fake.force_create(Forced::new(503));
     let error = client(&fake)
         .open_messaging()
         .create(&new_integration("once"))
@@ -483,4 +484,162 @@ async fn region_names_have_their_own_error() {
         .parse::<genesys_webhook::cloud::Region>()
         .unwrap_err();
     assert!(error.to_string().contains("mars-north-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unclear_create_never_adopts_an_integration_that_existed_before() {
+    let fake = FakeCloud::start().await;
+    // `setup` run twice: the first run made this integration, with its own secret.
+    let first = client(&fake)
+        .open_messaging()
+        .create(&new_integration("setup-twice"))
+        .await
+        .unwrap();
+    // The second run's create is refused by a gateway before Genesys commits it.
+    fake.force_create(Forced::new(504));
+    let error = client(&fake)
+        .open_messaging()
+        .create_checked(&new_integration("setup-twice"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, CloudError::Api(e) if e.status == 504),
+        "adopted {first:?} instead of failing: {error:?}"
+    );
+    // Committed behind the gateway this time: the new one is found, not the old.
+    fake.with(|f| f.commit_then_fail = Some(504));
+    let created = client(&fake)
+        .open_messaging()
+        .create_checked(&new_integration("setup-twice"))
+        .await
+        .unwrap();
+    assert_ne!(created.integration.id, first.id);
+    assert!(created.recovered_from.is_some());
+}
+
+/// A Genesys Cloud stand-in on a raw socket: answers the token request and every API
+/// request, but closes the connection unanswered on the first `drop_tokens` token
+/// requests and the first `drop_api` API requests.
+async fn dropping_server(
+    listener: tokio::net::TcpListener,
+    drop_tokens: usize,
+    drop_api: usize,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        let (mut tokens, mut api) = (0, 0);
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let line = text.lines().next().unwrap_or_default().to_owned();
+            log.lock().unwrap().push(line.clone());
+            let body = if line.contains("/oauth/token") {
+                tokens += 1;
+                if tokens <= drop_tokens {
+                    continue;
+                }
+                r#"{"access_token":"t","token_type":"bearer","expires_in":3600}"#
+            } else {
+                api += 1;
+                if api <= drop_api {
+                    continue;
+                }
+                r#"{"entities":[],"pageSize":25,"pageNumber":1,"total":0,"pageCount":1}"#
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    seen
+}
+
+fn raw_client(addr: std::net::SocketAddr) -> GenesysCloud {
+    GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .api_base(format!("http://{addr}"))
+        .retry_policy(RetryPolicy::default().backoff(Duration::from_millis(20), 2))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_get_and_a_token_request_closed_unanswered_are_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = dropping_server(listener, 1, 1).await;
+    let listed = raw_client(addr).open_messaging().list().await;
+    assert!(listed.is_ok(), "{listed:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|l| l.contains("/oauth/token")).count(),
+        2,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("GET")).count(),
+        2,
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_patch_closed_unanswered_is_not_sent_again() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = dropping_server(listener, 0, 2).await;
+    let error = raw_client(addr)
+        .open_messaging()
+        .update(
+            "00000000-0000-4000-8000-000000000001",
+            &OpenMessagingIntegrationUpdate::new().webhook_url("https://hooks.example.com/new"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CloudError::Transport(_)), "{error:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("PATCH")).count(),
+        1,
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_even_for_a_post() {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    // Nothing listens for the first attempts; then the server comes up.
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        dropping_server(listener, 0, 0).await
+    });
+    let created = raw_client(addr)
+        .open_messaging()
+        .create(&new_integration("after-a-refusal"))
+        .await;
+    // The stand-in answers every API request with a list, which a create cannot
+    // decode: what matters is that the POST was sent once the server was up.
+    let seen = server.await.unwrap().lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("POST /api")).count(),
+        1,
+        "{seen:?} {created:?}"
+    );
 }

@@ -29,9 +29,12 @@ const DEFAULT_TOKEN_DEADLINE: Duration = Duration::from_secs(60);
 /// fetch and its result, success or failure; a fetch has an overall deadline
 /// ([`token_deadline`](GenesysCloudBuilder::token_deadline)) and retries at most
 /// twice. A 401 from the API triggers one refresh and one retry. 429 answers are
-/// retried according to the [`RetryPolicy`]; 502/503/504 and lost answers only for
-/// idempotent requests (GET, PUT, PATCH, DELETE): a create that timed out at a gateway
-/// may have been committed, and is looked up instead of sent twice.
+/// retried according to the [`RetryPolicy`], and so is a connection that could not be
+/// made (nothing was sent); 502/503/504 and other transport errors (a connection
+/// closed unanswered, a timeout) only for idempotent requests (GET, HEAD, PUT, DELETE,
+/// OPTIONS, and the token request): a POST or PATCH that got no clear answer may have
+/// been applied. A create that timed out at a gateway is looked up instead of sent
+/// twice.
 ///
 /// ```no_run
 /// use genesys_webhook::cloud::{GenesysCloud, NewOpenMessagingIntegration, Region};
@@ -146,7 +149,11 @@ impl GenesysCloud {
         let mut refreshed = false;
         loop {
             let (token, generation) = self.token().await?;
-            let idempotent = method != Method::POST;
+            // POST and PATCH may change something each time they are sent.
+            let idempotent = matches!(
+                method,
+                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+            );
             let answer = self
                 .send(&self.inner.retry, idempotent, || {
                     let request = self
@@ -275,7 +282,10 @@ impl GenesysCloud {
     }
 
     /// Sends a request, retrying as `policy` says: a 429 always (the request was not
-    /// processed), a 502/503/504 only when the request is `idempotent`.
+    /// processed), a 502/503/504 only when the request is `idempotent`. A connection
+    /// that could not be made is retried whatever the method (nothing was sent); any
+    /// other transport error (a connection closed unanswered, a timeout, a broken
+    /// answer) only when the request is `idempotent`, since it may have been processed.
     async fn send(
         &self,
         policy: &RetryPolicy,
@@ -284,10 +294,34 @@ impl GenesysCloud {
     ) -> Result<Answer, CloudError> {
         let mut attempt = 0;
         loop {
-            let response = build().send().await.map_err(transport)?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(transport)?;
+            let received = async {
+                let response = build().send().await?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = response.bytes().await?;
+                Ok::<_, reqwest::Error>((status, headers, body))
+            }
+            .await;
+            let (status, headers, body) = match received {
+                Ok(received) => received,
+                Err(error) => {
+                    let retry = error.is_connect() || idempotent;
+                    match policy.decide_transport(attempt, random_unit()) {
+                        Decision::Retry(wait) if retry => {
+                            tracing::info!(
+                                %error,
+                                attempt = attempt + 1,
+                                wait_ms = wait.as_millis() as u64,
+                                "Genesys Cloud could not be reached; retrying"
+                            );
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                            continue;
+                        }
+                        _ => return Err(transport(error)),
+                    }
+                }
+            };
             let answer = Answer {
                 status,
                 headers,

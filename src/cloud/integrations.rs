@@ -207,7 +207,11 @@ impl<'a> OpenMessaging<'a> {
     /// may come from a gateway after Genesys committed the create, so instead of a
     /// retry (which would make a second integration, whose secret nobody has) the
     /// integration is looked up by name and webhook URL. [`Created::recovered_from`]
-    /// then says which answer was recovered from.
+    /// then says which answer was recovered from. The integrations that existed before
+    /// the `POST` (listed first) are never adopted: one with the same name and URL made
+    /// by an earlier run holds a secret other than `new`'s, and adopting it would leave
+    /// every webhook failing its signature check. When that first list fails, the
+    /// create goes ahead without recovery.
     ///
     /// # Errors
     ///
@@ -217,18 +221,29 @@ impl<'a> OpenMessaging<'a> {
         &self,
         new: &NewOpenMessagingIntegration,
     ) -> Result<Created, CloudError> {
+        let existing: Option<Vec<String>> = match self.list().await {
+            Ok(all) => Some(all.into_iter().map(|i| i.id).collect()),
+            Err(error) => {
+                tracing::warn!(%error, "could not list integrations before creating one; an unclear answer will not be recovered from");
+                None
+            }
+        };
         match self.post(new).await {
             Ok(integration) => Ok(Created {
                 integration,
                 recovered_from: None,
             }),
             Err(error) if unclear(&error) => {
+                let Some(existing) = existing else {
+                    return Err(error);
+                };
                 tracing::warn!(%error, name = %new.name, "create got no clear answer; looking the integration up by name");
                 let Ok(all) = self.list().await else {
                     return Err(error);
                 };
                 let mut found = all.into_iter().filter(|i| {
-                    i.name == new.name
+                    !existing.contains(&i.id)
+                        && i.name == new.name
                         && i.outbound_notification_webhook_url.as_deref()
                             == Some(new.webhook_url.as_str())
                 });

@@ -37,9 +37,13 @@ pub enum Region {
     ApNortheast3,
     /// `ap-southeast-2`, mypurecloud.com.au (Asia Pacific, Sydney).
     ApSoutheast2,
+    /// `ap-southeast-1`, apse1.pure.cloud (Asia Pacific, Jakarta).
+    ApSoutheast1,
+    /// `mx-central-1`, mxc1.pure.cloud (Americas, Mexico).
+    MxCentral1,
 }
 
-const REGIONS: [(Region, &str, &str); 15] = [
+const REGIONS: [(Region, &str, &str); 17] = [
     (Region::UsEast1, "us-east-1", "mypurecloud.com"),
     (Region::UsEast2, "us-east-2", "use2.us-gov-pure.cloud"),
     (Region::UsWest2, "us-west-2", "usw2.pure.cloud"),
@@ -55,6 +59,8 @@ const REGIONS: [(Region, &str, &str); 15] = [
     (Region::ApNortheast2, "ap-northeast-2", "apne2.pure.cloud"),
     (Region::ApNortheast3, "ap-northeast-3", "apne3.pure.cloud"),
     (Region::ApSoutheast2, "ap-southeast-2", "mypurecloud.com.au"),
+    (Region::ApSoutheast1, "ap-southeast-1", "apse1.pure.cloud"),
+    (Region::MxCentral1, "mx-central-1", "mxc1.pure.cloud"),
 ];
 
 impl Region {
@@ -309,9 +315,15 @@ mod tests {
             "mec1.pure.cloud",
             "apne3.pure.cloud",
             "euc2.pure.cloud",
+            "apse1.pure.cloud",
+            "mxc1.pure.cloud",
         ] {
             assert!(domains.contains(&domain), "{domain}");
         }
+        let mexico: Region = "mx-central-1".parse().unwrap();
+        assert_eq!(mexico.domain(), "mxc1.pure.cloud");
+        let jakarta: Region = "ap-southeast-1".parse().unwrap();
+        assert_eq!(jakarta.domain(), "apse1.pure.cloud");
     }
 
     #[test]

@@ -118,6 +118,15 @@ impl RetryPolicy {
         Decision::Retry(wait)
     }
 
+    /// Decides after a transport error on attempt number `attempt`: the backoff of a
+    /// 502/503/504, within the same retry budget.
+    pub(crate) fn decide_transport(&self, attempt: u32, random: f64) -> Decision {
+        if attempt >= self.max_retries {
+            return Decision::Stop;
+        }
+        Decision::Retry(self.backoff_for(attempt, random))
+    }
+
     fn backoff_for(&self, attempt: u32, random: f64) -> Duration {
         let factor = f64::from(self.backoff_factor).powi(attempt.min(16) as i32);
         let base = self.backoff_base.as_secs_f64() * factor;

@@ -333,9 +333,10 @@ pub trait Inbox: Send + Sync + 'static {
     /// whose lease ended without an `ack` or `retry` are delivered again; one whose
     /// attempts are used up moves to the dead letters instead.
     ///
-    /// Not cancel safe: the claim is sent to the backend when this is called, not when
-    /// the future is first polled, and the events it claims stay leased if the future
-    /// is dropped before it resolves. They are delivered again once the lease ends.
+    /// Not cancel safe: a backend may start the claim when this is called, not when the
+    /// future is first polled (the SQLite inbox does), and events claimed for a future
+    /// dropped before it resolved stay leased. They are delivered again once the lease
+    /// ends.
     fn claim(
         &self,
         max: usize,

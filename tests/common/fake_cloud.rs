@@ -56,6 +56,8 @@ pub struct Fake {
     /// The next create is committed, then answered with this status (a gateway that
     /// timed out after Genesys did the work).
     pub commit_then_fail: Option<u16>,
+    /// The next create is answered so, without being committed.
+    pub forced_create: Option<Forced>,
 }
 
 #[derive(Clone)]
@@ -94,6 +96,11 @@ impl FakeCloud {
 
     pub fn force_api(&self, forced: Forced) {
         self.with(|f| f.forced_api.push_back(forced));
+    }
+
+    /// The next create (only) is answered so, without being committed.
+    pub fn force_create(&self, forced: Forced) {
+        self.with(|f| f.forced_create = Some(forced));
     }
 
     pub fn force_token(&self, forced: Forced) {
@@ -214,6 +221,9 @@ async fn create(
     let mut fake = state.lock().unwrap();
     if let Some(r) = api_gate(&mut fake, "POST create".into(), &headers) {
         return r;
+    }
+    if let Some(f) = fake.forced_create.take() {
+        return forced(f);
     }
     fake.next_id += 1;
     let id = format!("00000000-0000-4000-8000-{:012}", fake.next_id);
