@@ -12,6 +12,8 @@ pub mod audiohook;
 pub mod cloud;
 pub mod inbox;
 pub mod layer;
+#[cfg(feature = "redis")]
+mod redis_connection;
 pub mod replay;
 mod response;
 pub mod signature;

@@ -63,6 +63,8 @@ fn main() {
         a_handler_slower_than_the_lease_keeps_its_reservation_in_redis,
         a_redis_paused_past_its_timeout_leaves_no_lease_that_blocks_the_retry,
         a_reservation_left_by_a_frozen_redis_is_released_once_it_answers,
+        redis_inbox_ack_all_is_one_round_trip,
+        redis_inbox_claims_keep_their_xautoclaim_cursor,
         a_reservation_left_by_a_frozen_redis_is_released_after_script_flush,
         a_reservation_left_by_a_frozen_redis_is_released_after_a_restart,
         two_receivers_sharing_redis_process_a_replay_once,
@@ -312,6 +314,75 @@ async fn a_reservation_left_by_a_frozen_redis_is_released_after_script_flush() {
 
 async fn a_reservation_left_by_a_frozen_redis_is_released_after_a_restart() {
     frozen_redis_then_retry(Before::Restart).await
+}
+
+/// How many scripts Redis has run (`EVAL` and `EVALSHA` calls), from `INFO commandstats`.
+fn scripts_run(redis: &PersistentRedis) -> u64 {
+    redis
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_eval"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+async fn redis_inbox_ack_all_is_one_round_trip() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let inbox = RedisInbox::builder(redis.url()).open().unwrap();
+    for n in 0..50 {
+        inbox
+            .append(bytes::Bytes::from(format!(r#"{{"n":{n}}}"#)))
+            .await
+            .unwrap();
+    }
+    let claimed = inbox.claim(50, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 50);
+    let before = scripts_run(&redis);
+    inbox.ack_all(&claimed).await.unwrap();
+    let ran = scripts_run(&redis) - before;
+    // One script call; two where Redis had to be sent the script first.
+    assert!(ran <= 2, "{ran} script calls to acknowledge 50 deliveries");
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (0, 0));
+}
+
+async fn redis_inbox_claims_keep_their_xautoclaim_cursor() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let inbox = RedisInbox::builder(redis.url()).open().unwrap();
+    for n in 0..12 {
+        inbox
+            .append(bytes::Bytes::from(format!(r#"{{"n":{n}}}"#)))
+            .await
+            .unwrap();
+    }
+    // Twelve deliveries, all lapsed after a while.
+    assert_eq!(
+        inbox
+            .claim(12, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len(),
+        12
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The first ten are taken over again: they are recent now, the last two lapsed.
+    let lease = Duration::from_millis(300);
+    let again = inbox.claim(10, lease).await.unwrap();
+    assert_eq!(again.len(), 10);
+    // One claim scans ten pending entries for each one it may return. From the start
+    // it would see only the ten recent ones; from its cursor it finds a lapsed one.
+    let next = inbox.claim(1, lease).await.unwrap();
+    assert_eq!(next.len(), 1, "a lapsed delivery behind recent ones waited");
+    assert_eq!(next[0].body().as_ref(), br#"{"n":10}"#);
 }
 
 async fn two_receivers_sharing_redis_process_a_replay_once() {

@@ -3,9 +3,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script, Value};
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
 use tokio::sync::Notify;
+
+use crate::redis_connection::{connect_lazily, ConnectError};
 
 use super::{
     from_unix_millis, millis, unix_millis, BoxFuture, Delivery, EventId, EventState, Inbox,
@@ -34,8 +36,11 @@ return id
 /// Moves due retries back into the stream, takes over lapsed leases (XAUTOCLAIM),
 /// reads new entries (XREADGROUP), and dead-letters what used its last attempt.
 /// Returns {stream id, event id, received, attempt, body} per delivery.
-/// KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, consumer, count, lease ms,
-/// now ms, max attempts.
+/// The `XAUTOCLAIM` cursor is kept between claims (KEYS[5]): each call scans a bounded
+/// part of the pending entries, and starting from the beginning every time would leave
+/// lapsed entries behind recently claimed ones waiting.
+/// KEYS: stream, delayed (due times), delayed entries, dead, claim cursor. ARGV: group,
+/// consumer, count, lease ms, now ms, max attempts.
 const CLAIM: &str = r"
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 local count = tonumber(ARGV[3])
@@ -64,7 +69,9 @@ local function take(id, fields, deliveries)
     table.insert(out, {id, origin, f['received'], tostring(attempt), f['body']})
   end
 end
-local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], '0-0', 'COUNT', count)
+local cursor = redis.call('GET', KEYS[5]) or '0-0'
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], cursor, 'COUNT', count)
+redis.call('SET', KEYS[5], claimed[1])
 for _, entry in ipairs(claimed[2]) do
   if type(entry) == 'table' and type(entry[2]) == 'table' then
     local info = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
@@ -84,21 +91,26 @@ end
 return out
 ";
 
-/// Acknowledges and deletes a processed entry, so the stream holds only unacknowledged
-/// work and never needs a MAXLEN trim that could drop it.
-/// KEYS: stream, totals. ARGV: group, stream id.
+/// Acknowledges and deletes processed entries, so the stream holds only
+/// unacknowledged work and never needs a MAXLEN trim that could drop it.
+/// KEYS: stream, totals. ARGV: group, then the stream ids.
 const ACK: &str = r"
-local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if e[1] then
-  local f = e[1][2]
-  local len = 0
-  for i = 1, #f, 2 do if f[i] == 'body' then len = string.len(f[i + 1]) end end
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[2], 'events', -1)
-  redis.call('HINCRBY', KEYS[2], 'bytes', -len)
+local events, bytes = 0, 0
+for i = 2, #ARGV do
+  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  if e[1] then
+    local f = e[1][2]
+    for j = 1, #f, 2 do if f[j] == 'body' then bytes = bytes + string.len(f[j + 1]) end end
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    events = events + 1
+  end
 end
-return 1
+if events > 0 then
+  redis.call('HINCRBY', KEYS[2], 'events', -events)
+  redis.call('HINCRBY', KEYS[2], 'bytes', -bytes)
+end
+return events
 ";
 
 /// Schedules a failed delivery again, or dead-letters it. 'stale' when this claim no
@@ -231,6 +243,7 @@ struct Keys {
     delayed: String,
     delayed_entries: String,
     totals: String,
+    claim_cursor: String,
 }
 
 struct Scripts {
@@ -311,15 +324,12 @@ impl RedisInboxBuilder {
     ///
     /// [`InboxError::Config`] when the URL is not a Redis URL.
     pub fn open(self) -> Result<RedisInbox, InboxError> {
-        let client = Client::open(self.url.as_str()).map_err(|_| {
-            InboxError::Config("not a valid Redis URL (redis://host:port/db)".to_owned())
+        let connection = connect_lazily(&self.url, self.timeout).map_err(|error| match error {
+            ConnectError::InvalidUrl => {
+                InboxError::Config("not a valid Redis URL (redis://host:port/db)".to_owned())
+            }
+            ConnectError::Redis(error) => InboxError::unavailable(error),
         })?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.timeout))
-            .set_connection_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(InboxError::unavailable)?;
         let consumer = match self.consumer {
             Some(name) => name,
             None => default_consumer()?,
@@ -334,6 +344,7 @@ impl RedisInboxBuilder {
                     delayed: format!("{prefix}delayed"),
                     delayed_entries: format!("{prefix}delayed:entries"),
                     totals: format!("{prefix}totals"),
+                    claim_cursor: format!("{prefix}claim-cursor"),
                 },
                 consumer,
                 max_attempts: self.max_attempts,
@@ -669,6 +680,7 @@ impl Inbox for RedisInbox {
                 .key(&keys.delayed)
                 .key(&keys.delayed_entries)
                 .key(&keys.dead)
+                .key(&keys.claim_cursor)
                 .arg(GROUP)
                 .arg(&self.shared.consumer)
                 .arg(max)
@@ -695,16 +707,22 @@ impl Inbox for RedisInbox {
     }
 
     fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>> {
+        self.ack_all(std::slice::from_ref(delivery))
+    }
+
+    /// One round trip for all of them.
+    fn ack_all<'a>(&'a self, deliveries: &'a [Delivery]) -> BoxFuture<'a, Result<(), InboxError>> {
         Box::pin(async move {
+            if deliveries.is_empty() {
+                return Ok(());
+            }
             let mut connection = self.connection();
-            let _: Value = self
-                .shared
-                .scripts
-                .ack
-                .key(&self.shared.keys.stream)
-                .key(&self.shared.keys.totals)
-                .arg(GROUP)
-                .arg(delivery.receipt())
+            let mut invocation = self.shared.scripts.ack.key(&self.shared.keys.stream);
+            invocation.key(&self.shared.keys.totals).arg(GROUP);
+            for delivery in deliveries {
+                invocation.arg(delivery.receipt());
+            }
+            let _: Value = invocation
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;

@@ -2,9 +2,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::aio::ConnectionManager;
+use redis::Script;
 use sha2::{Digest, Sha256};
+
+use crate::redis_connection::connect_lazily;
 
 use super::{LeaseId, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture};
 
@@ -115,13 +117,7 @@ impl RedisStore {
     ///
     /// [`InvalidUrl`] when the URL is not a valid Redis URL.
     pub fn open_with_timeout(url: &str, timeout: Duration) -> Result<Self, InvalidUrl> {
-        let client = Client::open(url).map_err(|_| InvalidUrl)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|_| InvalidUrl)?;
+        let connection = connect_lazily(url, timeout).map_err(|_| InvalidUrl)?;
         Ok(Self {
             connection,
             prefix: DEFAULT_PREFIX.to_owned(),
