@@ -112,17 +112,21 @@ async fn redis_inbox_honours_the_contract() {
     let (url, _server) = redis_server().expect("Redis");
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let run = std::process::id();
-    common::inbox_contract::contract(Box::new(move |attempts, events| {
-        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Arc::new(
-            RedisInbox::builder(url.as_str())
-                .prefix(format!("test-{run}-{n}:"))
-                .max_attempts(attempts)
-                .max_events(events)
-                .open()
-                .unwrap(),
-        ) as Arc<dyn Inbox>
-    }))
+    common::inbox_contract::contract(
+        Box::new(move |attempts, events, clock| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Arc::new(
+                RedisInbox::builder(url.as_str())
+                    .prefix(format!("test-{run}-{n}:"))
+                    .max_attempts(attempts)
+                    .max_events(events)
+                    .clock(clock)
+                    .open()
+                    .unwrap(),
+            ) as Arc<dyn Inbox>
+        }),
+        true,
+    )
     .await;
 }
 

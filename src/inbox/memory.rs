@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{
-    BoxFuture, Delivery, EventId, EventState, Inbox, InboxError, InboxStats, ListFilter,
+    BoxFuture, Clock, Delivery, EventId, EventState, Inbox, InboxError, InboxStats, ListFilter,
     RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
 };
 
@@ -22,6 +22,7 @@ pub struct MemoryInbox {
     max_bytes: u64,
     state: Mutex<State>,
     appended: Notify,
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -57,7 +58,14 @@ impl MemoryInbox {
             max_bytes: DEFAULT_MAX_BYTES,
             state: Mutex::new(State::default()),
             appended: Notify::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Attempts before an event moves to the dead letters (at least 1).
@@ -95,7 +103,7 @@ impl MemoryInbox {
         }
         state.next_id += 1;
         let id = state.next_id;
-        let now = SystemTime::now();
+        let now = self.clock.now();
         state.bytes += len;
         state.events.insert(
             id,
@@ -114,7 +122,7 @@ impl MemoryInbox {
     }
 
     fn claim_now(&self, max: usize, lease: Duration) -> Vec<Delivery> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let mut state = self.lock();
         let mut deliveries = Vec::new();
         for (id, entry) in state.events.iter_mut() {
@@ -209,7 +217,7 @@ impl Inbox for MemoryInbox {
                         outcome = RetryOutcome::Dead;
                     } else {
                         entry.state = EventState::Pending;
-                        entry.due = SystemTime::now() + delay;
+                        entry.due = self.clock.now() + delay;
                         outcome = RetryOutcome::Scheduled;
                     }
                 }
@@ -219,7 +227,7 @@ impl Inbox for MemoryInbox {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let state = self.lock();
         let mut stats = InboxStats::default();
         for entry in state.events.values() {
@@ -263,7 +271,7 @@ impl Inbox for MemoryInbox {
             Some(entry) if entry.state != EventState::InFlight => {
                 entry.state = EventState::Pending;
                 entry.attempts = 0;
-                entry.due = SystemTime::now();
+                entry.due = self.clock.now();
                 true
             }
             _ => false,
@@ -276,7 +284,7 @@ impl Inbox for MemoryInbox {
     }
 
     fn requeue_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let mut state = self.lock();
         let mut count = 0;
         for entry in state.events.values_mut() {

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use crate::redis_connection::{connect_lazily, ConnectError};
 
 use super::{
-    from_unix_millis, millis, unix_millis, BoxFuture, Delivery, EventId, EventState, Inbox,
+    from_unix_millis, millis, unix_millis, BoxFuture, Clock, Delivery, EventId, EventState, Inbox,
     InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
 };
@@ -235,6 +235,7 @@ struct Shared {
     wait: Option<(u32, Duration)>,
     scripts: Scripts,
     appended: Notify,
+    clock: Clock,
 }
 
 struct Keys {
@@ -267,9 +268,17 @@ pub struct RedisInboxBuilder {
     max_bytes: u64,
     timeout: Duration,
     wait: Option<(u32, Duration)>,
+    clock: Clock,
 }
 
 impl RedisInboxBuilder {
+    /// Reads the time from `clock` (default: the system clock), for retry delays and
+    /// timestamps. Lapsed leases are found by Redis' own idle time.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Key prefix (default `genesys-webhook:inbox:`), so several applications can
     /// share one Redis.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -361,6 +370,7 @@ impl RedisInboxBuilder {
                     purge_dead: Script::new(PURGE_DEAD),
                 },
                 appended: Notify::new(),
+                clock: self.clock,
             }),
         })
     }
@@ -487,6 +497,7 @@ impl RedisInbox {
             max_bytes: DEFAULT_MAX_BYTES,
             timeout: Duration::from_secs(2),
             wait: None,
+            clock: Clock::system(),
         }
     }
 
@@ -626,7 +637,7 @@ impl Inbox for RedisInbox {
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
         Box::pin(async move {
             let mut connection = self.connection();
-            let now = unix_millis(SystemTime::now());
+            let now = unix_millis(self.shared.clock.now());
             let id: Option<String> = self
                 .shared
                 .scripts
@@ -685,7 +696,7 @@ impl Inbox for RedisInbox {
                 .arg(&self.shared.consumer)
                 .arg(max)
                 .arg(millis(lease).max(1))
-                .arg(unix_millis(SystemTime::now()))
+                .arg(unix_millis(self.shared.clock.now()))
                 .arg(self.shared.max_attempts)
                 .invoke_async(&mut connection)
                 .await
@@ -739,7 +750,7 @@ impl Inbox for RedisInbox {
         Box::pin(async move {
             let mut connection = self.connection();
             let keys = &self.shared.keys;
-            let due = unix_millis(SystemTime::now()).saturating_add(millis(delay));
+            let due = unix_millis(self.shared.clock.now()).saturating_add(millis(delay));
             let outcome: String = self
                 .shared
                 .scripts

@@ -2,14 +2,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{oneshot, Notify};
 
 use super::{
-    from_unix_millis, millis, unix_millis, BoxFuture, Delivery, EventId, EventState, Inbox,
+    from_unix_millis, millis, unix_millis, BoxFuture, Clock, Delivery, EventId, EventState, Inbox,
     InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
 };
@@ -85,12 +85,19 @@ struct Shared {
     settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Settings {
     max_attempts: u32,
     max_events: u64,
     max_bytes: u64,
     max_batch: usize,
+    clock: Clock,
+}
+
+impl Settings {
+    fn now(&self) -> i64 {
+        unix_millis(self.clock.now())
+    }
 }
 
 /// Work for the writer thread: runs inside the batch's transaction and returns what
@@ -133,6 +140,13 @@ impl SqliteInboxBuilder {
         self
     }
 
+    /// Reads the time from `clock` (default: the system clock), for leases, retry
+    /// delays and timestamps.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.settings.clock = clock;
+        self
+    }
+
     /// Opens (creating if needed) the database and starts its writer thread.
     ///
     /// # Errors
@@ -151,7 +165,7 @@ impl SqliteInboxBuilder {
             writable: Arc::clone(&writable),
             appended: Notify::new(),
             path: self.path.clone(),
-            settings: self.settings,
+            settings: self.settings.clone(),
         });
         let weak = Arc::downgrade(&shared);
         let settings = self.settings;
@@ -367,6 +381,7 @@ impl SqliteInbox {
                 max_events: DEFAULT_MAX_EVENTS,
                 max_bytes: DEFAULT_MAX_BYTES,
                 max_batch: DEFAULT_MAX_BATCH,
+                clock: Clock::system(),
             },
         }
     }
@@ -453,14 +468,14 @@ fn state_of(code: i64) -> EventState {
     }
 }
 
-fn stored_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+fn stored_event(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<StoredEvent> {
     let id: i64 = row.get(0)?;
     let body: Vec<u8> = row.get(1)?;
     let state: i64 = row.get(4)?;
     let due_at: i64 = row.get(5)?;
     let state = match state_of(state) {
         // A lapsed lease is pending: the next claim delivers it again.
-        EventState::InFlight if due_at <= unix_millis(SystemTime::now()) => EventState::Pending,
+        EventState::InFlight if due_at <= now => EventState::Pending,
         state => state,
     };
     Ok(StoredEvent {
@@ -481,7 +496,7 @@ fn append(
     settings: &Settings,
     body: &[u8],
 ) -> Result<EventId, InboxError> {
-    let now = unix_millis(SystemTime::now());
+    let now = settings.now();
     // One statement: the bound check and the insert (its trigger updates the totals).
     let inserted = connection
         .prepare_cached(
@@ -510,7 +525,7 @@ fn claim(
     max: usize,
     lease: Duration,
 ) -> Result<Vec<Delivery>, InboxError> {
-    let now = unix_millis(SystemTime::now());
+    let now = settings.now();
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let mut candidates: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
     // Lapsed leases first (a crashed consumer's work), then pending events in order.
@@ -579,7 +594,7 @@ fn retry(
     delay: Duration,
     reason: &str,
 ) -> Result<RetryOutcome, InboxError> {
-    let due = unix_millis(SystemTime::now()).saturating_add(millis(delay));
+    let due = settings.now().saturating_add(millis(delay));
     let changed = connection
         .prepare_cached(
             "UPDATE inbox_events
@@ -606,8 +621,7 @@ fn retry(
     })
 }
 
-fn stats(connection: &Connection) -> Result<InboxStats, InboxError> {
-    let now = unix_millis(SystemTime::now());
+fn stats(connection: &Connection, now: i64) -> Result<InboxStats, InboxError> {
     let mut statement = connection
         .prepare_cached(
             "SELECT
@@ -684,7 +698,7 @@ impl Inbox for SqliteInbox {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
-        self.run(|connection, _| stats(connection))
+        self.run(|connection, settings| stats(connection, settings.now()))
     }
 
     fn list(
@@ -693,7 +707,7 @@ impl Inbox for SqliteInbox {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, InboxError>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |connection, _| {
+        self.run(move |connection, settings| {
             let condition = match filter {
                 ListFilter::Dead => "state = 2",
                 _ => "state IN (0, 1)",
@@ -704,7 +718,7 @@ impl Inbox for SqliteInbox {
                 ))
                 .map_err(sql)?;
             let rows = statement
-                .query_map(params![limit], stored_event)
+                .query_map(params![limit], |row| stored_event(row, settings.now()))
                 .map_err(sql)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql)
         })
@@ -715,13 +729,13 @@ impl Inbox for SqliteInbox {
         id: &'a EventId,
     ) -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>> {
         let id = row_id(id);
-        self.run(move |connection, _| {
+        self.run(move |connection, settings| {
             let Some(id) = id else { return Ok(None) };
             connection
                 .query_row(
                     &format!("{SELECT_EVENT} WHERE id = ?1"),
                     params![id],
-                    stored_event,
+                    |row| stored_event(row, settings.now()),
                 )
                 .optional()
                 .map_err(sql)
@@ -730,9 +744,9 @@ impl Inbox for SqliteInbox {
 
     fn requeue<'a>(&'a self, id: &'a EventId) -> BoxFuture<'a, Result<bool, InboxError>> {
         let id = row_id(id);
-        let requeued = self.run(move |connection, _| {
+        let requeued = self.run(move |connection, settings| {
             let Some(id) = id else { return Ok(false) };
-            let now = unix_millis(SystemTime::now());
+            let now = settings.now();
             let changed = connection
                 .execute(
                     "UPDATE inbox_events SET state = 0, attempts = 0, due_at = ?2
@@ -750,8 +764,8 @@ impl Inbox for SqliteInbox {
     }
 
     fn requeue_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>> {
-        let requeued = self.run(|connection, _| {
-            let now = unix_millis(SystemTime::now());
+        let requeued = self.run(|connection, settings| {
+            let now = settings.now();
             let changed = connection
                 .execute(
                     "UPDATE inbox_events SET state = 0, attempts = 0, due_at = ?1 WHERE state = 2",
@@ -785,7 +799,7 @@ impl Inbox for SqliteInbox {
     /// own until one succeeds, so readiness comes back with the disk.
     fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
         if self.shared.writable.load(Ordering::Relaxed) {
-            self.run(|connection, _| stats(connection).map(|_| ()))
+            self.run(|connection, settings| stats(connection, settings.now()).map(|_| ()))
         } else {
             // As much as a large event takes, written and removed in one transaction:
             // the commit still has to put it in the write-ahead log.
@@ -829,16 +843,8 @@ mod tests {
     #[tokio::test]
     async fn jobs_after_a_transaction_rolled_back_by_sqlite_are_failed_not_run_in_autocommit() {
         let (_dir, inbox) = inbox();
-        // Hold the writer thread until the next two jobs are queued, so that they form
-        // one batch.
-        let (started_tx, started) = std::sync::mpsc::channel::<()>();
-        let (go, wait) = std::sync::mpsc::channel::<()>();
-        let holding = inbox.run_one(move |_, _| {
-            let _ = started_tx.send(());
-            let _ = wait.recv();
-            Ok(())
-        });
-        started.recv().unwrap();
+        // The next two jobs form one batch.
+        let (go, holding) = hold_writer(&inbox);
         // What SQLite does by itself on FULL, IOERR or NOMEM: the whole transaction
         // is gone.
         let rolled_back = inbox.run_one(|connection, _| {
@@ -889,6 +895,47 @@ mod tests {
         );
         other.execute_batch("ROLLBACK").unwrap();
         inbox.append(Bytes::from_static(b"{}")).await.unwrap();
+    }
+
+    /// Holds the writer thread until the returned sender is used, so that whatever is
+    /// submitted meanwhile waits for the next batch.
+    fn hold_writer(
+        inbox: &SqliteInbox,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        BoxFuture<'static, Result<(), InboxError>>,
+    ) {
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let holding = inbox.run_one(move |_, _| {
+            let _ = started_tx.send(());
+            let _ = wait.recv();
+            Ok(())
+        });
+        started.recv().unwrap();
+        (go, holding)
+    }
+
+    #[tokio::test]
+    async fn group_commit_takes_every_waiting_append_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        for (max_batch, expected) in [(1024, 1), (1, 200)] {
+            let inbox = SqliteInbox::builder(dir.path().join(format!("batch-{max_batch}.db")))
+                .max_batch(max_batch)
+                .open()
+                .unwrap();
+            let (go, holding) = hold_writer(&inbox);
+            let appends: Vec<_> = (0..200)
+                .map(|n| inbox.append(Bytes::from(format!("e{n}"))))
+                .collect();
+            go.send(()).unwrap();
+            holding.await.unwrap();
+            for append in appends {
+                append.await.unwrap();
+            }
+            assert_eq!(inbox.commits(), expected, "max_batch {max_batch}");
+            assert_eq!(inbox.stats().await.unwrap().pending, 200);
+        }
     }
 
     #[test]
