@@ -375,3 +375,52 @@ async fn refused_requests_are_not_logged_one_by_one_above_debug() {
     // At most one summary from the layer and one from the inbox refusals.
     assert!(loud.len() <= 2, "{} loud lines: {loud:#?}", loud.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_wrongly_signed_bodies_stays_within_the_budget_plus_50_mib() {
+    const BUDGET: u64 = 16 * 1024 * 1024;
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "flood-secret"),
+        ("GENESYS_MAX_BUFFERED_BYTES", &BUDGET.to_string()),
+        // The deployment section's allocator setting.
+        ("MALLOC_MMAP_THRESHOLD_", "131072"),
+    ]);
+    let idle = receiver.memory_kib("VmRSS").expect("/proc");
+    let body = std::sync::Arc::new(vec![b'x'; 1024 * 1024]);
+    let sig = sign_open_messaging("wrong-secret", &body);
+    let mut statuses = std::collections::BTreeMap::new();
+    for _round in 0..2 {
+        let flood: Vec<_> = (0..200)
+            .map(|_| {
+                let (body, sig) = (std::sync::Arc::clone(&body), sig.clone());
+                let addr = receiver.addr;
+                tokio::spawn(async move {
+                    post_bytes(
+                        addr,
+                        "/webhook/receive",
+                        &[("X-Hub-Signature-256", &sig)],
+                        &body,
+                    )
+                    .await
+                    .status
+                })
+            })
+            .collect();
+        for status in flood {
+            *statuses.entry(status.await.unwrap()).or_insert(0) += 1;
+        }
+    }
+    let peak = receiver.memory_kib("VmHWM").expect("/proc");
+    eprintln!("idle {idle} KiB, peak {peak} KiB, {statuses:?}");
+    assert!(
+        statuses.keys().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    let limit = idle + BUDGET / 1024 + 50 * 1024;
+    assert!(
+        peak <= limit,
+        "peak {} MiB over idle {} MiB + budget 16 MiB + 50 MiB ({statuses:?})",
+        peak / 1024,
+        idle / 1024
+    );
+}

@@ -10,8 +10,9 @@ const SMALL_SHARE: usize = 8;
 /// The bytes that all requests together may hold while they are read and verified
 /// ([`max_buffered_bytes`](crate::GenesysSignatureLayerBuilder::max_buffered_bytes)).
 /// Bodies are buffered before their signature can be checked, so without a bound a
-/// flood of large wrongly signed bodies holds as much memory as it sends. An eighth of
-/// it is kept for bodies of at most 64 KiB; the two pools together never exceed the
+/// flood of large wrongly signed bodies holds as much memory as it sends. A request
+/// holds budget for the bytes it has sent, not for what it announced. An eighth of it
+/// is kept for bodies of at most 64 KiB; the two pools together never exceed the
 /// limit.
 #[derive(Debug)]
 pub(crate) struct BufferBudget {

@@ -103,10 +103,11 @@ impl GenesysSignatureLayerBuilder {
     /// verified (unbounded by default). Bodies are buffered before their signature can
     /// be checked, so without a bound a flood of large, wrongly signed bodies holds as
     /// much memory as it sends. A request that would go past the budget is answered
-    /// `503 {"error":"overloaded"}` with `Retry-After`: checked on its `Content-Length`
-    /// before the body is read, and as the frames of a chunked body arrive. An eighth
-    /// of the budget is kept for bodies of at most 64 KiB, so that a flood of large
-    /// bodies cannot starve ordinary webhooks.
+    /// `503 {"error":"overloaded"}` with `Retry-After` and `Connection: close`. Bytes
+    /// count only once they have arrived (a sender that announces a large body and
+    /// sends nothing holds nothing), and until the body is joined into one buffer. An
+    /// eighth of the budget is kept for bodies of at most 64 KiB, so that a flood of
+    /// large bodies cannot starve ordinary webhooks.
     ///
     /// ```
     /// use genesys_webhook::GenesysSignatureLayer;

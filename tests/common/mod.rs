@@ -313,6 +313,18 @@ impl ReceiverProcess {
         let _ = self.child.wait();
     }
 
+    /// A line of `/proc/<pid>/status` in KiB (`VmHWM`, `VmRSS`).
+    pub fn memory_kib(&self, field: &str) -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with(field))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
     /// Every output line so far.
     pub fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
