@@ -74,6 +74,12 @@ fn throughput(c: &mut Criterion) {
         .max_body_bytes(2 * 1024 * 1024)
         .build()
         .unwrap();
+    let replay_layer = GenesysSignatureLayer::builder()
+        .secret(SECRET)
+        .max_body_bytes(2 * 1024 * 1024)
+        .replay_protection(genesys_webhook::replay::ReplayProtection::in_memory())
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("throughput");
     for size in [1024, 64 * 1024, 1024 * 1024] {
         let body = body_of(size);
@@ -97,6 +103,23 @@ fn throughput(c: &mut Criterion) {
                 }))
                 .ok();
                 let response = futures_executor::block_on(service.call(request))
+                    .unwrap_or_else(|e| match e {});
+                assert_eq!(response.status(), 200);
+                response
+            })
+        });
+        // Replay protection on: the body key (a second hash over the same frames) and
+        // a lookup in the memory store; after the first call each request is a
+        // duplicate, answered without the inner service.
+        let mut replayed = replay_layer.layer(inner());
+        group.bench_with_input(BenchmarkId::new("layer_replay", size), &body, |b, body| {
+            b.iter(|| {
+                let request = request(body, &signature);
+                futures_executor::block_on(std::future::poll_fn(|cx| {
+                    Service::<Request<Frames>>::poll_ready(&mut replayed, cx)
+                }))
+                .ok();
+                let response = futures_executor::block_on(replayed.call(request))
                     .unwrap_or_else(|e| match e {});
                 assert_eq!(response.status(), 200);
                 response

@@ -26,6 +26,14 @@ for size in (1024, 65536, 1048576):
         f"  {size:>8} B: raw {raw / 1000:9.2f} us ({gib(raw):.2f} GiB/s), "
         f"layer {layer / 1000:9.2f} us ({gib(layer):.2f} GiB/s): layer/raw throughput {raw / layer:.3f}"
     )
+    try:
+        replay, _ = mean_ns("throughput", "layer_replay", str(size))
+        print(
+            f"  {'':>8}   with replay protection {replay / 1000:9.2f} us: layer_replay/raw throughput "
+            f"{raw / replay:.3f}, layer_replay/layer {layer / replay:.3f}"
+        )
+    except FileNotFoundError:
+        pass
 
 direct, _ = mean_ns("overhead_1k", "inner_direct")
 layered, _ = mean_ns("overhead_1k", "through_layer")

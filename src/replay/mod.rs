@@ -115,20 +115,20 @@ impl ReplayKey {
 
 /// Computes [`ReplayKey::of_body`] over a body that arrives in frames.
 pub(crate) struct BodyKeyHasher {
-    state: Box<xxhash_rust::xxh3::Xxh3>,
+    state: twox_hash::xxhash3_128::Hasher,
     len: u64,
 }
 
 impl BodyKeyHasher {
     pub(crate) fn new() -> Self {
         Self {
-            state: Box::new(xxhash_rust::xxh3::Xxh3::with_seed(BODY_KEY_SEED)),
+            state: twox_hash::xxhash3_128::Hasher::with_seed(BODY_KEY_SEED),
             len: 0,
         }
     }
 
     pub(crate) fn update(&mut self, data: &[u8]) {
-        self.state.update(data);
+        self.state.write(data);
         self.len += data.len() as u64;
     }
 
@@ -136,7 +136,7 @@ impl BodyKeyHasher {
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&BODY_KEY_TAG);
         key[8..16].copy_from_slice(&self.len.to_le_bytes());
-        key[16..].copy_from_slice(&self.state.digest128().to_le_bytes());
+        key[16..].copy_from_slice(&self.state.finish_128().to_le_bytes());
         ReplayKey(key)
     }
 }
