@@ -122,6 +122,7 @@ async fn idle_senders_that_only_announce_large_bodies_hold_no_budget() {
             ok += 1;
         }
     }
+    eprintln!("{ok} of 200 valid events answered 200 beside the idle senders");
     assert!(ok >= 198, "only {ok} of 200 valid events were answered 200");
     drop(idle);
 }
