@@ -422,7 +422,7 @@ async fn setup_creates_lists_updates_and_deletes_against_the_api() {
     let gone = run(&["setup", "--delete", &id], b"", &env).await;
     assert_eq!(gone.status.code(), Some(1));
 
-    fake.force_api(Forced::new(403).body(r#"{"message":"You are missing the following permission(s): [messaging:integration:add]","code":"missing.permissions","status":403}"#));
+    fake.force_create(Forced::new(403).body(r#"{"message":"You are missing the following permission(s): [messaging:integration:add]","code":"missing.permissions","status":403}"#));
     let forbidden = run(
         &["setup", "--webhook-url", "https://hooks.example.com/x"],
         b"",
