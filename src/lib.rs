@@ -12,6 +12,7 @@ pub mod audiohook;
 pub mod cloud;
 pub mod inbox;
 pub mod layer;
+pub mod metrics;
 #[cfg(feature = "redis")]
 mod redis_connection;
 pub mod replay;

@@ -140,6 +140,13 @@ impl Inbox for Broken {
     fn claim(&self, _: usize, _: Duration) -> BoxFuture<'_, Result<Vec<Delivery>, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }
+    fn extend_lease<'a>(
+        &'a self,
+        _: &'a Delivery,
+        _: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async { Err(InboxError::unavailable("down")) })
+    }
     fn ack<'a>(&'a self, _: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }

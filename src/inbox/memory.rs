@@ -200,6 +200,25 @@ impl Inbox for MemoryInbox {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    fn extend_lease<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let mut held = false;
+        if let Some((id, attempt)) = claimed(delivery) {
+            let now = self.clock.now();
+            let mut state = self.lock();
+            if let Some(entry) = state.events.get_mut(&id) {
+                if entry.state == EventState::InFlight && entry.attempts == attempt {
+                    entry.due = now + lease;
+                    held = true;
+                }
+            }
+        }
+        Box::pin(std::future::ready(Ok(held)))
+    }
+
     fn retry<'a>(
         &'a self,
         delivery: &'a Delivery,

@@ -56,12 +56,15 @@
 //! # }
 //! ```
 
+#[cfg(feature = "enqueue")]
+mod enqueue;
 mod location;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod worker;
 
 use std::fmt;
 use std::sync::Arc;
@@ -69,6 +72,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+#[cfg(feature = "enqueue")]
+pub use self::enqueue::{check_json_object, Enqueue, DEFAULT_APPEND_TIMEOUT, DEFAULT_RETRY_AFTER};
 pub use self::location::{InboxLocation, InboxOptions, DEFAULT_SQLITE_FILE};
 pub use self::memory::MemoryInbox;
 #[cfg(feature = "redis")]
@@ -77,6 +82,7 @@ pub use self::redis::{RedisInbox, RedisInboxBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
+pub use self::worker::{Worker, WorkerBuilder, WorkerReport, DEFAULT_CONCURRENCY, DEFAULT_LEASE};
 
 use crate::BoxError;
 pub use crate::BoxFuture;
@@ -397,6 +403,16 @@ pub trait Inbox: Send + Sync + 'static {
         max: usize,
         lease: Duration,
     ) -> BoxFuture<'_, Result<Vec<Delivery>, InboxError>>;
+
+    /// Extends the lease of `delivery` to `lease` from now, while its handler still
+    /// runs, so that no other consumer takes it over. Resolves to whether this claim
+    /// still held it: `false` when the lease had lapsed and the event was claimed
+    /// again, acknowledged or retried meanwhile.
+    fn extend_lease<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>>;
 
     /// The delivery was processed: forget the event.
     fn ack<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), InboxError>>;

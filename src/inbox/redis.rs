@@ -142,6 +142,22 @@ redis.call('ZADD', KEYS[2], ARGV[5], delayed)
 return 'scheduled'
 ";
 
+/// Resets the idle time of an entry this claim still holds (XCLAIM ... JUSTID leaves
+/// the delivery count alone), so that no other consumer takes it over. 1 when held.
+/// KEYS: stream. ARGV: group, stream id, attempt, consumer.
+const EXTEND: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if not p[1] or p[1][2] ~= ARGV[4] then return 0 end
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if not e[1] then return 0 end
+local attempts = 0
+local fields = e[1][2]
+for i = 1, #fields, 2 do if fields[i] == 'attempts' then attempts = tonumber(fields[i + 1]) end end
+if attempts + tonumber(p[1][4]) ~= tonumber(ARGV[3]) then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
+return 1
+";
+
 /// {pending, in flight, dead}. KEYS: stream, delayed entries, dead. ARGV: group.
 const STATS: &str = r"
 redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
@@ -251,6 +267,7 @@ struct Scripts {
     append: Script,
     claim: Script,
     ack: Script,
+    extend: Script,
     retry: Script,
     stats: Script,
     requeue: Script,
@@ -364,6 +381,7 @@ impl RedisInboxBuilder {
                     append: Script::new(APPEND),
                     claim: Script::new(CLAIM),
                     ack: Script::new(ACK),
+                    extend: Script::new(EXTEND),
                     retry: Script::new(RETRY),
                     stats: Script::new(STATS),
                     requeue: Script::new(REQUEUE),
@@ -738,6 +756,31 @@ impl Inbox for RedisInbox {
                 .await
                 .map_err(unavailable)?;
             Ok(())
+        })
+    }
+
+    fn extend_lease<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        _lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        // Redis measures a lease as idle time: resetting it extends the lease by
+        // whatever lease the next claim asks for.
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let held: i64 = self
+                .shared
+                .scripts
+                .extend
+                .key(&self.shared.keys.stream)
+                .arg(GROUP)
+                .arg(delivery.receipt())
+                .arg(delivery.attempt())
+                .arg(&self.shared.consumer)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(held == 1)
         })
     }
 

@@ -683,6 +683,28 @@ impl Inbox for SqliteInbox {
         })
     }
 
+    fn extend_lease<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        self.run_one(move |connection, settings| {
+            let Some((id, attempt)) = claimed else {
+                return Ok(false);
+            };
+            let lease_end = settings.now().saturating_add(millis(lease));
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE inbox_events SET due_at = ?3
+                     WHERE id = ?1 AND state = 1 AND attempts = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
+                .map_err(sql)?;
+            Ok(changed > 0)
+        })
+    }
+
     fn retry<'a>(
         &'a self,
         delivery: &'a Delivery,

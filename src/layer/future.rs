@@ -343,6 +343,7 @@ where
                 };
             }
         };
+        crate::metrics::request("verified", None);
         let body = buffer.freeze();
         // Only now is the body held once: joining several frames copies them, and until
         // the frames are dropped the copy counts against the budget too.

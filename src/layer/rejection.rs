@@ -174,6 +174,17 @@ impl RejectionCounts {
     }
 }
 
+/// The reason of each counter slot, as the metrics label it.
+const SLOT_NAMES: [&str; 7] = [
+    "missing_signature",
+    "malformed_signature",
+    "signature_mismatch",
+    "payload_too_large",
+    "unreadable_body",
+    "replay_store_unavailable",
+    "overloaded",
+];
+
 /// How often, at most, a summary of rejections is logged at WARN.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -245,7 +256,12 @@ impl RejectionLog {
     }
 
     pub(crate) fn record(&self, event: Event<'_>) {
-        self.counts[Self::slot(event.rejection)].fetch_add(1, Ordering::Relaxed);
+        let slot = Self::slot(event.rejection);
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        match event.rejection {
+            Rejection::Overloaded { .. } => crate::metrics::request("overloaded", None),
+            _ => crate::metrics::request("rejected", Some(SLOT_NAMES[slot])),
+        }
         if let Ok(mut last) = self.last.try_lock() {
             *last = Some(event.rejection.clone());
         }

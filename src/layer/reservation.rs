@@ -129,6 +129,13 @@ pub(crate) fn decide(
 /// with `Retry-After` for one still in flight.
 fn duplicate(replay: &ReplayProtection, key: ReplayKey, kind: Duplicate) -> Response<Bytes> {
     tracing::info!(duplicate = ?kind, key = ?key, "duplicate webhook not processed again");
+    crate::metrics::request(
+        "duplicate",
+        Some(match kind {
+            Duplicate::Processed => "processed",
+            _ => "in_flight",
+        }),
+    );
     if let Some(hook) = replay.duplicate_hook() {
         return hook(kind);
     }

@@ -69,6 +69,7 @@ pub async fn contract(make: Factory, server_idle_time: bool) {
     appends_and_claims_in_order(&make).await;
     retries_then_dead_letters_then_requeues(&make).await;
     delivers_a_lapsed_lease_again(&make, &time).await;
+    extends_a_lease_while_it_is_held(&make, &time).await;
     waits_out_a_retry_delay(&make, &time).await;
     refuses_appends_when_full(&make).await;
 }
@@ -222,4 +223,27 @@ async fn refuses_appends_when_full(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
     let claimed = inbox.claim(1, LEASE).await.unwrap();
     inbox.ack(&claimed[0]).await.unwrap();
     inbox.append(Bytes::from_static(b"3")).await.unwrap();
+}
+
+async fn extends_a_lease_while_it_is_held(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>, time: &Time) {
+    let inbox = make(5, 100);
+    inbox.append(Bytes::from_static(b"slow")).await.unwrap();
+    let lease = Duration::from_millis(200);
+    let first = inbox.claim(10, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    time.advance(Duration::from_millis(150)).await;
+    assert!(inbox.extend_lease(&first[0], lease).await.unwrap());
+    time.advance(Duration::from_millis(150)).await;
+    // Past the first lease, within the extended one.
+    assert!(inbox.claim(10, LEASE).await.unwrap().is_empty());
+    assert_eq!(inbox.stats().await.unwrap().in_flight, 1);
+    // Lapsed and claimed again: the first claim no longer holds it.
+    time.advance(Duration::from_millis(400)).await;
+    let second = inbox.claim(10, lease).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt(), 2);
+    assert!(!inbox.extend_lease(&first[0], lease).await.unwrap());
+    assert!(inbox.extend_lease(&second[0], lease).await.unwrap());
+    inbox.ack(&second[0]).await.unwrap();
+    assert!(!inbox.extend_lease(&second[0], lease).await.unwrap());
 }

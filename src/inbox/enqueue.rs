@@ -1,0 +1,351 @@
+//! The enqueue endpoint: stores a verified body in an [`Inbox`] before answering, so
+//! that every `200` Genesys receives is backed by storage.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tower_service::Service;
+
+use super::{Inbox, InboxError};
+use crate::layer::VerifiedBody;
+
+/// Default for [`Enqueue::append_timeout`]: 5 seconds, well inside Genesys' 10-second
+/// timeout.
+pub const DEFAULT_APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`Enqueue::retry_after`]: 5 seconds, Genesys' own retry spacing.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How often, at most, refusals are summed up at WARN.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// The endpoint behind [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) that
+/// appends each verified body to an [`Inbox`] and answers only once it is stored:
+///
+/// | the inbox… | answer |
+/// |---|---|
+/// | stored the event | `200 {"status":"queued"}` |
+/// | is full ([`InboxError::Full`]) | `503 {"error":"inbox_full"}` + `Retry-After` |
+/// | failed, or took longer than [`append_timeout`](Self::append_timeout) | `503 {"error":"inbox_unavailable"}` + `Retry-After` |
+/// | was not asked: the body is not one JSON object (or holds invalid Unicode) | `400 {"error":"invalid_json"}` |
+///
+/// Genesys stops retrying at a 2xx and retries a 503, so nothing it sends is lost.
+/// Refusals are logged one by one at DEBUG only, with a WARN summary at most once a
+/// minute that names the latest reason.
+///
+/// It is a tower [`Service`] of `Request<VerifiedBody>`, and with the `axum` feature
+/// an axum handler too:
+///
+/// ```
+/// # #[cfg(feature = "axum")] {
+/// use std::sync::Arc;
+/// use axum::{routing::post, Router};
+/// use genesys_webhook::inbox::{Enqueue, Inbox, MemoryInbox};
+/// use genesys_webhook::GenesysSignatureLayer;
+///
+/// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// let app: Router = Router::new()
+///     .route("/webhook/receive", post(Enqueue::new(Arc::clone(&inbox))))
+///     .route_layer(GenesysSignatureLayer::builder().secret("dev-secret").build()?);
+/// # }
+/// # Ok::<_, genesys_webhook::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Enqueue {
+    inbox: Arc<dyn Inbox>,
+    append_timeout: Duration,
+    retry_after: Duration,
+    json_object: bool,
+    refusals: Arc<Refusals>,
+}
+
+impl Enqueue {
+    /// Appends to `inbox`, with the default timeout and `Retry-After` (5 s each), and
+    /// JSON objects only.
+    pub fn new(inbox: Arc<dyn Inbox>) -> Self {
+        Self {
+            inbox,
+            append_timeout: DEFAULT_APPEND_TIMEOUT,
+            retry_after: DEFAULT_RETRY_AFTER,
+            json_object: true,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// How long an append may take before the sender is asked to retry (default 5 s).
+    /// An append given up on may still be stored: see [`Inbox::append`].
+    pub fn append_timeout(mut self, timeout: Duration) -> Self {
+        self.append_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` of the 503 answers (default 5 s), whole seconds.
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Whether only a JSON object is stored (default `true`, as Genesys sends); with
+    /// `false` any body is.
+    pub fn json_object_only(mut self, only: bool) -> Self {
+        self.json_object = only;
+        self
+    }
+
+    /// The inbox it appends to.
+    pub fn inbox(&self) -> &Arc<dyn Inbox> {
+        &self.inbox
+    }
+
+    /// How many requests it refused (400 and 503) since it was made, across clones.
+    pub fn refused(&self) -> u64 {
+        self.refusals.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends `body` and gives the answer to send.
+    pub async fn enqueue(&self, body: Bytes) -> Response<String> {
+        if self.json_object {
+            if let Err(reason) = check_json_object(&body) {
+                tracing::debug!(body_len = body.len(), %reason, "body is not a JSON object; refused");
+                self.refusals.record("invalid_json", &reason);
+                return json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_json"}"#);
+            }
+        }
+        let started = Instant::now();
+        let appended = tokio::time::timeout(self.append_timeout, self.inbox.append(body)).await;
+        crate::metrics::append_finished(started.elapsed());
+        let (code, reason) = match appended {
+            Ok(Ok(id)) => {
+                tracing::debug!(inbox_id = %id, "event queued");
+                crate::metrics::request("queued", None);
+                return json(StatusCode::OK, r#"{"status":"queued"}"#);
+            }
+            Ok(Err(InboxError::Full)) => ("inbox_full", "the inbox is full".to_owned()),
+            Ok(Err(error)) => ("inbox_unavailable", error.to_string()),
+            Err(_) => (
+                "inbox_unavailable",
+                format!(
+                    "the append took longer than {} ms",
+                    self.append_timeout.as_millis()
+                ),
+            ),
+        };
+        tracing::debug!(%reason, code, "event refused; asking the sender to retry");
+        self.refusals.record(code, &reason);
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(r#"{{"error":"{code}"}}"#),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(self.retry_after.as_secs().max(1)),
+        );
+        response
+    }
+}
+
+impl std::fmt::Debug for Enqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueue")
+            .field("append_timeout", &self.append_timeout)
+            .field("retry_after", &self.retry_after)
+            .field("json_object", &self.json_object)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Request<VerifiedBody>> for Enqueue {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<String>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<VerifiedBody>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.enqueue(request.into_body().into_bytes()).await) })
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
+    type Future = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+    fn call(self, request: axum::extract::Request, _state: S) -> Self::Future {
+        Box::pin(async move {
+            // Behind the signature layer the body is already in memory, and bounded.
+            match axum::body::to_bytes(request.into_body(), usize::MAX).await {
+                Ok(body) => axum::response::IntoResponse::into_response(self.enqueue(body).await),
+                Err(_) => axum::response::IntoResponse::into_response(json(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":"unreadable_body"}"#,
+                )),
+            }
+        })
+    }
+}
+
+fn json(status: StatusCode, body: &str) -> Response<String> {
+    let mut response = Response::new(body.to_owned());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Counts refusals and sums them up at WARN at most once a minute.
+#[derive(Debug)]
+struct Refusals {
+    count: AtomicU64,
+    started: Instant,
+    /// Milliseconds after `started` when the next summary is due.
+    next_summary: AtomicU64,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            started: Instant::now(),
+            next_summary: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Refusals {
+    fn record(&self, code: &'static str, reason: &str) {
+        crate::metrics::request("refused", Some(code));
+        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_summary.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_summary
+                .compare_exchange(
+                    due,
+                    now.saturating_add(SUMMARY_EVERY.as_millis() as u64),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(
+            refused = count,
+            last_reason = %format!("{code}: {reason}"),
+            "events refused so far (at most one such summary a minute; set RUST_LOG=genesys_webhook=debug to see each one)"
+        );
+    }
+}
+
+/// Whether `body` is one JSON object whose every string is valid Unicode (no invalid
+/// UTF-8, no lone surrogate escape such as `\ud800`), without building a tree: strings
+/// are borrowed from the body where they have no escapes.
+///
+/// ```
+/// use genesys_webhook::inbox::check_json_object;
+///
+/// assert!(check_json_object(br#"{"type":"Text"}"#).is_ok());
+/// assert!(check_json_object(b"[1]").is_err());
+/// assert!(check_json_object(br#"{"text":"\ud800"}"#).is_err());
+/// ```
+///
+/// # Errors
+///
+/// What is wrong with it, as text.
+pub fn check_json_object(body: &[u8]) -> Result<(), String> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".to_owned());
+    }
+    serde_json::from_slice::<Checked>(body)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Accepts any JSON value, making the parser decode (and so validate) every string,
+/// which it skips when a value is ignored.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::MemoryInbox;
+
+    #[tokio::test]
+    async fn answers_queued_full_and_invalid_json() {
+        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_events(1));
+        let enqueue = Enqueue::new(Arc::clone(&inbox));
+        let queued = enqueue.enqueue(Bytes::from_static(br#"{"n":1}"#)).await;
+        assert_eq!(queued.status(), StatusCode::OK);
+        assert_eq!(queued.body(), r#"{"status":"queued"}"#);
+        let full = enqueue.enqueue(Bytes::from_static(br#"{"n":2}"#)).await;
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(full.body(), r#"{"error":"inbox_full"}"#);
+        assert_eq!(full.headers()[header::RETRY_AFTER], "5");
+        let invalid = enqueue.enqueue(Bytes::from_static(b"[1,2]")).await;
+        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(invalid.body(), r#"{"error":"invalid_json"}"#);
+        assert_eq!(enqueue.refused(), 2);
+        assert_eq!(inbox.stats().await.unwrap().pending, 1);
+    }
+}

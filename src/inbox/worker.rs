@@ -1,0 +1,528 @@
+//! The at-least-once worker: claims deliveries from an [`Inbox`], runs a tower
+//! [`Service`] on each, extends leases while it runs, acknowledges each delivery as
+//! soon as its handler succeeded, and retries or dead-letters the ones that failed.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tower_service::Service;
+
+use super::{Delivery, Inbox, RetryOutcome};
+use crate::BoxError;
+
+/// Default for [`WorkerBuilder::concurrency`]: 16 deliveries at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default for [`WorkerBuilder::lease`]: 30 seconds.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The most acknowledgements sent to the inbox in one operation.
+const ACK_BATCH: usize = 1024;
+/// How long a worker waits after its first failed claim; doubled up to a minute.
+const CLAIM_BACKOFF: Duration = Duration::from_secs(1);
+const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often, at most, a worker whose claims keep failing says so at WARN.
+const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Processes what an [`Inbox`] holds with a tower [`Service<Delivery>`]: at least once,
+/// each delivery acknowledged on its own as soon as its handler succeeds.
+///
+/// - **Handler:** any `Service<Delivery>` whose response means "processed" and whose
+///   error means "retry": `tower::service_fn` works, and so do stacks of tower layers
+///   (timeouts, concurrency limits, tracing).
+/// - **Concurrency:** up to [`concurrency`](WorkerBuilder::concurrency) deliveries run
+///   at once; the worker claims as many as it has room for, so one slow handler holds
+///   one slot, not a batch.
+/// - **Leases:** each delivery's lease is extended every third of its length while its
+///   handler runs ([`Inbox::extend_lease`]), so a handler slower than the lease is not
+///   run a second time by another replica.
+/// - **Acknowledgement:** per delivery, the moment its handler succeeded. Those that
+///   finish together are sent in one [`Inbox::ack_all`] (one transaction in SQLite, one
+///   round trip to Redis); nothing waits for the slowest handler of a claim.
+/// - **Failures:** an error or a panic schedules a retry after an exponential backoff
+///   with jitter ([`backoff`](WorkerBuilder::backoff)); the inbox moves an event to the
+///   dead letters after its last attempt.
+/// - **Waking:** at once after an append made through the same inbox handle, otherwise
+///   every [`poll_interval`](WorkerBuilder::poll_interval).
+/// - **Shutdown:** [`run_until`](Self::run_until) stops claiming when its signal
+///   resolves, lets the deliveries in flight finish for up to
+///   [`shutdown_timeout`](WorkerBuilder::shutdown_timeout), then hands the rest back to
+///   the inbox for another worker.
+///
+/// ```
+/// use std::sync::Arc;
+/// use genesys_webhook::inbox::{Delivery, Inbox, MemoryInbox, Worker};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// inbox.append(r#"{"type":"Text"}"#.into()).await.unwrap();
+///
+/// let worker = Worker::builder(Arc::clone(&inbox))
+///     .concurrency(8)
+///     .build(tower::service_fn(|delivery: Delivery| async move {
+///         println!("event {} ({} bytes)", delivery.id(), delivery.body().len());
+///         Ok::<_, std::convert::Infallible>(())
+///     }));
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let running = tokio::spawn(worker.run_until(async { stopped.await.ok(); }));
+/// # while inbox.stats().await.unwrap().pending + inbox.stats().await.unwrap().in_flight > 0 {
+/// #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+/// # }
+/// stop.send(()).ok();
+/// let report = running.await.unwrap();
+/// assert_eq!(report.processed, 1);
+/// # }
+/// ```
+pub struct Worker<S> {
+    inbox: Arc<dyn Inbox>,
+    service: S,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    concurrency: usize,
+    lease: Duration,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    poll_interval: Duration,
+    shutdown_timeout: Duration,
+}
+
+/// Configures a [`Worker`]; made by [`Worker::builder`].
+#[derive(Clone)]
+pub struct WorkerBuilder {
+    inbox: Arc<dyn Inbox>,
+    settings: Settings,
+}
+
+/// What a [`Worker`] did, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerReport {
+    /// Deliveries whose handler succeeded.
+    pub processed: u64,
+    /// Deliveries whose handler failed or panicked, scheduled again.
+    pub retried: u64,
+    /// Deliveries that failed their last attempt and moved to the dead letters.
+    pub dead_lettered: u64,
+    /// Deliveries handed back to the inbox at shutdown, unfinished.
+    pub released: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    processed: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    released: AtomicU64,
+}
+
+impl Counts {
+    fn report(&self) -> WorkerReport {
+        WorkerReport {
+            processed: self.processed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            released: self.released.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Worker<()> {
+    /// Starts configuring a worker on `inbox`.
+    pub fn builder(inbox: Arc<dyn Inbox>) -> WorkerBuilder {
+        WorkerBuilder {
+            inbox,
+            settings: Settings {
+                concurrency: DEFAULT_CONCURRENCY,
+                lease: DEFAULT_LEASE,
+                backoff_base: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(300),
+                poll_interval: Duration::from_millis(250),
+                shutdown_timeout: Duration::from_secs(25),
+            },
+        }
+    }
+}
+
+impl WorkerBuilder {
+    /// How many deliveries run at once (default 16, at least 1).
+    pub fn concurrency(mut self, deliveries: usize) -> Self {
+        self.settings.concurrency = deliveries.max(1);
+        self
+    }
+
+    /// The lease each delivery is claimed under and extended by (default 30 s): how
+    /// long a crashed worker's deliveries wait before another worker takes them over.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The delay before the first retry of a failed delivery and the longest one
+    /// (default 1 s and 5 minutes). Each attempt doubles it; the wait is chosen at
+    /// random between half of it and all of it, so that failures retried together
+    /// spread out.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.settings.backoff_base = base;
+        self.settings.backoff_max = max.max(base);
+        self
+    }
+
+    /// How often an idle worker looks for events appended through other handles or
+    /// processes (default 250 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.settings.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long deliveries in flight may take to finish after the shutdown signal
+    /// (default 25 s, within a usual 30 s termination grace period); the rest are
+    /// handed back to the inbox.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The worker, running `service` on each delivery.
+    pub fn build<S>(self, service: S) -> Worker<S> {
+        Worker {
+            inbox: self.inbox,
+            service,
+            settings: self.settings,
+        }
+    }
+}
+
+impl<S> Worker<S>
+where
+    S: Service<Delivery> + Clone + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Processes deliveries until `shutdown` resolves, then stops claiming, lets the
+    /// deliveries in flight finish (for up to the shutdown timeout), hands back the
+    /// rest, sends the last acknowledgements and returns what it did.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> WorkerReport {
+        let Self {
+            inbox,
+            service,
+            settings,
+        } = self;
+        let counts = Arc::new(Counts::default());
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let (acks, queued) = mpsc::unbounded_channel::<Delivery>();
+        let acknowledging = tokio::spawn(acknowledge(Arc::clone(&inbox), queued));
+        let (cancel, cancelled) = watch::channel(false);
+        let mut running = JoinSet::new();
+        let mut claims = ClaimFailures::default();
+        let depth = tokio::spawn(report_depth(Arc::clone(&inbox))).abort_handle();
+        tokio::pin!(shutdown);
+
+        'claiming: loop {
+            while running.try_join_next().is_some() {}
+            let first = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let mut free = vec![first];
+            while let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+                free.push(slot);
+            }
+            // Not raced against the shutdown: a claim dropped half-way would leave its
+            // deliveries leased to nobody until the lease ends.
+            let deliveries = match inbox.claim(free.len(), settings.lease).await {
+                Ok(deliveries) => {
+                    claims.recovered();
+                    deliveries
+                }
+                Err(error) => {
+                    let pause = claims.failed(&error);
+                    drop(free);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
+            if deliveries.is_empty() {
+                drop(free);
+                tokio::select! {
+                    () = inbox.appended() => {}
+                    () = tokio::time::sleep(settings.poll_interval) => {}
+                    () = &mut shutdown => break 'claiming,
+                }
+                continue;
+            }
+            for (delivery, slot) in deliveries.into_iter().zip(free) {
+                let job = Job {
+                    inbox: Arc::clone(&inbox),
+                    settings,
+                    acks: acks.clone(),
+                    cancelled: cancelled.clone(),
+                    counts: Arc::clone(&counts),
+                };
+                let service = service.clone();
+                running.spawn(async move {
+                    job.run(service, delivery).await;
+                    drop(slot);
+                });
+            }
+        }
+
+        // Shutdown: no more claims; what runs gets the grace period, then is handed back.
+        let finished = tokio::time::timeout(settings.shutdown_timeout, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            let _ = cancel.send(true);
+            while running.join_next().await.is_some() {}
+        }
+        drop(acks);
+        let _ = acknowledging.await;
+        depth.abort();
+        counts.report()
+    }
+}
+
+impl<S> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one delivery's task needs besides the service.
+struct Job {
+    inbox: Arc<dyn Inbox>,
+    settings: Settings,
+    acks: mpsc::UnboundedSender<Delivery>,
+    cancelled: watch::Receiver<bool>,
+    counts: Arc<Counts>,
+}
+
+impl Job {
+    async fn run<S>(self, mut service: S, delivery: Delivery)
+    where
+        S: Service<Delivery> + Send + 'static,
+        S::Response: Send + 'static,
+        S::Error: Into<BoxError> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let started = Instant::now();
+        let mut cancelled = self.cancelled.clone();
+        let given = delivery.clone();
+        // Its own task, so that a panic is caught as a `JoinError`.
+        let mut handler = tokio::spawn(async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
+            service.call(given).await.map_err(Into::into)
+        });
+        let period = self.settings.lease / 3;
+        let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut handler => break outcome,
+                _ = extend.tick() => self.extend(&delivery).await,
+                () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
+                    handler.abort();
+                    let _ = (&mut handler).await;
+                    self.release(&delivery).await;
+                    return;
+                }
+            }
+        };
+        crate::metrics::handler_finished(started.elapsed());
+        let reason = match outcome {
+            Ok(Ok(_)) => {
+                self.counts.processed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::delivery("processed");
+                let _ = self.acks.send(delivery);
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(join) if join.is_panic() => "the handler panicked".to_owned(),
+            Err(_) => "the handler was cancelled".to_owned(),
+        };
+        self.retry(&delivery, &reason).await;
+    }
+
+    async fn extend(&self, delivery: &Delivery) {
+        match self.inbox.extend_lease(delivery, self.settings.lease).await {
+            Ok(true) => {}
+            Ok(false) => tracing::error!(
+                inbox_id = %delivery.id(),
+                "a delivery's lease lapsed while its handler ran; another worker may run it too"
+            ),
+            Err(error) => tracing::warn!(
+                %error, inbox_id = %delivery.id(),
+                "could not extend a delivery's lease; trying again"
+            ),
+        }
+    }
+
+    async fn retry(&self, delivery: &Delivery, reason: &str) {
+        let delay = backoff(
+            self.settings.backoff_base,
+            self.settings.backoff_max,
+            delivery.attempt(),
+        );
+        let (id, attempt) = (delivery.id(), delivery.attempt());
+        match self.inbox.retry(delivery, delay, reason).await {
+            Ok(RetryOutcome::Dead) => {
+                self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::delivery("dead_lettered");
+                tracing::error!(inbox_id = %id, attempt, %reason, "event failed its last attempt; moved to the dead letters");
+            }
+            Ok(RetryOutcome::Scheduled) => {
+                self.counts.retried.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::delivery("retried");
+                tracing::warn!(inbox_id = %id, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "event failed; will retry");
+            }
+            Ok(_) => {
+                tracing::warn!(inbox_id = %id, attempt, %reason, "event failed after its lease lapsed; another worker has it")
+            }
+            Err(error) => {
+                tracing::warn!(%error, inbox_id = %id, attempt, "could not schedule a retry; the lease will deliver it again")
+            }
+        }
+    }
+
+    /// Hands an unfinished delivery back at shutdown: due again at once.
+    async fn release(&self, delivery: &Delivery) {
+        self.counts.released.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self
+            .inbox
+            .retry(
+                delivery,
+                Duration::ZERO,
+                "the worker shut down before it finished",
+            )
+            .await
+        {
+            tracing::warn!(%error, inbox_id = %delivery.id(), "could not hand a delivery back; its lease will");
+        }
+    }
+}
+
+/// How often a running worker reads the inbox's depth for the metrics.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads the inbox's depth for the `genesys_webhook_inbox_events` gauge while the
+/// worker runs (with the `metrics` feature; otherwise it ends at once).
+async fn report_depth(inbox: Arc<dyn Inbox>) {
+    if !cfg!(feature = "metrics") {
+        return;
+    }
+    loop {
+        if let Ok(stats) = inbox.stats().await {
+            crate::metrics::inbox_depth(&stats);
+        }
+        tokio::time::sleep(DEPTH_EVERY).await;
+    }
+}
+
+/// Sends acknowledgements as they come: those that arrive while one is being sent go
+/// together in the next one.
+async fn acknowledge(inbox: Arc<dyn Inbox>, mut queued: mpsc::UnboundedReceiver<Delivery>) {
+    let mut batch = Vec::new();
+    while queued.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        if let Err(error) = inbox.ack_all(&batch).await {
+            tracing::warn!(%error, events = batch.len(), "could not acknowledge processed events; they will be delivered again");
+        }
+        batch.clear();
+    }
+}
+
+/// Backs off after failed claims (an unreachable store), and says so at WARN once,
+/// then at most once a minute, and once more when claims work again.
+#[derive(Default)]
+struct ClaimFailures {
+    failures: u32,
+    last_warning: Option<Instant>,
+}
+
+impl ClaimFailures {
+    fn failed(&mut self, error: &super::InboxError) -> Duration {
+        self.failures += 1;
+        let pause = CLAIM_BACKOFF
+            .saturating_mul(1 << (self.failures - 1).min(6))
+            .min(CLAIM_BACKOFF_MAX);
+        let due = self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= CLAIM_WARN_EVERY);
+        if due {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(%error, failures = self.failures, retry_in_ms = pause.as_millis() as u64, "inbox claim failed; backing off (logged at most once a minute)");
+        } else {
+            tracing::debug!(%error, failures = self.failures, "inbox claim failed");
+        }
+        pause
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "inbox claims work again");
+            self.failures = 0;
+            self.last_warning = None;
+        }
+    }
+}
+
+/// `base` doubled for each attempt after the first, at most `max`, then a random
+/// point between half of that and all of it.
+fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+        .min(max);
+    full / 2 + full.mul_f64(random_unit() / 2.0)
+}
+
+/// A number in `[0, 1)`, from the operating system's randomness behind `RandomState`.
+fn random_unit() -> f64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_within_its_bounds() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        for attempt in 1..=10 {
+            let full = base.saturating_mul(1 << (attempt - 1)).min(max);
+            for _ in 0..50 {
+                let wait = backoff(base, max, attempt);
+                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+            }
+        }
+        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), Duration::ZERO);
+    }
+}

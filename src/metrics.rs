@@ -1,0 +1,79 @@
+//! The metrics this crate records, through the [`metrics`](https://docs.rs/metrics)
+//! facade, with the `metrics` feature. The library installs no exporter: the
+//! application chooses one (the example receiver serves Prometheus text at
+//! `/metrics` with `metrics-exporter-prometheus`). Without the feature nothing is
+//! recorded and nothing is compiled in.
+//!
+//! The names and labels below are stable.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `genesys_webhook_requests_total` | counter | `outcome`: `verified`, `rejected`, `overloaded`, `duplicate`, `queued`, `refused`; `reason` | requests by what became of them: verified by the layer; rejected (`reason`: `missing_signature`, `malformed_signature`, `signature_mismatch`, `payload_too_large`, `unreadable_body`, `replay_store_unavailable`); overloaded (the buffering budget); duplicate (`reason`: `processed`, `in_flight`); queued in the inbox; refused by the enqueue endpoint (`reason`: `invalid_json`, `inbox_full`, `inbox_unavailable`) |
+//! | `genesys_webhook_append_seconds` | histogram | | how long an append to the inbox took, as the enqueue endpoint waited for it |
+//! | `genesys_webhook_inbox_events` | gauge | `state`: `pending`, `in_flight`, `dead` | the inbox's depth, as a running worker last read it |
+//! | `genesys_webhook_deliveries_total` | counter | `outcome`: `processed`, `retried`, `dead_lettered` | what the worker did with each delivery |
+//! | `genesys_webhook_handler_seconds` | histogram | | how long the worker's handler took per delivery |
+
+/// Requests by outcome (`outcome`, `reason`).
+pub const REQUESTS: &str = "genesys_webhook_requests_total";
+/// Inbox append latency, seconds.
+pub const APPEND_SECONDS: &str = "genesys_webhook_append_seconds";
+/// Inbox depth by `state`.
+pub const INBOX_EVENTS: &str = "genesys_webhook_inbox_events";
+/// Deliveries by `outcome`.
+pub const DELIVERIES: &str = "genesys_webhook_deliveries_total";
+/// Handler duration per delivery, seconds.
+pub const HANDLER_SECONDS: &str = "genesys_webhook_handler_seconds";
+
+#[cfg(feature = "metrics")]
+#[allow(dead_code)] // Each is used by some features only.
+mod record {
+    use std::time::Duration;
+
+    pub(crate) fn request(outcome: &'static str, reason: Option<&'static str>) {
+        match reason {
+            Some(reason) => {
+                metrics::counter!(super::REQUESTS, "outcome" => outcome, "reason" => reason)
+                    .increment(1)
+            }
+            None => metrics::counter!(super::REQUESTS, "outcome" => outcome).increment(1),
+        }
+    }
+
+    pub(crate) fn append_finished(took: Duration) {
+        metrics::histogram!(super::APPEND_SECONDS).record(took.as_secs_f64());
+    }
+
+    pub(crate) fn delivery(outcome: &'static str) {
+        metrics::counter!(super::DELIVERIES, "outcome" => outcome).increment(1);
+    }
+
+    pub(crate) fn handler_finished(took: Duration) {
+        metrics::histogram!(super::HANDLER_SECONDS).record(took.as_secs_f64());
+    }
+
+    pub(crate) fn inbox_depth(stats: &crate::inbox::InboxStats) {
+        for (state, count) in [
+            ("pending", stats.pending),
+            ("in_flight", stats.in_flight),
+            ("dead", stats.dead),
+        ] {
+            metrics::gauge!(super::INBOX_EVENTS, "state" => state).set(count as f64);
+        }
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+#[allow(dead_code)]
+mod record {
+    use std::time::Duration;
+
+    pub(crate) fn request(_outcome: &'static str, _reason: Option<&'static str>) {}
+    pub(crate) fn append_finished(_took: Duration) {}
+    pub(crate) fn delivery(_outcome: &'static str) {}
+    pub(crate) fn handler_finished(_took: Duration) {}
+    pub(crate) fn inbox_depth(_stats: &crate::inbox::InboxStats) {}
+}
+
+#[allow(unused_imports)]
+pub(crate) use record::{append_finished, delivery, handler_finished, inbox_depth, request};

@@ -1,0 +1,303 @@
+//! The inbox worker: retries, dead letters, panics, lease extension, per-delivery
+//! acknowledgement and shutdown. The inboxes read tokio's clock, and the tests run on
+//! tokio's paused time, so leases and backoffs take no wall-clock time and do not
+//! depend on how fast the machine is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use genesys_webhook::inbox::{
+    Clock, Delivery, Inbox, ListFilter, MemoryInbox, SqliteInbox, Worker, WorkerReport,
+};
+use tokio::sync::oneshot;
+
+/// A clock that follows tokio's (paused) time.
+fn tokio_clock() -> Clock {
+    let start = SystemTime::now();
+    let origin = tokio::time::Instant::now();
+    Clock::from_fn(move || start + origin.elapsed())
+}
+
+fn memory(max_attempts: u32) -> Arc<dyn Inbox> {
+    Arc::new(
+        MemoryInbox::new()
+            .max_attempts(max_attempts)
+            .clock(tokio_clock()),
+    )
+}
+
+/// What the handler saw: how many times each body ran, and how many ran at once.
+#[derive(Default)]
+struct Seen {
+    runs: Mutex<HashMap<String, usize>>,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+}
+
+impl Seen {
+    fn runs(&self, body: &str) -> usize {
+        self.runs.lock().unwrap().get(body).copied().unwrap_or(0)
+    }
+}
+
+/// A handler: `fail` errs, `panic` panics, `sleep<ms>` takes that long.
+fn handler(
+    seen: Arc<Seen>,
+) -> impl tower::Service<
+    Delivery,
+    Response = (),
+    Error = String,
+    Future = impl std::future::Future<Output = Result<(), String>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(move |delivery: Delivery| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let body = String::from_utf8(delivery.body().to_vec()).unwrap();
+            *seen.runs.lock().unwrap().entry(body.clone()).or_default() += 1;
+            let now = seen.running.fetch_add(1, Ordering::SeqCst) + 1;
+            seen.most_at_once.fetch_max(now, Ordering::SeqCst);
+            if let Some(ms) = body.strip_prefix("sleep").and_then(|ms| ms.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            seen.running.fetch_sub(1, Ordering::SeqCst);
+            match body.as_str() {
+                "fail" => Err("the handler failed".to_owned()),
+                "panic" => panic!("the handler panicked on purpose"),
+                _ => Ok(()),
+            }
+        }
+    })
+}
+
+/// Runs a worker until `until` says the inbox is done, then shuts it down.
+async fn run_until_done(
+    worker: impl std::future::Future<Output = WorkerReport> + Send + 'static,
+    stop: oneshot::Sender<()>,
+    inbox: &Arc<dyn Inbox>,
+    done: impl Fn(genesys_webhook::inbox::InboxStats) -> bool,
+) -> WorkerReport {
+    let running = tokio::spawn(worker);
+    for _ in 0..100_000 {
+        if done(inbox.stats().await.unwrap()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap()
+}
+
+fn signal() -> (oneshot::Sender<()>, impl std::future::Future<Output = ()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    (stop, async {
+        let _ = stopped.await;
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_and_panics_are_retried_with_backoff_then_dead_lettered() {
+    let inbox = memory(3);
+    for body in ["ok", "fail", "panic"] {
+        inbox.append(Bytes::from(body)).await.unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .backoff(Duration::from_secs(1), Duration::from_secs(10))
+        .build(handler(Arc::clone(&seen)))
+        .run_until(stopped);
+    let started = tokio::time::Instant::now();
+    let report = run_until_done(worker, stop, &inbox, |s| s.dead == 2 && s.pending == 0).await;
+    assert_eq!(report.processed, 1);
+    assert_eq!(report.retried, 4);
+    assert_eq!(report.dead_lettered, 2);
+    assert_eq!(
+        (seen.runs("ok"), seen.runs("fail"), seen.runs("panic")),
+        (1, 3, 3)
+    );
+    // Backoff: at least 0.5 s then 1 s (half of 1 s and of 2 s) before the last attempt.
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let dead = inbox.list(ListFilter::Dead, 10).await.unwrap();
+    let reasons: Vec<_> = dead.iter().filter_map(|e| e.last_error.clone()).collect();
+    assert!(
+        reasons.contains(&"the handler failed".to_owned()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"the handler panicked".to_owned()),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_slower_than_its_lease_keeps_it_and_runs_once_across_two_workers() {
+    let inbox = memory(5);
+    for n in 0..4 {
+        inbox
+            .append(Bytes::from(format!("sleep{}", 5_000 + n)))
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let lease = Duration::from_millis(900);
+    let mut replicas = Vec::new();
+    let mut stops = Vec::new();
+    for _ in 0..2 {
+        let (stop, stopped) = signal();
+        stops.push(stop);
+        let worker = Worker::builder(Arc::clone(&inbox))
+            .lease(lease)
+            .concurrency(2)
+            .build(handler(Arc::clone(&seen)));
+        replicas.push(tokio::spawn(worker.run_until(stopped)));
+    }
+    for _ in 0..100_000 {
+        let stats = inbox.stats().await.unwrap();
+        if stats.pending + stats.in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for stop in stops {
+        stop.send(()).unwrap();
+    }
+    let mut processed = 0;
+    for replica in replicas {
+        processed += replica.await.unwrap().processed;
+    }
+    assert_eq!(processed, 4);
+    for n in 0..4 {
+        assert_eq!(seen.runs(&format!("sleep{}", 5_000 + n)), 1, "run twice");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_delivery_is_acknowledged_without_waiting_for_a_slow_one() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from("sleep60000")).await.unwrap();
+    for n in 0..3 {
+        inbox.append(Bytes::from(format!("fast{n}"))).await.unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let running = tokio::spawn(
+        Worker::builder(Arc::clone(&inbox))
+            .concurrency(4)
+            .shutdown_timeout(Duration::from_secs(120))
+            .build(handler(Arc::clone(&seen)))
+            .run_until(stopped),
+    );
+    // Well before the slow handler ends, the three fast ones are acknowledged: only
+    // the slow one is left in the inbox.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (0, 1), "{stats:?}");
+    assert_eq!(seen.running.load(Ordering::SeqCst), 1);
+    stop.send(()).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!(
+        report.processed, 4,
+        "the slow one finished within the grace period"
+    );
+    assert_eq!(inbox.stats().await.unwrap().in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_finishes_what_it_can_and_hands_back_the_rest() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from("sleep500")).await.unwrap();
+    inbox.append(Bytes::from("sleep600000")).await.unwrap();
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let running = tokio::spawn(
+        Worker::builder(Arc::clone(&inbox))
+            .concurrency(2)
+            .shutdown_timeout(Duration::from_secs(5))
+            .build(handler(Arc::clone(&seen)))
+            .run_until(stopped),
+    );
+    while seen.running.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!((report.processed, report.released), (1, 1));
+    // The unfinished one is due again at once, for the next worker.
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (1, 0), "{stats:?}");
+    let again = inbox.claim(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again[0].body().as_ref(), b"sleep600000");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_the_deliveries_running_at_once() {
+    let inbox = memory(5);
+    for n in 0..20 {
+        inbox
+            .append(Bytes::from(format!("sleep{}", 100 + n)))
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .concurrency(3)
+        .build(handler(Arc::clone(&seen)))
+        .run_until(stopped);
+    let report = run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    assert_eq!(report.processed, 20);
+    assert_eq!(seen.most_at_once.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_append_through_the_same_inbox_wakes_an_idle_worker() {
+    let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let running = tokio::spawn(
+        Worker::builder(Arc::clone(&inbox))
+            .poll_interval(Duration::from_secs(3600))
+            .build(handler(Arc::clone(&seen)))
+            .run_until(stopped),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    inbox.append(Bytes::from("woken")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.runs("woken") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not woken by the append"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    assert_eq!(running.await.unwrap().processed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_drains_a_sqlite_inbox_with_acknowledgements_grouped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteInbox::open(dir.path().join("inbox.db")).unwrap();
+    let inbox: Arc<dyn Inbox> = Arc::new(sqlite.clone());
+    for n in 0..500 {
+        inbox.append(Bytes::from(format!("e{n}"))).await.unwrap();
+    }
+    let before = sqlite.commits();
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .concurrency(32)
+        .build(handler(Arc::clone(&seen)))
+        .run_until(stopped);
+    let report = run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    assert_eq!(report.processed, 500);
+    assert!(seen.runs.lock().unwrap().values().all(|&runs| runs == 1));
+    // Claims and acknowledgements share commits: far fewer than one per event.
+    let commits = sqlite.commits() - before;
+    assert!(commits < 500, "{commits} commits for 500 deliveries");
+}
