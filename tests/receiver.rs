@@ -424,3 +424,53 @@ async fn a_flood_of_large_wrongly_signed_bodies_stays_within_the_budget_plus_50_
         idle / 1024
     );
 }
+
+#[tokio::test]
+async fn metrics_are_served_as_prometheus_text_with_the_documented_names() {
+    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "metrics-secret")]);
+    let body = br#"{"event":"routing:conversation:updated","conversationId":"metrics-1"}"#;
+    let sig = sign_open_messaging("metrics-secret", body);
+    let queued = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", &sig)],
+        body,
+    )
+    .await;
+    assert_eq!(queued.status, 200);
+    let duplicate = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", &sig)],
+        body,
+    )
+    .await;
+    assert_eq!(duplicate.json(), serde_json::json!({"status": "duplicate"}));
+    let unsigned = post_bytes(receiver.addr, "/webhook/receive", &[], body).await;
+    assert_eq!(unsigned.status, 401);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !receiver.output_contains("metrics-1") {
+        assert!(Instant::now() < deadline, "the event was not processed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scraped = exchange(
+        receiver.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(scraped.status, 200);
+    let text = scraped.text();
+    for expected in [
+        r#"genesys_webhook_requests_total{outcome="verified"} 2"#,
+        r#"genesys_webhook_requests_total{outcome="queued"} 1"#,
+        r#"genesys_webhook_requests_total{outcome="duplicate",reason="processed"} 1"#,
+        r#"genesys_webhook_requests_total{outcome="rejected",reason="missing_signature"} 1"#,
+        r#"genesys_webhook_deliveries_total{outcome="processed"} 1"#,
+        "genesys_webhook_append_seconds",
+        "genesys_webhook_handler_seconds",
+        r#"genesys_webhook_inbox_events{state="pending"}"#,
+        r#"genesys_webhook_inbox_events{state="dead"}"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}

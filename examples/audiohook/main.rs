@@ -29,22 +29,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Extension, Router};
 use genesys_webhook::audiohook::media::decode_mulaw;
 use genesys_webhook::audiohook::{AudioHookSignatureLayer, VerifiedAudioHook};
 use serde_json::{json, Value};
-use tower::ServiceBuilder;
 
 #[path = "../common/process.rs"]
 mod process;
-
-use process::shutdown_signal;
+#[path = "../common/serve.rs"]
+mod serve;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -94,21 +91,12 @@ async fn run() -> Result<(), BoxError> {
         .route("/audiohook/ws", get(upgrade))
         .route_layer(layer)
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(settings)
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async {
-                    (StatusCode::REQUEST_TIMEOUT, "request timeout")
-                }))
-                .timeout(timeout),
-        );
+        .with_state(settings);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve::serve(listener, app, timeout).await;
     tracing::info!("bye");
     Ok(())
 }

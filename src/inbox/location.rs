@@ -122,6 +122,9 @@ pub struct InboxOptions {
     pub max_events: u64,
     /// The most body bytes stored at once, dead ones included.
     pub max_bytes: u64,
+    /// SQLite only: the most operations committed in one transaction (default 1024);
+    /// `1` commits each on its own, one fsync per event, for comparison only.
+    pub max_batch: usize,
 }
 
 impl Default for InboxOptions {
@@ -130,6 +133,7 @@ impl Default for InboxOptions {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             max_events: DEFAULT_MAX_EVENTS,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_batch: 1024,
         }
     }
 }
@@ -157,6 +161,7 @@ impl InboxLocation {
                     .max_attempts(options.max_attempts)
                     .max_events(options.max_events)
                     .max_bytes(options.max_bytes)
+                    .max_batch(options.max_batch)
                     .open()?,
             )),
             #[cfg(not(feature = "sqlite"))]

@@ -60,6 +60,8 @@
 mod enqueue;
 mod location;
 mod memory;
+#[cfg(feature = "enqueue")]
+mod readiness;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -76,6 +78,8 @@ use bytes::Bytes;
 pub use self::enqueue::{check_json_object, Enqueue, DEFAULT_APPEND_TIMEOUT, DEFAULT_RETRY_AFTER};
 pub use self::location::{InboxLocation, InboxOptions, DEFAULT_SQLITE_FILE};
 pub use self::memory::MemoryInbox;
+#[cfg(feature = "enqueue")]
+pub use self::readiness::Readiness;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisInbox, RedisInboxBuilder};

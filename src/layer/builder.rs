@@ -74,6 +74,7 @@ impl fmt::Debug for Config {
 /// # Ok::<_, genesys_webhook::ConfigError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
+#[derive(Clone)]
 pub struct GenesysSignatureLayerBuilder {
     secrets: Vec<Secret>,
     schemes: Vec<Scheme>,

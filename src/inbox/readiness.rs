@@ -1,0 +1,114 @@
+//! A readiness probe for a durable receiver: ready while its stores answer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tower_service::Service;
+
+use super::Inbox;
+use crate::replay::ReplayStore;
+
+/// Answers `200 {"status":"ready"}` while the [`Inbox`] (and, when given, the replay
+/// store) answer a ping within [`timeout`](Self::timeout) (2 s by default), else
+/// `503 {"error":"not_ready"}`, logging why at WARN. A SQLite inbox is not ready while
+/// its writes fail or after its file was removed, so a load balancer stops sending
+/// events that could not be stored.
+///
+/// A tower [`Service`] of any request, and with the `axum` feature an axum handler:
+/// `.route("/readyz", get(Readiness::new(inbox)))`.
+#[derive(Clone)]
+pub struct Readiness {
+    inbox: Arc<dyn Inbox>,
+    replay: Option<Arc<dyn ReplayStore>>,
+    timeout: Duration,
+}
+
+impl Readiness {
+    /// Ready while `inbox` answers.
+    pub fn new(inbox: Arc<dyn Inbox>) -> Self {
+        Self {
+            inbox,
+            replay: None,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Also requires `store` to answer (a replay store shared through Redis).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(store);
+        self
+    }
+
+    /// How long the stores may take to answer (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Asks the stores and gives the answer to send.
+    pub async fn check(&self) -> Response<String> {
+        let check = async {
+            self.inbox.ping().await.map_err(|e| e.to_string())?;
+            match &self.replay {
+                Some(replay) => replay.ping().await.map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        };
+        let (status, body) = match tokio::time::timeout(self.timeout, check).await {
+            Ok(Ok(())) => (StatusCode::OK, r#"{"status":"ready"}"#),
+            failed => {
+                let reason = failed.map_or_else(
+                    |_| format!("no answer within {} ms", self.timeout.as_millis()),
+                    |answer| answer.err().unwrap_or_default(),
+                );
+                tracing::warn!(%reason, "not ready");
+                (StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"not_ready"}"#)
+            }
+        };
+        let mut response = Response::new(body.to_owned());
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("replay_store", &self.replay.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Service<Request<B>> for Readiness {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<String>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.check().await) })
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Readiness {
+    type Future = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+    fn call(self, _request: axum::extract::Request, _state: S) -> Self::Future {
+        Box::pin(async move { axum::response::IntoResponse::into_response(self.check().await) })
+    }
+}
