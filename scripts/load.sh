@@ -9,6 +9,10 @@
 #   scripts/load.sh compare    the layer against the hand-written check and against no
 #                              check (examples/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB;
 #                              ROUTES="layer plain buffered" SIZES=1024 for other routes
+#   scripts/load.sh drain      processing against acceptance: wrk -c64, 1 KiB events for
+#                              DURATION (30 s) into SQLite and into Redis (appendfsync
+#                              always), the worker's handler doing nothing; /metrics
+#                              sampled every second
 #   scripts/load.sh flood      200 concurrent 1 MiB wrongly signed bodies against the
 #                              64 MiB buffering budget, valid requests alongside and after
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
@@ -33,7 +37,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --example receiver >&2
+cargo build --release --features redis --example receiver >&2
 
 work=$(mktemp -d)
 receiver_pid=
@@ -199,6 +203,38 @@ print(f"flood: {ft} wrong-signature requests answered, {fbad} of them non-2xx (4
 print(f"valid during the flood: {dt - dbad} of {dt} answered 2xx; after it: {at - abad} of {at}")
 print(f"RSS idle {idle:.1f} MiB, peak {peak:.1f} MiB; target <= budget + 40 = {limit:.0f} MiB: {'met' if peak <= limit else 'MISSED'}")
 PY
+  exit 0
+fi
+
+if [ "$MODE" = drain ]; then
+  DURATION=${DURATION_DRAIN:-30}
+  # Replay protection is off (GENESYS_REPLAY_STORE=none), so the one signed body wrk
+  # repeats is stored as a new event each time.
+  payload valid1k 1024 valid
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Drain: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events, a handler that does nothing, inbox bound 100,000"
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/redis"
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$work/redis" >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  for variant in "sqlite sqlite:$work/drain.db" "redis redis://127.0.0.1:$rport/"; do
+    set -- $variant
+    GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$2 \
+      RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
+      target/release/examples/receiver >"$work/receiver.log" 2>&1 &
+    receiver_pid=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+    python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1" >"$work/samples.txt" &
+    sampler=$!
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
+    wait "$sampler"
+    stop_receiver
+    cat "$work/samples.txt"
+    echo "$out" | grep -E "Requests/sec|Non-2xx" | sed "s/^/  wrk: /"
+  done
+  kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
   exit 0
 fi
 

@@ -23,8 +23,7 @@ pub struct Settings {
     replay: (Option<String>, Duration, Duration), // GENESYS_REPLAY_STORE, TTL, lease
     bench_baseline: bool,
     inbox: (InboxLocation, InboxOptions),
-    /// Lease, concurrency, first retry delay, simulated delay, simulated failures.
-    worker: (Duration, usize, Duration, Duration, Option<String>),
+    worker: (Duration, usize, Duration, Duration, Option<String>), // see `worker()`
 }
 
 impl Settings {
@@ -183,7 +182,9 @@ pub fn worker(
 
 /// The application's work, here logged. Bodies holding `GENESYS_WORKER_FAIL_ON` fail.
 async fn handle(delivery: Delivery, delay: Duration, fail: Option<String>) -> Result<(), String> {
-    tokio::time::sleep(delay).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await; // a zero sleep would wait for the timer's next tick
+    }
     let body = delivery.body();
     if fail.is_some_and(|m| body.windows(m.len()).any(|w| w == m.as_bytes())) {
         // An error on odd attempts, a panic on even ones: retries and dead letters.

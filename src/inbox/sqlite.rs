@@ -527,21 +527,19 @@ fn claim(
 ) -> Result<Vec<Delivery>, InboxError> {
     let now = settings.now();
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let lease_end = now.saturating_add(millis(lease));
+    // Lapsed leases first (a crashed consumer's work), one by one: some may have used
+    // their last attempt.
     let mut candidates: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
-    // Lapsed leases first (a crashed consumer's work), then pending events in order.
-    for state in [IN_FLIGHT, PENDING] {
-        let remaining = limit - candidates.len() as i64;
-        if remaining <= 0 {
-            break;
-        }
+    {
         let mut statement = connection
             .prepare_cached(
                 "SELECT id, body, received_at, attempts FROM inbox_events
-                 WHERE state = ?1 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3",
+                 WHERE state = 1 AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
             )
             .map_err(sql)?;
         let rows = statement
-            .query_map(params![state, now, remaining], |row| {
+            .query_map(params![now, limit], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .map_err(sql)?;
@@ -549,8 +547,7 @@ fn claim(
             candidates.push(row.map_err(sql)?);
         }
     }
-    let lease_end = now.saturating_add(millis(lease));
-    let mut deliveries = Vec::with_capacity(candidates.len());
+    let mut deliveries = Vec::with_capacity(max.min(1024));
     for (id, body, received_at, attempts) in candidates {
         if attempts >= i64::from(settings.max_attempts) {
             connection
@@ -582,6 +579,38 @@ fn claim(
             u32::try_from(attempt).unwrap_or(u32::MAX),
             attempt.to_string(),
         ));
+    }
+    // Then pending events in order, in one statement: a pending event always has an
+    // attempt left (`retry` dead-letters the one that used its last).
+    let remaining = limit - deliveries.len() as i64;
+    if remaining > 0 {
+        let mut statement = connection
+            .prepare_cached(
+                "UPDATE inbox_events SET state = 1, attempts = attempts + 1, due_at = ?1
+                 WHERE id IN (SELECT id FROM inbox_events
+                              WHERE state = 0 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3)
+                 RETURNING id, body, received_at, attempts",
+            )
+            .map_err(sql)?;
+        let rows = statement
+            .query_map(params![lease_end, now, remaining], |row| {
+                let (id, attempt): (i64, i64) = (row.get(0)?, row.get(3)?);
+                Ok((
+                    id,
+                    Delivery::new(
+                        EventId::new(id.to_string()),
+                        Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                        from_unix_millis(row.get(2)?),
+                        u32::try_from(attempt).unwrap_or(u32::MAX),
+                        attempt.to_string(),
+                    ),
+                ))
+            })
+            .map_err(sql)?;
+        let mut pending = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
+        // RETURNING gives no order: the oldest first, as they were due.
+        pending.sort_unstable_by_key(|(id, _)| *id);
+        deliveries.extend(pending.into_iter().map(|(_, delivery)| delivery));
     }
     Ok(deliveries)
 }

@@ -88,6 +88,7 @@ pub struct Worker<S> {
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     concurrency: usize,
+    prefetch: Option<usize>,
     lease: Duration,
     backoff_base: Duration,
     backoff_max: Duration,
@@ -142,6 +143,7 @@ impl Worker<()> {
             inbox,
             settings: Settings {
                 concurrency: DEFAULT_CONCURRENCY,
+                prefetch: None,
                 lease: DEFAULT_LEASE,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(300),
@@ -156,6 +158,15 @@ impl WorkerBuilder {
     /// How many deliveries run at once (default 16, at least 1).
     pub fn concurrency(mut self, deliveries: usize) -> Self {
         self.settings.concurrency = deliveries.max(1);
+        self
+    }
+
+    /// How many deliveries may wait, claimed, for a free handler (default: four times
+    /// the concurrency, at least 240). Claiming ahead lets one claim (one transaction, one
+    /// round trip) serve many deliveries when handlers are quick; the leases of waiting
+    /// deliveries are extended like those of running ones.
+    pub fn prefetch(mut self, deliveries: usize) -> Self {
+        self.settings.prefetch = Some(deliveries);
         self
     }
 
@@ -218,7 +229,13 @@ where
             settings,
         } = self;
         let counts = Arc::new(Counts::default());
-        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        // Claimed and not yet finished: running, or waiting for one of `running`.
+        let prefetch = settings
+            .prefetch
+            .unwrap_or_else(|| (settings.concurrency * 4).max(240));
+        let total = settings.concurrency + prefetch;
+        let slots = Arc::new(Semaphore::new(total));
+        let handlers = Arc::new(Semaphore::new(settings.concurrency));
         let (acks, queued) = mpsc::unbounded_channel::<Delivery>();
         let acknowledging = tokio::spawn(acknowledge(Arc::clone(&inbox), queued));
         let (cancel, cancelled) = watch::channel(false);
@@ -229,20 +246,31 @@ where
 
         'claiming: loop {
             while running.try_join_next().is_some() {}
-            let first = tokio::select! {
-                slot = Arc::clone(&slots).acquire_owned() => match slot {
-                    Ok(slot) => slot,
+            // While the handlers have work waiting, claim in large batches (fewer
+            // transactions or round trips); when they may be idle, claim at once.
+            let claimed = total - slots.available_permits();
+            let wanted = if claimed > settings.concurrency {
+                total / 2
+            } else {
+                1
+            };
+            let mut free = tokio::select! {
+                slots = Arc::clone(&slots).acquire_many_owned(wanted as u32) => match slots {
+                    Ok(slots) => slots,
                     Err(_) => break,
                 },
                 () = &mut shutdown => break,
             };
-            let mut free = vec![first];
-            while let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                free.push(slot);
+            if let Ok(more) = Arc::clone(&slots).try_acquire_many_owned(
+                u32::try_from(slots.available_permits())
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            ) {
+                free.merge(more);
             }
             // Not raced against the shutdown: a claim dropped half-way would leave its
             // deliveries leased to nobody until the lease ends.
-            let deliveries = match inbox.claim(free.len(), settings.lease).await {
+            let deliveries = match inbox.claim(free.num_permits(), settings.lease).await {
                 Ok(deliveries) => {
                     claims.recovered();
                     deliveries
@@ -265,9 +293,11 @@ where
                 }
                 continue;
             }
-            for (delivery, slot) in deliveries.into_iter().zip(free) {
+            for delivery in deliveries {
+                let Some(slot) = free.split(1) else { break };
                 let job = Job {
                     inbox: Arc::clone(&inbox),
+                    handlers: Arc::clone(&handlers),
                     settings,
                     acks: acks.clone(),
                     cancelled: cancelled.clone(),
@@ -316,6 +346,8 @@ impl std::fmt::Debug for WorkerBuilder {
 /// Everything one delivery's task needs besides the service.
 struct Job {
     inbox: Arc<dyn Inbox>,
+    /// One permit per running handler.
+    handlers: Arc<Semaphore>,
     settings: Settings,
     acks: mpsc::UnboundedSender<Delivery>,
     cancelled: watch::Receiver<bool>,
@@ -330,42 +362,55 @@ impl Job {
         S::Error: Into<BoxError> + Send + 'static,
         S::Future: Send + 'static,
     {
-        let started = Instant::now();
         let mut cancelled = self.cancelled.clone();
-        let given = delivery.clone();
-        // Its own task, so that a panic is caught as a `JoinError`.
-        let mut handler = tokio::spawn(async move {
-            std::future::poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(Into::into)?;
-            service.call(given).await.map_err(Into::into)
-        });
         let period = self.settings.lease / 3;
         let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let outcome = loop {
+        // Wait for a handler, keeping the lease meanwhile.
+        let permit = loop {
             tokio::select! {
-                outcome = &mut handler => break outcome,
+                permit = Arc::clone(&self.handlers).acquire_owned() => match permit {
+                    Ok(permit) => break permit,
+                    Err(_) => return,
+                },
                 _ = extend.tick() => self.extend(&delivery).await,
                 () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
-                    handler.abort();
-                    let _ = (&mut handler).await;
                     self.release(&delivery).await;
                     return;
                 }
             }
         };
+        let started = Instant::now();
+        let given = delivery.clone();
+        let mut handler = std::pin::pin!(CatchUnwind {
+            future: async move {
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                service.call(given).await.map_err(Into::into)
+            }
+        });
+        let outcome = loop {
+            tokio::select! {
+                outcome = handler.as_mut() => break outcome,
+                _ = extend.tick() => self.extend(&delivery).await,
+                () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
+                    self.release(&delivery).await;
+                    return;
+                }
+            }
+        };
+        drop(permit);
         crate::metrics::handler_finished(started.elapsed());
         let reason = match outcome {
-            Ok(Ok(_)) => {
+            Some(Ok(_)) => {
                 self.counts.processed.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("processed");
                 let _ = self.acks.send(delivery);
                 return;
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(join) if join.is_panic() => "the handler panicked".to_owned(),
-            Err(_) => "the handler was cancelled".to_owned(),
+            Some(Err(error)) => error.to_string(),
+            None => "the handler panicked".to_owned(),
         };
         self.retry(&delivery, &reason).await;
     }
@@ -424,6 +469,31 @@ impl Job {
             .await
         {
             tracing::warn!(%error, inbox_id = %delivery.id(), "could not hand a delivery back; its lease will");
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Resolves to the output of `future`, or to `None` when polling it panicked: a
+    /// handler's panic fails its delivery instead of the worker.
+    struct CatchUnwind<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let future = self.project().future;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Some(output)),
+            Err(_) => std::task::Poll::Ready(None),
         }
     }
 }
