@@ -13,6 +13,9 @@ pub mod cloud;
 pub mod inbox;
 pub mod layer;
 pub mod metrics;
+#[cfg(feature = "openmessaging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
+pub mod openmessaging;
 #[cfg(feature = "redis")]
 mod redis_connection;
 pub mod replay;
