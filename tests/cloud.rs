@@ -643,3 +643,152 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
         "{seen:?} {created:?}"
     );
 }
+
+#[cfg(feature = "openmessaging")]
+mod inbound {
+    use super::*;
+    use genesys_webhook::cloud::{InboundEvent, InboundMessage, InboundReceipt};
+    use genesys_webhook::openmessaging::{OpenMessage, ReceiptStatus};
+
+    const INTEGRATION: &str = "6685f1e2-0000-4000-8000-000000000001";
+
+    fn base() -> String {
+        format!("/api/v2/conversations/messages/{INTEGRATION}/inbound/open")
+    }
+
+    #[tokio::test]
+    async fn a_text_goes_to_the_message_endpoint_with_the_sdk_body() {
+        let fake = FakeCloud::start().await;
+        let cloud = client(&fake);
+        let answer = cloud
+            .inbound(INTEGRATION)
+            .unwrap()
+            .prefetch_conversation_id(true)
+            .message(
+                &InboundMessage::text("customer-42", "Hello!")
+                    .nickname("Ann")
+                    .message_id("provider-1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.id.as_deref(), Some("genesys-1"));
+        assert_eq!(answer.conversation_id.as_deref(), Some("conv-prefetched"));
+        let (path, body) = fake.inbound_calls().remove(0);
+        assert_eq!(
+            path,
+            format!("{}/message?prefetchConversationId=true", base())
+        );
+        assert_eq!(body["text"], "Hello!");
+        assert_eq!(body["channel"]["messageId"], "provider-1");
+        assert_eq!(
+            body["channel"]["from"],
+            serde_json::json!({"id": "customer-42", "idType": "Opaque", "nickname": "Ann"})
+        );
+        assert!(body["channel"]["time"].as_str().unwrap().ends_with('Z'));
+        // The bearer token was checked by the fake: a call without one gets 401.
+        assert_eq!(fake.token_requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delivered_receipt_names_the_outbound_message_by_its_id() {
+        let fake = FakeCloud::start().await;
+        let outbound = OpenMessage::from_slice(br#"{"id":"8085","type":"Text","text":"Hi","direction":"Outbound","channel":{"platform":"Open","messageId":"provider-8085","to":{"id":"customer-42","idType":"Opaque"}}}"#).unwrap();
+        let receipt = InboundReceipt::for_message(&outbound, ReceiptStatus::Delivered).unwrap();
+        let mut built = serde_json::to_value(&receipt).unwrap();
+        let mut one_line =
+            serde_json::to_value(InboundReceipt::delivered("8085", "customer-42")).unwrap();
+        built["channel"]["time"] = serde_json::Value::Null;
+        one_line["channel"]["time"] = serde_json::Value::Null;
+        assert_eq!(built, one_line);
+        client(&fake)
+            .inbound(INTEGRATION)
+            .unwrap()
+            .receipt(&receipt.final_receipt(true))
+            .await
+            .unwrap();
+        let (path, body) = fake.inbound_calls().remove(0);
+        assert_eq!(path, format!("{}/receipt", base()));
+        assert_eq!(body["id"], "8085");
+        assert_eq!(body["status"], "Delivered");
+        assert_eq!(body["isFinalReceipt"], true);
+        assert_eq!(body["channel"]["to"]["id"], "customer-42");
+    }
+
+    #[tokio::test]
+    async fn typing_and_a_quick_reply_answer_go_to_their_endpoints() {
+        let fake = FakeCloud::start().await;
+        let cloud = client(&fake);
+        let inbound = cloud.inbound(INTEGRATION).unwrap();
+        inbound
+            .event(&InboundEvent::typing_on("customer-42"))
+            .await
+            .unwrap();
+        inbound
+            .structured_response(&InboundMessage::quick_reply_response(
+                "customer-42",
+                "Small",
+                "size-s",
+            ))
+            .await
+            .unwrap();
+        let calls = fake.inbound_calls();
+        assert_eq!(calls[0].0, format!("{}/event", base()));
+        assert_eq!(
+            calls[0].1["events"],
+            serde_json::json!([{"eventType": "Typing", "typing": {"type": "On"}}])
+        );
+        assert_eq!(calls[1].0, format!("{}/structured/response", base()));
+        assert_eq!(
+            calls[1].1["content"],
+            serde_json::json!([{"contentType": "ButtonResponse", "buttonResponse": {"type": "QuickReply", "text": "Small", "payload": "size-s"}}])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_retried_but_a_503_is_not_sent_again() {
+        let fake = FakeCloud::start().await;
+        let cloud = client(&fake);
+        let inbound = cloud.inbound(INTEGRATION).unwrap();
+        fake.force_api(Forced::new(429).header("retry-after", "2"));
+        inbound
+            .message(&InboundMessage::text("c", "after a 429"))
+            .await
+            .unwrap();
+        assert_eq!(fake.inbound_calls().len(), 1);
+        fake.force_api(Forced::new(503));
+        let error = inbound
+            .message(&InboundMessage::text("c", "after a 503"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, CloudError::Api(e) if e.status == 503),
+            "{error:?}"
+        );
+        let posts = fake
+            .api_requests()
+            .iter()
+            .filter(|r| r.contains("/inbound/open/message"))
+            .count();
+        assert_eq!(posts, 3, "{:?}", fake.api_requests());
+    }
+
+    #[test]
+    fn an_integration_id_that_is_not_an_id_is_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let cloud = GenesysCloud::builder()
+            .client_credentials(CLIENT_ID, CLIENT_SECRET)
+            .api_base("https://api.mypurecloud.ie")
+            .build()
+            .unwrap();
+        for bad in ["", "../integrations", "a/b", "a?b"] {
+            assert!(
+                matches!(cloud.inbound(bad), Err(CloudError::InvalidConfig(_))),
+                "{bad}"
+            );
+        }
+    }
+}

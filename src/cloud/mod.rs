@@ -14,12 +14,16 @@
 
 mod client;
 mod error;
+#[cfg(feature = "openmessaging")]
+mod inbound;
 mod integrations;
 mod region;
 mod retry;
 
 pub use self::client::{GenesysCloud, GenesysCloudBuilder};
 pub use self::error::{ApiError, CloudError, TransportError};
+#[cfg(feature = "openmessaging")]
+pub use self::inbound::{Inbound, InboundAnswer, InboundEvent, InboundMessage, InboundReceipt};
 pub use self::integrations::{
     Created, NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
     OpenMessagingIntegrationUpdate,

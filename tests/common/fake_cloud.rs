@@ -58,6 +58,8 @@ pub struct Fake {
     pub commit_then_fail: Option<u16>,
     /// The next create is answered so, without being committed.
     pub forced_create: Option<Forced>,
+    /// Inbound Open Messaging calls: path with query, and body.
+    pub inbound: Vec<(String, Value)>,
 }
 
 #[derive(Clone)]
@@ -75,6 +77,10 @@ impl FakeCloud {
         let app = Router::new()
             .route("/oauth/token", post(token))
             .route(OPEN, get(list).post(create))
+            .route(
+                "/api/v2/conversations/messages/{integration}/inbound/open/{*kind}",
+                post(inbound),
+            )
             .route(
                 &format!("{OPEN}/{{id}}"),
                 get(get_one).patch(update).delete(delete),
@@ -105,6 +111,10 @@ impl FakeCloud {
 
     pub fn force_token(&self, forced: Forced) {
         self.with(|f| f.forced_token.push_back(forced));
+    }
+
+    pub fn inbound_calls(&self) -> Vec<(String, Value)> {
+        self.with(|f| f.inbound.clone())
     }
 
     pub fn token_requests(&self) -> usize {
@@ -247,6 +257,29 @@ async fn create(
             .into_response();
     }
     Json(integration).into_response()
+}
+
+async fn inbound(
+    State(state): State<Arc<Mutex<Fake>>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut fake = state.lock().unwrap();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    if let Some(r) = api_gate(&mut fake, format!("POST {path}"), &headers) {
+        return r;
+    }
+    fake.inbound.push((path.clone(), body));
+    let n = fake.inbound.len();
+    let mut answer = json!({"id": format!("genesys-{n}")});
+    if path.contains("prefetchConversationId=true") {
+        answer["conversationId"] = json!("conv-prefetched");
+    }
+    Json(answer).into_response()
 }
 
 async fn get_one(

@@ -1,0 +1,369 @@
+//! The inbound half of Open Messaging (features `cloud` and `openmessaging`): the
+//! customer's messages, receipts, typing and quick-reply answers sent into Genesys
+//! Cloud, with the bodies of the SDKs' `OpenInboundNormalized*` models.
+
+use std::time::SystemTime;
+
+use http::Method;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{CloudError, GenesysCloud};
+use crate::openmessaging::{
+    ButtonResponse, Content, ContentType, Event, EventType, IdType, OpenMessage, Participant,
+    Reason, ReceiptStatus, Typing, TypingType,
+};
+
+/// Sends into one Open Messaging integration; made by [`GenesysCloud::inbound`].
+///
+/// These `POST`s are not idempotent, and Genesys documents no deduplication of
+/// inbound messages by `channel.messageId`: a request whose answer was lost may have
+/// been applied. So only what certainly was not processed is retried: a `429`
+/// (honouring `Retry-After`) and a connection that could not be made. A 5xx, a
+/// timeout or a connection closed unanswered is returned as an error, for the caller
+/// to decide.
+///
+/// ```no_run
+/// use genesys_webhook::cloud::{GenesysCloud, InboundEvent, InboundMessage, InboundReceipt, Region};
+///
+/// # async fn run() -> Result<(), genesys_webhook::cloud::CloudError> {
+/// let cloud = GenesysCloud::builder()
+///     .region(Region::EuWest1)
+///     .client_credentials("client-id", "client-secret")
+///     .build()?;
+/// let inbound = cloud.inbound("6685f1e2-0000-4000-8000-000000000001")?;
+/// inbound.message(&InboundMessage::text("customer-42", "Hello!")).await?;
+/// inbound.event(&InboundEvent::typing_on("customer-42")).await?;
+/// inbound.receipt(&InboundReceipt::delivered("8085a2b4c1", "customer-42")).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    cloud: &'a GenesysCloud,
+    base: String,
+    prefetch_conversation_id: bool,
+}
+
+/// What Genesys answered to an inbound call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct InboundAnswer {
+    /// The id Genesys gave the message, receipt or event.
+    pub id: Option<String>,
+    /// The conversation, when Genesys names it (a message sent with
+    /// [`prefetch_conversation_id`](Inbound::prefetch_conversation_id)).
+    pub conversation_id: Option<String>,
+    /// The whole answer.
+    pub body: Value,
+}
+
+impl GenesysCloud {
+    /// The inbound API of the Open Messaging integration `integration_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError::InvalidConfig`] when the id is not made of letters, digits and
+    /// dashes (it goes into the URL path).
+    pub fn inbound(&self, integration_id: &str) -> Result<Inbound<'_>, CloudError> {
+        let valid = !integration_id.is_empty()
+            && integration_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid {
+            return Err(CloudError::InvalidConfig(
+                "an Open Messaging integration id is letters, digits and dashes".to_owned(),
+            ));
+        }
+        Ok(Inbound {
+            cloud: self,
+            base: format!("/api/v2/conversations/messages/{integration_id}/inbound/open"),
+            prefetch_conversation_id: false,
+        })
+    }
+}
+
+impl Inbound<'_> {
+    /// Asks Genesys to name the conversation in the answer to [`message`](Self::message)
+    /// (`?prefetchConversationId=true`).
+    pub fn prefetch_conversation_id(mut self, prefetch: bool) -> Self {
+        self.prefetch_conversation_id = prefetch;
+        self
+    }
+
+    /// Sends a customer's message (`POST …/inbound/open/message`).
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API.
+    pub async fn message(&self, message: &InboundMessage) -> Result<InboundAnswer, CloudError> {
+        let query = if self.prefetch_conversation_id {
+            "?prefetchConversationId=true"
+        } else {
+            ""
+        };
+        self.post(&format!("/message{query}"), message).await
+    }
+
+    /// Sends a receipt for an outbound message (`POST …/inbound/open/receipt`).
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API.
+    pub async fn receipt(&self, receipt: &InboundReceipt) -> Result<InboundAnswer, CloudError> {
+        self.post("/receipt", receipt).await
+    }
+
+    /// Sends events, such as typing (`POST …/inbound/open/event`).
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API.
+    pub async fn event(&self, event: &InboundEvent) -> Result<InboundAnswer, CloudError> {
+        self.post("/event", event).await
+    }
+
+    /// Sends the customer's answer to a quick reply or a button
+    /// (`POST …/inbound/open/structured/response`).
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API.
+    pub async fn structured_response(
+        &self,
+        response: &InboundMessage,
+    ) -> Result<InboundAnswer, CloudError> {
+        self.post("/structured/response", response).await
+    }
+
+    async fn post(&self, path: &str, body: &impl Serialize) -> Result<InboundAnswer, CloudError> {
+        let body =
+            serde_json::to_vec(body).map_err(|e| CloudError::InvalidConfig(e.to_string()))?;
+        let path = format!("{}{path}", self.base);
+        let body: Value = self.cloud.api_json(Method::POST, &path, Some(body)).await?;
+        let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+        Ok(InboundAnswer {
+            id: text("id"),
+            conversation_id: text("conversationId"),
+            body,
+        })
+    }
+}
+
+/// The channel of an inbound body: who sent it (or, for a receipt, to whom the
+/// outbound message went) and when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundChannel {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<Participant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<Participant>,
+    time: String,
+}
+
+impl InboundChannel {
+    fn now() -> Self {
+        Self {
+            message_id: None,
+            from: None,
+            to: None,
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        }
+    }
+}
+
+fn customer(id: &str) -> Participant {
+    Participant {
+        id: Some(id.to_owned()),
+        id_type: Some(IdType::Opaque),
+        ..Participant::default()
+    }
+}
+
+/// A customer's message into Genesys (`OpenInboundNormalizedMessage`): a text, content,
+/// or the answer to a quick reply or a button.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundMessage {
+    channel: InboundChannel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<Vec<Content>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Map<String, Value>>,
+}
+
+impl InboundMessage {
+    /// A text from the customer `from_id` (an opaque id on your platform), now, with a
+    /// new random message id.
+    pub fn text(from_id: &str, text: impl Into<String>) -> Self {
+        let mut channel = InboundChannel::now();
+        channel.from = Some(customer(from_id));
+        channel.message_id = Some(random_id());
+        Self {
+            channel,
+            text: Some(text.into()),
+            content: None,
+            metadata: None,
+        }
+    }
+
+    /// The customer's choice of a quick reply: its label and payload.
+    pub fn quick_reply_response(from_id: &str, text: &str, payload: &str) -> Self {
+        Self::button_response_of("QuickReply", from_id, text, payload)
+    }
+
+    /// The customer's press of a button: its label and payload.
+    pub fn button_response(from_id: &str, text: &str, payload: &str) -> Self {
+        Self::button_response_of("Button", from_id, text, payload)
+    }
+
+    fn button_response_of(kind: &str, from_id: &str, text: &str, payload: &str) -> Self {
+        let mut message = Self::text(from_id, text);
+        message.content = Some(vec![Content {
+            content_type: ContentType::ButtonResponse,
+            attachment: None,
+            quick_reply: None,
+            button_response: Some(ButtonResponse {
+                kind: Some(kind.to_owned()),
+                text: Some(text.to_owned()),
+                payload: Some(payload.to_owned()),
+                ..ButtonResponse::default()
+            }),
+            card: None,
+            carousel: None,
+            template: None,
+            extra: Map::new(),
+        }]);
+        message
+    }
+
+    /// Uses `id` as the provider message id (`channel.messageId`) instead of a random
+    /// one: the id your platform gave the message.
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.channel.message_id = Some(id.into());
+        self
+    }
+
+    /// The customer's display name.
+    pub fn nickname(mut self, nickname: impl Into<String>) -> Self {
+        if let Some(from) = &mut self.channel.from {
+            from.nickname = Some(nickname.into());
+        }
+        self
+    }
+
+    /// Adds a metadata entry (`metadata`).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), Value::String(value.into()));
+        self
+    }
+}
+
+/// A receipt for an outbound message (`OpenInboundNormalizedReceipt`). It names the
+/// outbound message by its `id`, not by `channel.messageId`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundReceipt {
+    id: String,
+    channel: InboundChannel,
+    status: ReceiptStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<Vec<Reason>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_final_receipt: Option<bool>,
+}
+
+impl InboundReceipt {
+    /// A receipt with `status` for the outbound message `message_id`, which went to the
+    /// customer `to_id`.
+    pub fn new(message_id: impl Into<String>, to_id: &str, status: ReceiptStatus) -> Self {
+        let mut channel = InboundChannel::now();
+        channel.to = Some(customer(to_id));
+        Self {
+            id: message_id.into(),
+            channel,
+            status,
+            reasons: None,
+            is_final_receipt: None,
+        }
+    }
+
+    /// `Delivered` for the outbound message `message_id`, sent to `to_id`.
+    pub fn delivered(message_id: impl Into<String>, to_id: &str) -> Self {
+        Self::new(message_id, to_id, ReceiptStatus::Delivered)
+    }
+
+    /// A receipt with `status` for an outbound message as the webhook delivered it
+    /// (its `id` and `channel.to`); `None` when it has no id or no recipient.
+    pub fn for_message(message: &OpenMessage, status: ReceiptStatus) -> Option<Self> {
+        let id = message.id.as_deref()?;
+        let to = message.channel.as_ref()?.to.as_ref()?.id.as_deref()?;
+        Some(Self::new(id, to, status))
+    }
+
+    /// Adds a reason (for `Failed`).
+    pub fn reason(mut self, code: impl Into<String>, message: impl Into<String>) -> Self {
+        self.reasons.get_or_insert_with(Vec::new).push(Reason {
+            code: Some(code.into()),
+            message: Some(message.into()),
+            ..Reason::default()
+        });
+        self
+    }
+
+    /// Whether no further receipt follows for this message (`isFinalReceipt`).
+    pub fn final_receipt(mut self, last: bool) -> Self {
+        self.is_final_receipt = Some(last);
+        self
+    }
+}
+
+/// Events from the customer (`OpenInboundNormalizedEvent`), such as typing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundEvent {
+    channel: InboundChannel,
+    events: Vec<Event>,
+}
+
+impl InboundEvent {
+    /// The customer `from_id` started typing.
+    pub fn typing_on(from_id: &str) -> Self {
+        let mut channel = InboundChannel::now();
+        channel.from = Some(customer(from_id));
+        Self {
+            channel,
+            events: vec![Event {
+                event_type: EventType::Typing,
+                typing: Some(Typing {
+                    kind: TypingType::On,
+                    duration: None,
+                    extra: Map::new(),
+                }),
+                extra: Map::new(),
+            }],
+        }
+    }
+}
+
+/// 16 random bytes as hex, for message ids.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness from the system: still unique within the process.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        bytes[8..].copy_from_slice(&(t as u64).to_le_bytes());
+    }
+    const_hex::encode(bytes)
+}
