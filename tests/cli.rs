@@ -34,6 +34,7 @@ async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
             .env_remove("GENESYS_LOGIN_BASE")
             .env_remove("GENESYS_SIGNATURE_SECRET")
             .env_remove("GENESYS_INBOX")
+            .env_remove("GENESYS_INTEGRATION_ID")
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -676,4 +677,131 @@ async fn hostile_retry_after_from_a_gateway_is_an_error_not_a_crash() {
         );
         assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_sends_a_message_a_receipt_and_typing_to_the_api() {
+    let fake = FakeCloud::start().await;
+    let base = fake.base();
+    let integration = "6685f1e2-0000-4000-8000-000000000001";
+    let env = [
+        ("GENESYS_CLIENT_ID", CLIENT_ID),
+        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+        ("GENESYS_API_BASE", base.as_str()),
+        ("GENESYS_INTEGRATION_ID", integration),
+    ];
+    let message = run(
+        &[
+            "inbound",
+            "message",
+            "--text",
+            "Hello!",
+            "--from",
+            "customer-42",
+            "--prefetch-conversation-id",
+            "--json",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(message.status.code(), Some(0), "{}", stderr(&message));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&message)).unwrap();
+    assert_eq!(answer["conversationId"], "conv-prefetched");
+    let receipt = run(
+        &[
+            "inbound",
+            "receipt",
+            "--message-id",
+            "8085",
+            "--to",
+            "customer-42",
+            "--status",
+            "read",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(receipt.status.code(), Some(0), "{}", stderr(&receipt));
+    let typing = run(
+        &[
+            "inbound",
+            "--integration",
+            integration,
+            "typing",
+            "--from",
+            "customer-42",
+        ],
+        b"",
+        &env[..3],
+    )
+    .await;
+    assert_eq!(typing.status.code(), Some(0), "{}", stderr(&typing));
+
+    let calls = fake.inbound_calls();
+    let base_path = format!("/api/v2/conversations/messages/{integration}/inbound/open");
+    assert_eq!(
+        calls[0].0,
+        format!("{base_path}/message?prefetchConversationId=true")
+    );
+    assert_eq!(calls[0].1["text"], "Hello!");
+    assert_eq!(calls[0].1["channel"]["from"]["id"], "customer-42");
+    assert_eq!(calls[1].0, format!("{base_path}/receipt"));
+    assert_eq!(
+        (&calls[1].1["id"], &calls[1].1["status"]),
+        (&"8085".into(), &"Read".into())
+    );
+    assert_eq!(calls[2].0, format!("{base_path}/event"));
+    assert_eq!(calls[2].1["events"][0]["eventType"], "Typing");
+
+    let missing = run(&["inbound", "typing", "--from", "c"], b"", &env[..3]).await;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("GENESYS_INTEGRATION_ID"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_posts_each_sample_message_signed_as_genesys_signs_it() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let addr = serve_axum(
+        Router::new()
+            .route(
+                "/",
+                post(
+                    move |message: genesys_webhook::openmessaging::OpenMessage| {
+                        let log = std::sync::Arc::clone(&log);
+                        async move {
+                            log.lock().unwrap().push(message.kind.to_string());
+                            "ok"
+                        }
+                    },
+                ),
+            )
+            .route_layer(
+                GenesysSignatureLayer::builder()
+                    .secret("send-secret")
+                    .build()
+                    .unwrap(),
+            ),
+    )
+    .await;
+    let url = format!("http://{addr}/");
+    for kind in ["text", "typing", "receipt", "structured"] {
+        let sent = run(
+            &["send", &url, "--message", kind],
+            b"",
+            &[("GENESYS_WEBHOOK_SECRET", "send-secret")],
+        )
+        .await;
+        assert_eq!(sent.status.code(), Some(0), "{kind}: {}", stderr(&sent));
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["Text", "Event", "Receipt", "Structured"]
+    );
 }

@@ -5,6 +5,8 @@
 //! or I/O error.
 
 mod audiohook;
+mod credentials;
+mod inbound;
 mod inbox;
 mod input;
 mod output;
@@ -47,6 +49,9 @@ enum Command {
     Send(send::Args),
     /// Create, list, update or delete the Open Messaging integration that calls the receiver.
     Setup(Box<setup::Args>),
+    /// Send the customer's side into an Open Messaging integration: a message, a
+    /// receipt, typing.
+    Inbound(Box<inbound::Args>),
     /// Look into the receiver's inbox: counts, events, dead letters; retry or purge them.
     Inbox(inbox::Args),
     /// Simulate Genesys Cloud against an AudioHook server: a signed upgrade, then open,
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args, json).await,
             Command::Setup(args) => setup::run(*args, json).await,
             Command::Inbox(args) => inbox::run(args, json).await,
+            Command::Inbound(args) => inbound::run(*args, json).await,
             Command::Audiohook(args) => audiohook::run(*args, json).await,
         }
     });

@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// Send a deliberately wrong signature: succeeds only if the receiver answers 401.
     #[arg(long)]
     tamper: bool,
+    /// Which sample Open Messaging payload to send when no file is given, with the
+    /// field shapes of Genesys Cloud's outbound webhook.
+    #[arg(long = "message", value_enum, default_value_t = Sample::Text)]
+    sample: Sample,
     /// The body; standard input for `-`; a realistic sample Open Messaging event when absent.
     file: Option<PathBuf>,
 }
@@ -37,7 +41,7 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     let secret = args.secret.resolve()?.remove(0);
     let body = match &args.file {
         Some(_) => read_body(args.file.as_ref()).await?,
-        None => sample_event(),
+        None => sample_event(args.sample),
     };
     let scheme = Scheme::from(args.scheme);
     let signature = if args.tamper {
@@ -200,26 +204,69 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// An outbound Open Messaging message shaped like the ones Genesys Cloud sends, with
 /// fresh ids and the current time.
-fn sample_event() -> Vec<u8> {
+/// The sample payloads of `--message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Sample {
+    /// An agent's text.
+    Text,
+    /// The agent is typing.
+    Typing,
+    /// A delivery receipt for an earlier message.
+    Receipt,
+    /// A bot's question with quick replies.
+    Structured,
+}
+
+fn sample_event(sample: Sample) -> Vec<u8> {
     let id = uuid();
-    let channel = uuid();
-    let event = json!({
+    let integration = uuid();
+    let mut channel = json!({
+        "id": integration,
+        "platform": "Open",
+        "type": "Private",
+        "to": { "id": "33633081329", "idType": "Opaque" },
+        "from": { "nickname": "genesys-webhook test", "id": integration, "idType": "Opaque" },
+        "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "messageId": id,
+    });
+    let mut event = json!({
         "id": id,
-        "channel": {
-            "id": channel,
-            "platform": "Open",
-            "type": "Private",
-            "to": { "id": "33633081329", "idType": "Opaque" },
-            "from": { "nickname": "genesys-webhook test", "id": channel, "idType": "Opaque" },
-            "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            "messageId": id,
-        },
-        "type": "Text",
-        "text": "Hello from genesys-webhook send",
-        "originatingEntity": "Human",
         "direction": "Outbound",
         "conversationId": uuid(),
     });
+    match sample {
+        Sample::Text => {
+            event["type"] = "Text".into();
+            event["text"] = "Hello from genesys-webhook send".into();
+            event["originatingEntity"] = "Human".into();
+        }
+        Sample::Typing => {
+            event["type"] = "Event".into();
+            event["events"] =
+                json!([{"eventType": "Typing", "typing": {"type": "On", "duration": 5000}}]);
+            if let Some(channel) = channel.as_object_mut() {
+                channel.remove("messageId");
+            }
+        }
+        Sample::Receipt => {
+            event["type"] = "Receipt".into();
+            event["status"] = "Delivered".into();
+            event["isFinalReceipt"] = true.into();
+            if let Some(channel) = channel.as_object_mut() {
+                channel.remove("from");
+            }
+        }
+        Sample::Structured => {
+            event["type"] = "Structured".into();
+            event["text"] = "Which size would you like?".into();
+            event["originatingEntity"] = "Bot".into();
+            event["content"] = json!([
+                {"contentType": "QuickReply", "quickReply": {"text": "Small", "payload": "size-s", "action": "Message"}},
+                {"contentType": "QuickReply", "quickReply": {"text": "Large", "payload": "size-l", "action": "Message"}},
+            ]);
+        }
+    }
+    event["channel"] = channel;
     serde_json::to_vec(&event).unwrap_or_default()
 }
 
@@ -276,10 +323,25 @@ mod tests {
 
     #[test]
     fn sample_event_is_an_open_messaging_message() {
-        let event: serde_json::Value = serde_json::from_slice(&sample_event()).unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&sample_event(Sample::Text)).unwrap();
         assert_eq!(event["type"], "Text");
         assert_eq!(event["direction"], "Outbound");
         assert_eq!(event["channel"]["messageId"], event["id"]);
         assert_eq!(uuid().len(), 36);
+    }
+
+    #[test]
+    fn every_sample_is_a_typed_open_messaging_message() {
+        use genesys_webhook::openmessaging::{MessageType, OpenMessage};
+        for (sample, kind) in [
+            (Sample::Text, MessageType::Text),
+            (Sample::Typing, MessageType::Event),
+            (Sample::Receipt, MessageType::Receipt),
+            (Sample::Structured, MessageType::Structured),
+        ] {
+            let message = OpenMessage::from_slice(&sample_event(sample)).unwrap();
+            assert_eq!(message.kind, kind);
+            assert!(message.extra.is_empty(), "{sample:?}: {:?}", message.extra);
+        }
     }
 }

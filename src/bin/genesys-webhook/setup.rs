@@ -4,12 +4,13 @@
 use base64::Engine as _;
 use genesys_webhook::cloud::{
     CloudError, GenesysCloud, NewOpenMessagingIntegration, OpenMessagingIntegration,
-    OpenMessagingIntegrationUpdate, Region,
+    OpenMessagingIntegrationUpdate,
 };
 use serde_json::json;
 
 use std::path::PathBuf;
 
+use crate::credentials::Credentials;
 use crate::input::parse_header;
 use crate::output::{progress, Failure, Report};
 use crate::secret::{one_secret, write_secret_file, Hidden};
@@ -17,25 +18,8 @@ use crate::secret::{one_secret, write_secret_file, Hidden};
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("action").args(["list", "update", "delete"]))]
 pub(crate) struct Args {
-    /// OAuth client id (client credentials grant).
-    #[arg(long, env = "GENESYS_CLIENT_ID")]
-    client_id: Option<String>,
-    /// OAuth client secret. Prefer the variable or --client-secret-file: a value typed
-    /// here shows in `ps` and in shell history.
-    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: Option<Hidden>,
-    /// Read the OAuth client secret from this file.
-    #[arg(long, value_name = "PATH")]
-    client_secret_file: Option<PathBuf>,
-    /// Region name (eu-west-1) or domain (mypurecloud.ie).
-    #[arg(long, env = "GENESYS_REGION")]
-    region: Option<String>,
-    /// Platform API base URL, overriding the region's.
-    #[arg(long, env = "GENESYS_API_BASE")]
-    api_base: Option<String>,
-    /// Login base URL, overriding the region's (or the one derived from --api-base).
-    #[arg(long, env = "GENESYS_LOGIN_BASE")]
-    login_base: Option<String>,
+    #[command(flatten)]
+    credentials: Credentials,
     /// The receiver's public URL (Genesys calls only HTTPS on port 443).
     #[arg(long)]
     webhook_url: Option<String>,
@@ -86,7 +70,7 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     if let Some(url) = &args.webhook_url {
         check_url(url, args.allow_insecure_url)?;
     }
-    let cloud = client(&args)?;
+    let cloud = args.credentials.client()?;
     if args.list {
         return list(&cloud, json).await;
     }
@@ -108,44 +92,8 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     create(&cloud, &args, json).await
 }
 
-fn client(args: &Args) -> Result<GenesysCloud, Failure> {
-    let client_id = args.client_id.as_deref().filter(|id| !id.trim().is_empty());
-    let client_secret = one_secret(
-        args.client_secret.as_ref(),
-        args.client_secret_file.as_deref(),
-    )?;
-    let mut missing = Vec::new();
-    if client_id.is_none() {
-        missing.push("the OAuth client id (--client-id or GENESYS_CLIENT_ID)");
-    }
-    if client_secret.is_none() {
-        missing.push("the OAuth client secret (GENESYS_CLIENT_SECRET or --client-secret-file)");
-    }
-    if args.region.is_none() && args.api_base.is_none() {
-        missing.push("the region (--region or GENESYS_REGION, e.g. eu-west-1)");
-    }
-    if !missing.is_empty() {
-        return Err(Failure::io(format!("missing {}", missing.join("; "))));
-    }
-    let (Some(client_id), Some(client_secret)) = (client_id, client_secret) else {
-        return Err(Failure::io("missing OAuth client credentials"));
-    };
-    let mut builder = GenesysCloud::builder().client_credentials(client_id, client_secret);
-    if let Some(region) = &args.region {
-        let region: Region = region.parse().map_err(|e| Failure::io(format!("{e}")))?;
-        builder = builder.region(region);
-    }
-    if let Some(base) = &args.api_base {
-        builder = builder.api_base(base);
-    }
-    if let Some(base) = &args.login_base {
-        builder = builder.login_base(base);
-    }
-    builder.build().map_err(|e| Failure::io(e.to_string()))
-}
-
 /// API refusals fail the check (exit 1); anything else is an I/O or usage error (2).
-fn cloud_failure(error: CloudError) -> Failure {
+pub(crate) fn cloud_failure(error: CloudError) -> Failure {
     match error {
         CloudError::Api(_)
         | CloudError::Authentication(_)
