@@ -474,3 +474,80 @@ async fn metrics_are_served_as_prometheus_text_with_the_documented_names() {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_text_is_acknowledged_with_a_delivered_receipt_through_the_inbound_api() {
+    use common::fake_cloud::{FakeCloud, CLIENT_ID, CLIENT_SECRET};
+    let fake = FakeCloud::start().await;
+    let base = fake.base();
+    let integration = "6685f1e2-0000-4000-8000-000000000001";
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "loop-secret"),
+        ("GENESYS_INTEGRATION_ID", integration),
+        ("GENESYS_CLIENT_ID", CLIENT_ID),
+        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+        ("GENESYS_API_BASE", &base),
+    ]);
+    let receipt_sample = br#"{"id":"r-1","type":"Receipt","status":"Delivered","direction":"Outbound","channel":{"platform":"Open","to":{"id":"customer-42","idType":"Opaque"}}}"#;
+    for body in [OM_MESSAGE, &receipt_sample[..]] {
+        let sig = sign_open_messaging("loop-secret", body);
+        let queued = post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Hub-Signature-256", &sig)],
+            body,
+        )
+        .await;
+        assert_eq!(queued.status, 200, "{}", queued.text());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.inbound_calls().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no receipt reached the API: {:?}",
+            receiver.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One receipt: for the agent's text, not for the receipt.
+    let calls = fake.inbound_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (path, body) = &calls[0];
+    assert_eq!(
+        path,
+        &format!("/api/v2/conversations/messages/{integration}/inbound/open/receipt")
+    );
+    assert_eq!(body["id"], "8085");
+    assert_eq!(body["status"], "Delivered");
+    assert_eq!(
+        body["channel"]["to"],
+        serde_json::json!({"id": "33633081329", "idType": "Opaque"})
+    );
+    // The fake answers 401 to a missing or wrong bearer token: one token was fetched
+    // and used.
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn without_an_integration_the_receipt_is_logged_not_sent() {
+    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "loop-secret")]);
+    let sig = sign_open_messaging("loop-secret", OM_MESSAGE);
+    let queued = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", &sig)],
+        OM_MESSAGE,
+    )
+    .await;
+    assert_eq!(queued.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !receiver.output_contains("would send a Delivered receipt") {
+        assert!(Instant::now() < deadline, "{:?}", receiver.lines());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        receiver.output_contains(r#"\"status\":\"Delivered\""#)
+            || receiver.output_contains("Delivered")
+    );
+}

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
+use genesys_webhook::cloud::GenesysCloud;
 use genesys_webhook::inbox::{
     Delivery, Enqueue, Inbox, InboxLocation, InboxOptions, Readiness, Worker, WorkerReport,
 };
+use genesys_webhook::openmessaging::DeliveredReceipts;
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -24,6 +26,7 @@ pub struct Settings {
     bench_baseline: bool,
     inbox: (InboxLocation, InboxOptions),
     worker: (Duration, usize, Duration, Duration, Option<String>), // see `worker()`
+    receipts: Option<(GenesysCloud, String)>, // Delivered receipts: see `worker()`
 }
 
 impl Settings {
@@ -78,7 +81,10 @@ impl Settings {
             // `GENESYS_INBOX_GROUP_COMMIT=0`: one fsync per event, for comparison only.
             max_batch: [1, defaults.max_batch][usize::from(group_commit)],
         };
+        let integration = text("GENESYS_INTEGRATION_ID");
+        let cloud = GenesysCloud::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
         Ok(Self {
+            receipts: cloud.zip(integration),
             listen_addr,
             request_timeout: secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
             layer,
@@ -151,18 +157,9 @@ pub fn app(
 
 fn replay_protection(settings: &Settings) -> Result<Option<ReplayProtection>, BoxError> {
     let (store, ttl, lease) = &settings.replay;
-    let protection = match store.as_deref().map(str::trim) {
-        None | Some("memory") => ReplayProtection::in_memory(),
-        Some("none") => return Ok(None),
-        #[cfg(feature = "redis")]
-        Some(url) if url.starts_with("redis://") => {
-            let store = genesys_webhook::replay::RedisStore::open(url);
-            ReplayProtection::new(store.map_err(|e| format!("GENESYS_REPLAY_STORE: {e}"))?)
-        }
-        // Not echoed: a mistyped URL may carry a password.
-        _ => return Err("GENESYS_REPLAY_STORE: expected `memory`, `none` or a redis:// URL (build with --features redis)".into()),
-    };
-    Ok(Some(protection.ttl(*ttl).lease(*lease)))
+    let protection = ReplayProtection::from_location(store.as_deref().unwrap_or("memory"))
+        .map_err(|e| format!("GENESYS_REPLAY_STORE: {e}"))?;
+    Ok(protection.map(|protection| protection.ttl(*ttl).lease(*lease)))
 }
 
 /// The library's worker, running [`handle`] on each delivery until `stop` resolves.
@@ -173,6 +170,7 @@ pub fn worker(
 ) -> impl Future<Output = WorkerReport> + Send + 'static {
     let (lease, concurrency, retry_base, delay, fail_on) = settings.worker.clone();
     let handler = tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()));
+    let handler = DeliveredReceipts::new(handler, settings.receipts.clone());
     let worker = Worker::builder(inbox).concurrency(concurrency).lease(lease);
     worker
         .backoff(retry_base, Duration::from_secs(300))

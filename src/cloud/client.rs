@@ -116,6 +116,37 @@ impl GenesysCloud {
         }
     }
 
+    /// A client from the environment, as the `genesys-webhook` command reads it:
+    /// `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, and `GENESYS_REGION` (a region
+    /// name such as `eu-west-1`) or `GENESYS_API_BASE`, with `GENESYS_LOGIN_BASE`
+    /// optional. `None` when no client id and secret are set.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError::InvalidConfig`] when the credentials are set but the region is
+    /// missing or unknown, or a base URL is not acceptable.
+    pub fn from_env() -> Result<Option<Self>, CloudError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let (Some(id), Some(secret)) = (var("GENESYS_CLIENT_ID"), var("GENESYS_CLIENT_SECRET"))
+        else {
+            return Ok(None);
+        };
+        let mut builder = Self::builder().client_credentials(id, secret);
+        if let Some(region) = var("GENESYS_REGION") {
+            let region: Region = region
+                .parse()
+                .map_err(|e: super::UnknownRegion| CloudError::InvalidConfig(e.to_string()))?;
+            builder = builder.region(region);
+        }
+        if let Some(base) = var("GENESYS_API_BASE") {
+            builder = builder.api_base(base);
+        }
+        if let Some(base) = var("GENESYS_LOGIN_BASE") {
+            builder = builder.login_base(base);
+        }
+        builder.build().map(Some)
+    }
+
     /// The resolved API and login base URLs.
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{CloudError, GenesysCloud};
 use crate::openmessaging::{
-    ButtonResponse, Content, ContentType, Event, EventType, IdType, OpenMessage, Participant,
-    Reason, ReceiptStatus, Typing, TypingType,
+    ButtonResponse, Content, ContentType, Direction, Event, EventType, IdType, MessageType,
+    OpenMessage, Participant, Reason, ReceiptStatus, Typing, TypingType,
 };
 
 /// Sends into one Open Messaging integration; made by [`GenesysCloud::inbound`].
@@ -111,6 +111,24 @@ impl Inbound<'_> {
     /// [`CloudError`] from the token or the API.
     pub async fn receipt(&self, receipt: &InboundReceipt) -> Result<InboundAnswer, CloudError> {
         self.post("/receipt", receipt).await
+    }
+
+    /// Acknowledges an outbound message the webhook delivered with a `Delivered`
+    /// receipt, as a real integration does once its platform delivered it. Only an
+    /// outbound `Text` is acknowledged: resolves to `None` for anything else (receipts,
+    /// events, inbound echoes) and for a message without an id or a recipient.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError`] from the token or the API.
+    pub async fn delivered(
+        &self,
+        message: &OpenMessage,
+    ) -> Result<Option<InboundAnswer>, CloudError> {
+        match InboundReceipt::delivered_for(message) {
+            Some(receipt) => self.receipt(&receipt).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Sends events, such as typing (`POST …/inbound/open/event`).
@@ -305,6 +323,19 @@ impl InboundReceipt {
         let id = message.id.as_deref()?;
         let to = message.channel.as_ref()?.to.as_ref()?.id.as_deref()?;
         Some(Self::new(id, to, status))
+    }
+
+    /// `Delivered` for an outbound `Text` as the webhook delivered it; `None` for any
+    /// other message.
+    pub fn delivered_for(message: &OpenMessage) -> Option<Self> {
+        let outbound_text = message.kind == MessageType::Text
+            && message
+                .direction
+                .as_ref()
+                .is_none_or(|d| *d == Direction::Outbound);
+        outbound_text
+            .then(|| Self::for_message(message, ReceiptStatus::Delivered))
+            .flatten()
     }
 
     /// Adds a reason (for `Failed`).

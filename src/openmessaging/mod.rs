@@ -31,6 +31,8 @@
 #[cfg(feature = "axum")]
 mod extract;
 mod message;
+#[cfg(feature = "cloud")]
+mod receipts;
 
 #[cfg(feature = "axum")]
 pub use self::extract::OpenMessageRejection;
@@ -39,3 +41,5 @@ pub use self::message::{
     Direction, Event, EventType, Extra, IdType, MessageType, OpenMessage, OriginatingEntity,
     Participant, QuickReply, Reason, ReceiptStatus, Template, Typing, TypingType,
 };
+#[cfg(feature = "cloud")]
+pub use self::receipts::DeliveredReceipts;

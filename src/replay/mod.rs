@@ -194,6 +194,23 @@ impl fmt::Debug for LeaseId {
     }
 }
 
+/// [`ReplayProtection::from_location`] was given something it does not know. The text
+/// is not repeated, since a URL may carry a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidLocation(());
+
+impl fmt::Display for InvalidLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if cfg!(feature = "redis") {
+            "expected `memory`, `none` or a redis:// URL"
+        } else {
+            "expected `memory` or `none` (a redis:// URL needs the `redis` feature)"
+        })
+    }
+}
+
+impl std::error::Error for InvalidLocation {}
+
 /// What [`ReplayStore::reserve`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -383,6 +400,36 @@ impl ReplayProtection {
     /// Protection backed by a [`MemoryStore`] of [`DEFAULT_CAPACITY`] entries.
     pub fn in_memory() -> Self {
         Self::new(MemoryStore::default())
+    }
+
+    /// Protection as a setting names it: `memory` (a [`MemoryStore`]), a `redis://`
+    /// URL (a `RedisStore`, with the `redis` feature; must be called within a Tokio
+    /// runtime), or `none` (`Ok(None)`: no protection).
+    ///
+    /// ```
+    /// use genesys_webhook::replay::ReplayProtection;
+    ///
+    /// assert!(ReplayProtection::from_location("memory")?.is_some());
+    /// assert!(ReplayProtection::from_location("none")?.is_none());
+    /// assert!(ReplayProtection::from_location("memcached://cache").is_err());
+    /// # Ok::<_, genesys_webhook::replay::InvalidLocation>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidLocation`] for anything else, a malformed Redis URL, or a Redis URL
+    /// without the `redis` feature. The text is never repeated: it may hold a password.
+    pub fn from_location(location: &str) -> Result<Option<Self>, InvalidLocation> {
+        match location.trim() {
+            "memory" => Ok(Some(Self::in_memory())),
+            "none" => Ok(None),
+            #[cfg(feature = "redis")]
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                let store = RedisStore::open(url).map_err(|_| InvalidLocation(()))?;
+                Ok(Some(Self::new(store)))
+            }
+            _ => Err(InvalidLocation(())),
+        }
     }
 
     /// The store behind this protection.
