@@ -301,3 +301,34 @@ async fn a_worker_drains_a_sqlite_inbox_with_acknowledgements_grouped() {
     let commits = sqlite.commits() - before;
     assert!(commits < 500, "{commits} commits for 500 deliveries");
 }
+
+#[tokio::test(start_paused = true)]
+async fn deliveries_claimed_ahead_are_handed_back_at_shutdown_not_started() {
+    let inbox = memory(5);
+    for n in 0..5 {
+        inbox
+            .append(Bytes::from(format!("sleep{}", 300 + n)))
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = signal();
+    let running = tokio::spawn(
+        Worker::builder(Arc::clone(&inbox))
+            .concurrency(1)
+            .build(handler(Arc::clone(&seen)))
+            .run_until(stopped),
+    );
+    while seen.running.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(()).unwrap();
+    let report = running.await.unwrap();
+    assert_eq!((report.processed, report.released), (1, 4), "{report:?}");
+    assert_eq!(
+        seen.runs.lock().unwrap().len(),
+        1,
+        "only the running one finished"
+    );
+    assert_eq!(inbox.stats().await.unwrap().pending, 4);
+}

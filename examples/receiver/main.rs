@@ -35,7 +35,8 @@ async fn run() -> Result<(), BoxError> {
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     serve::serve(listener, router, settings.request_timeout).await;
-    let _ = stop_worker.send(()); // the worker finishes what it runs
+    tracing::info!("stopped accepting requests; the worker finishes what it runs");
+    let _ = stop_worker.send(());
     let report = worker.await?;
     let (pending, commits) = (
         inbox.stats().await.map_or(0, |s| s.pending),

@@ -238,6 +238,9 @@ where
         let handlers = Arc::new(Semaphore::new(settings.concurrency));
         let (acks, queued) = mpsc::unbounded_channel::<Delivery>();
         let acknowledging = tokio::spawn(acknowledge(Arc::clone(&inbox), queued));
+        // `stopping`: no more handlers start, waiting deliveries go back; `cancel`: the
+        // grace period is over, running ones go back too.
+        let (stop, stopping) = watch::channel(false);
         let (cancel, cancelled) = watch::channel(false);
         let mut running = JoinSet::new();
         let mut claims = ClaimFailures::default();
@@ -301,6 +304,7 @@ where
                     settings,
                     acks: acks.clone(),
                     cancelled: cancelled.clone(),
+                    stopping: stopping.clone(),
                     counts: Arc::clone(&counts),
                 };
                 let service = service.clone();
@@ -311,7 +315,9 @@ where
             }
         }
 
-        // Shutdown: no more claims; what runs gets the grace period, then is handed back.
+        // Shutdown: no more claims, nothing more starts; what runs gets the grace
+        // period, then is handed back.
+        let _ = stop.send(true);
         let finished = tokio::time::timeout(settings.shutdown_timeout, async {
             while running.join_next().await.is_some() {}
         })
@@ -351,6 +357,7 @@ struct Job {
     settings: Settings,
     acks: mpsc::UnboundedSender<Delivery>,
     cancelled: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
     counts: Arc<Counts>,
 }
 
@@ -363,21 +370,24 @@ impl Job {
         S::Future: Send + 'static,
     {
         let mut cancelled = self.cancelled.clone();
+        let mut stopping = self.stopping.clone();
         let period = self.settings.lease / 3;
         let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Wait for a handler, keeping the lease meanwhile.
         let permit = loop {
             tokio::select! {
+                // Once the worker stops, nothing waiting starts.
+                biased;
+                () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
+                    self.release(&delivery).await;
+                    return;
+                }
                 permit = Arc::clone(&self.handlers).acquire_owned() => match permit {
                     Ok(permit) => break permit,
                     Err(_) => return,
                 },
                 _ = extend.tick() => self.extend(&delivery).await,
-                () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
-                    self.release(&delivery).await;
-                    return;
-                }
             }
         };
         let started = Instant::now();
