@@ -383,3 +383,34 @@ async fn works_through_router_layer_and_service_builder() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[test]
+fn a_response_future_polled_after_completion_panics() {
+    use std::future::Future;
+    use tower::{Layer, Service};
+    let layer = AudioHookSignatureLayer::builder()
+        .key(API_KEY, SECRET)
+        .clock(at(1_641_013_203))
+        .build()
+        .unwrap();
+    let mut service = layer.layer(tower::service_fn(|_: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    // Unsigned for a key with a secret: refused at once (no failure delay configured).
+    let request = Request::get(PATH)
+        .header("x-api-key", API_KEY)
+        .body(())
+        .unwrap();
+    assert!(Service::<Request<()>>::poll_ready(&mut service, &mut cx).is_ready());
+    let mut future = Box::pin(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Ok(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected an answer at once: {:?}", other.is_ready()),
+    }
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = future.as_mut().poll(&mut cx);
+    }));
+    assert!(again.is_err(), "polled after completion must panic");
+}
