@@ -17,6 +17,13 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> 
     response
 }
 
+/// `status` with `body` as `application/json`, for the endpoints whose responses are
+/// `String`s (`Enqueue`, `Readiness`).
+#[cfg_attr(not(feature = "enqueue"), allow(dead_code))]
+pub(crate) fn json_text(status: StatusCode, body: &str) -> Response<String> {
+    json_response(status, Bytes::new()).map(|_| body.to_owned())
+}
+
 /// `status` with `{"error":"<code>"}`.
 pub(crate) fn json_error(status: StatusCode, code: &str) -> Response<Bytes> {
     json_response(status, Bytes::from(format!(r#"{{"error":"{code}"}}"#)))

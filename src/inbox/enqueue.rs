@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::{Inbox, InboxError};
 use crate::layer::VerifiedBody;
+use crate::response::json_text;
 
 /// Default for [`Enqueue::append_timeout`]: 5 seconds, well inside Genesys' 10-second
 /// timeout.
@@ -113,7 +114,7 @@ impl Enqueue {
             if let Err(reason) = check_json_object(&body) {
                 tracing::debug!(body_len = body.len(), %reason, "body is not a JSON object; refused");
                 self.refusals.record("invalid_json", &reason);
-                return json(StatusCode::BAD_REQUEST, r#"{"error":"invalid_json"}"#);
+                return json_text(StatusCode::BAD_REQUEST, r#"{"error":"invalid_json"}"#);
             }
         }
         let started = Instant::now();
@@ -123,7 +124,7 @@ impl Enqueue {
             Ok(Ok(id)) => {
                 tracing::debug!(inbox_id = %id, "event queued");
                 crate::metrics::request("queued", None);
-                return json(StatusCode::OK, r#"{"status":"queued"}"#);
+                return json_text(StatusCode::OK, r#"{"status":"queued"}"#);
             }
             Ok(Err(InboxError::Full)) => ("inbox_full", "the inbox is full".to_owned()),
             Ok(Err(error)) => ("inbox_unavailable", error.to_string()),
@@ -137,7 +138,7 @@ impl Enqueue {
         };
         tracing::debug!(%reason, code, "event refused; asking the sender to retry");
         self.refusals.record(code, &reason);
-        let mut response = json(
+        let mut response = json_text(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(r#"{{"error":"{code}"}}"#),
         );
@@ -183,23 +184,13 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
             // Behind the signature layer the body is already in memory, and bounded.
             match axum::body::to_bytes(request.into_body(), usize::MAX).await {
                 Ok(body) => axum::response::IntoResponse::into_response(self.enqueue(body).await),
-                Err(_) => axum::response::IntoResponse::into_response(json(
+                Err(_) => axum::response::IntoResponse::into_response(json_text(
                     StatusCode::BAD_REQUEST,
                     r#"{"error":"unreadable_body"}"#,
                 )),
             }
         })
     }
-}
-
-fn json(status: StatusCode, body: &str) -> Response<String> {
-    let mut response = Response::new(body.to_owned());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Counts refusals and sums them up at WARN at most once a minute.

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::Inbox;
 use crate::replay::ReplayStore;
+use crate::response::json_text;
 
 /// Answers `200 {"status":"ready"}` while the [`Inbox`] (and, when given, the replay
 /// store) answer a ping within [`timeout`](Self::timeout) (2 s by default), else
@@ -70,13 +71,7 @@ impl Readiness {
                 (StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"not_ready"}"#)
             }
         };
-        let mut response = Response::new(body.to_owned());
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        json_text(status, body)
     }
 }
 
