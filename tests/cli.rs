@@ -101,14 +101,15 @@ async fn sign_agrees_with_the_layer_for_both_schemes() {
             assert_eq!(response.status, 200, "{line}");
         }
     }
-    // The receiver's variable stands in for --secret.
+    // The receiver's variable stands in for --secret; the default header is the one
+    // Genesys Cloud sends, as for `send`.
     let output = run(&["sign"], body, &[("GENESYS_WEBHOOK_SECRET", "cli-secret")]).await;
-    assert!(stdout(&output).starts_with("X-Genesys-Signature: "));
+    assert!(stdout(&output).starts_with("X-Hub-Signature-256: "));
     assert_eq!(
         stdout(&output).trim(),
         format!(
-            "X-Genesys-Signature: {}",
-            genesys_webhook::signature::sign_genesys("cli-secret", body)
+            "X-Hub-Signature-256: {}",
+            genesys_webhook::signature::sign_open_messaging("cli-secret", body)
         )
     );
 }

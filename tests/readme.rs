@@ -31,7 +31,7 @@ async fn the_quick_start_builds_and_serves_when_pasted_into_a_new_project() {
     );
     let toml = block(&readme, "## Quick start", "toml");
     let dependencies = toml.replace(
-        "genesys-webhook = \"0.1\"",
+        "genesys-webhook = { path = \"../genesys-webhook\" }",
         &format!(
             "genesys-webhook = {{ path = {:?} }}",
             root.display().to_string()
@@ -44,7 +44,6 @@ async fn the_quick_start_builds_and_serves_when_pasted_into_a_new_project() {
         .local_addr()
         .unwrap()
         .port();
-    let code = code.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
 
     let project = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(project.path().join("src")).unwrap();
@@ -68,6 +67,7 @@ async fn the_quick_start_builds_and_serves_when_pasted_into_a_new_project() {
 
     let mut server = Command::new(target.join("debug").join("quickstart"))
         .env("GENESYS_WEBHOOK_SECRET", "quickstart-secret")
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -102,4 +102,28 @@ async fn the_quick_start_builds_and_serves_when_pasted_into_a_new_project() {
     let _ = server.wait();
     assert_eq!((signed.status, signed.text()), (200, "ok"));
     assert_eq!(unsigned.status, 401);
+}
+
+#[test]
+fn the_minimum_rust_version_is_stated_once_and_repeated_faithfully() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .expect("rust-version")
+        .trim_matches('"')
+        .to_owned();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).unwrap();
+    assert!(readme.contains(&format!("minimum supported Rust version is {msrv}")));
+    assert!(changelog.contains(&format!("minimum supported Rust version is {msrv}")));
+    for text in [&readme, &changelog] {
+        for line in text
+            .lines()
+            .filter(|l| l.contains("minimum supported Rust version"))
+        {
+            assert!(line.contains(&msrv), "{line}");
+        }
+    }
 }

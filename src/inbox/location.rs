@@ -66,13 +66,17 @@ impl FromStr for InboxLocation {
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
-        if text.starts_with("redis://") {
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
             return Ok(Self::Redis(text.to_owned()));
         }
-        // Not echoed: a mistyped URL may carry a password.
-        Err(InboxError::Config(
-            "not an inbox location: expected sqlite:PATH, a redis:// URL or memory".to_owned(),
-        ))
+        // Anything else with a scheme is a mistake (and is not echoed: a mistyped URL may
+        // carry a password); a bare path names an SQLite file.
+        if text.contains("://") || text.starts_with("redis") {
+            return Err(InboxError::Config(
+                "expected sqlite:PATH, a plain file path, a redis:// URL or memory".to_owned(),
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(text)))
     }
 }
 
@@ -179,7 +183,7 @@ impl InboxLocation {
             #[cfg(not(feature = "redis"))]
             Self::Redis(_) => Err(InboxError::Config(
                 "a Redis inbox needs the `redis` feature of genesys-webhook \
-                 (for the example: cargo run --features redis --example receiver)"
+                 (the CLI: cargo install --path . --features cli; the example: cargo run --features redis --example receiver)"
                     .to_owned(),
             )),
         }
@@ -209,6 +213,13 @@ mod tests {
             InboxLocation::Redis(_)
         ));
         assert!("sqlite:".parse::<InboxLocation>().is_err());
+        // A bare path is an SQLite file, as `GENESYS_INBOX=genesys-inbox.db` means.
+        for bare in ["genesys-inbox.db", "./data/inbox.db", "/var/lib/inbox.db"] {
+            assert_eq!(
+                bare.parse::<InboxLocation>().unwrap(),
+                InboxLocation::Sqlite(bare.into())
+            );
+        }
     }
 
     #[test]

@@ -116,7 +116,10 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
                 .await
                 .map_err(unavailable)?
             else {
-                return Err(Failure::check(format!("no event {id} in the inbox")));
+                return Err(Failure::check(format!(
+                    "no event {id} in the inbox: processed events are deleted once acknowledged \
+                     (only pending, in-flight and dead ones can be shown)"
+                )));
             };
             let mut json = summary(&event);
             json["body"] = Value::String(String::from_utf8_lossy(&event.body).into_owned());

@@ -14,8 +14,8 @@ use crate::SchemeArg;
 pub(crate) struct Args {
     #[command(flatten)]
     secret: WebhookSecrets,
-    /// Which header to produce.
-    #[arg(long, value_enum, default_value_t = SchemeArg::Genesys)]
+    /// Which header to produce (by default the one Genesys Cloud sends, as `send` does).
+    #[arg(long, value_enum, default_value_t = SchemeArg::OpenMessaging)]
     scheme: SchemeArg,
     /// The body to sign; standard input when `-` or absent.
     file: Option<PathBuf>,
