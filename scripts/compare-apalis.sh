@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 ROUNDS=${ROUNDS:-3}
-target=${CARGO_TARGET_DIR:-target}
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 cargo build --release --example append_bench >&2
 (cd compare/apalis && cargo build --release >&2)
 apalis_target=${CARGO_TARGET_DIR:-compare/apalis/target}

@@ -1,14 +1,27 @@
 #!/usr/bin/env python3
 """Prints the ratios BENCHMARKS.md reports from the last `cargo bench --bench verify`.
 
-Reads criterion's estimates (target/criterion/<group>/<function>/<size>/new/estimates.json)
+Reads criterion's estimates (<target dir>/criterion/<group>/<function>/<size>/new/estimates.json,
+the target directory as cargo reports it, so CARGO_TARGET_DIR is followed)
 and compares each measurement with its baseline from the same run.
 """
 import json
 import pathlib
 import sys
 
-root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target/criterion")
+def default_root():
+    # Where cargo puts the builds (CARGO_TARGET_DIR when set), as cargo reports it.
+    import json
+    import subprocess
+
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        check=True, capture_output=True, text=True,
+    )
+    return pathlib.Path(json.loads(meta.stdout)["target_directory"]) / "criterion"
+
+
+root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else default_root()
 
 
 def mean_ns(*parts):

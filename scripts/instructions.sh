@@ -19,6 +19,8 @@
 # else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts the builds: CARGO_TARGET_DIR when set, as cargo itself reads it.
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 MODE=${1:-receiver}
 REQUESTS=${2:-2000}
 FEW=200
@@ -32,14 +34,14 @@ trap 'rm -rf "$work"' EXIT
 case "$MODE" in
   receiver)
     cargo build --release --example receiver >&2
-    binary=target/release/examples/receiver
+    binary="$target_dir"/release/examples/receiver
     secret=load-test-secret
     routes="/webhook/receive /bench/unverified"
     ready=/healthz
     ;;
   compare)
     cargo build --release --example bench_server >&2
-    binary=target/release/examples/bench_server
+    binary="$target_dir"/release/examples/bench_server
     secret=bench-secret
     routes="/layer /hand /plain /layer/json /buffered"
     ready=/plain

@@ -24,6 +24,8 @@
 # runs the same handler without the signature check, in the same process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts the builds: CARGO_TARGET_DIR when set, as cargo itself reads it.
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 MODE=${1:-}
 DURATION=${DURATION:-10}
@@ -53,7 +55,7 @@ start_receiver() {
     GENESYS_INBOX=${INBOX:-memory} GENESYS_INBOX_MAX_EVENTS=10000000 \
     GENESYS_INBOX_MAX_BYTES=$((64 * 1024 * 1024 * 1024)) GENESYS_MAX_BODY_BYTES=$((2 * 1024 * 1024)) \
     RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
-    target/release/examples/receiver >"$work/receiver.log" 2>&1 &
+    "$target_dir"/release/examples/receiver >"$work/receiver.log" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 1 100); do
     if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then return; fi
@@ -124,7 +126,7 @@ if [ "$MODE" = compare ]; then
   for size in "${sizes[@]}"; do payload "cmp$size" "$size" valid; done
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## ${routes[*]}: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port target/release/examples/bench_server >"$work/bench.log" 2>&1 &
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$target_dir"/release/examples/bench_server >"$work/bench.log" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
@@ -223,7 +225,7 @@ if [ "$MODE" = drain ]; then
     set -- $variant
     GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$2 \
       RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
-      target/release/examples/receiver >"$work/receiver.log" 2>&1 &
+      "$target_dir"/release/examples/receiver >"$work/receiver.log" 2>&1 &
     receiver_pid=$!
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
     python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1" >"$work/samples.txt" &
