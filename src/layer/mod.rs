@@ -276,6 +276,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn verify_outside_a_stack_answers_as_the_layer_would() {
+        let layer = layer(); // max 10 bytes
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-genesys-signature",
+            sign_genesys("unit-secret", b"{}").parse().unwrap(),
+        );
+        let verified = layer.verify(&headers, b"{}").unwrap();
+        assert_eq!(verified.scheme(), crate::signature::Scheme::Genesys);
+        assert!(matches!(
+            layer.verify(&headers, b"{ }"),
+            Err(Rejection::SignatureMismatch { .. })
+        ));
+        assert!(matches!(
+            layer.verify(&headers, b"{\"twelve\":1}"),
+            Err(Rejection::PayloadTooLarge { limit: 10 })
+        ));
+        assert_eq!(layer.rejections().total(), 0, "nothing counted");
+    }
+
     #[tokio::test]
     async fn uses_the_inner_service_that_was_made_ready() {
         let mut service = ServiceBuilder::new()

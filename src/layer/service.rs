@@ -144,7 +144,10 @@ where
 }
 
 /// Every signature value present in the accepted schemes' headers.
-fn read_signatures(headers: &HeaderMap, schemes: &[Scheme]) -> Result<Signatures, Rejection> {
+pub(crate) fn read_signatures(
+    headers: &HeaderMap,
+    schemes: &[Scheme],
+) -> Result<Signatures, Rejection> {
     let mut signatures = Signatures::new();
     for &scheme in schemes {
         for value in headers.get_all(scheme.header()) {
