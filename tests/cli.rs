@@ -806,3 +806,57 @@ async fn send_posts_each_sample_message_signed_as_genesys_signs_it() {
         ["Text", "Event", "Receipt", "Structured"]
     );
 }
+
+#[tokio::test]
+async fn send_takes_a_ca_certificate_for_a_receiver_behind_a_private_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    let made = made.expect("openssl is needed to make a test certificate");
+    assert!(
+        made.status.success(),
+        "openssl could not make a test certificate"
+    );
+    let env = [("GENESYS_WEBHOOK_SECRET", "s")];
+    // A real certificate is read, and the command goes on to the (closed) port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("https://{closed}/");
+    let cert_arg = cert.display().to_string();
+    let sent = run(&["send", &url, "--cacert", &cert_arg], b"", &env).await;
+    assert_eq!(sent.status.code(), Some(2));
+    assert!(
+        stderr(&sent).contains("could not reach"),
+        "{}",
+        stderr(&sent)
+    );
+    // Not a certificate: said so, before anything is sent.
+    let key_arg = dir.path().join("nothing.pem");
+    std::fs::write(&key_arg, "not a certificate").unwrap();
+    let key_arg = key_arg.display().to_string();
+    let refused = run(&["send", &url, "--cacert", &key_arg], b"", &env).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("--cacert"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -551,3 +551,42 @@ async fn without_an_integration_the_receipt_is_logged_not_sent() {
             || receiver.output_contains("Delivered")
     );
 }
+
+#[test]
+fn logs_are_one_json_object_a_line_with_genesys_log_format_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::receiver_binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("GENESYS_WEBHOOK_SECRET", "json-logs")
+        .env("GENESYS_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    for line in lines.by_ref().take(10) {
+        let line = line.unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let listening = json["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"));
+        seen.push(json);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.iter().any(|j| j["level"] == "INFO"), "{seen:?}");
+    assert!(
+        seen.iter().any(|j| j["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))),
+        "{seen:?}"
+    );
+}

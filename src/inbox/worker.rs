@@ -605,4 +605,22 @@ mod tests {
         }
         assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), Duration::ZERO);
     }
+
+    #[test]
+    #[tracing_test::traced_test]
+    fn failing_claims_back_off_and_warn_once_a_minute_not_each_time() {
+        let mut claims = ClaimFailures::default();
+        let error = crate::inbox::InboxError::unavailable("connection refused");
+        let pauses: Vec<u64> = (0..8).map(|_| claims.failed(&error).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60]);
+        logs_assert(|lines| {
+            let warnings = lines.iter().filter(|l| l.contains(" WARN ")).count();
+            (warnings == 1)
+                .then_some(())
+                .ok_or(format!("{warnings} warnings"))
+        });
+        claims.recovered();
+        assert!(logs_contain("inbox claims work again"));
+        assert_eq!(claims.failed(&error), Duration::from_secs(1));
+    }
 }

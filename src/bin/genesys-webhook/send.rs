@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// Send a deliberately wrong signature: succeeds only if the receiver answers 401.
     #[arg(long)]
     tamper: bool,
+    /// Trust this PEM certificate (or bundle) too: for a receiver behind a self-signed
+    /// or private certificate authority.
+    #[arg(long, value_name = "PEM")]
+    cacert: Option<PathBuf>,
     /// Which sample Open Messaging payload to send when no file is given, with the
     /// field shapes of Genesys Cloud's outbound webhook.
     #[arg(long = "message", value_enum, default_value_t = Sample::Text)]
@@ -49,9 +53,26 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     } else {
         scheme.sign(&secret, &body)
     };
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &args.cacert {
+        let pem = tokio::fs::read(path)
+            .await
+            .map_err(|e| Failure::io(format!("--cacert {}: {e}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Failure::io(format!("--cacert {}: not PEM: {e}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(Failure::io(format!(
+                "--cacert {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        for certificate in certificates {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    let client = client
         .build()
         .map_err(|e| Failure::io(format!("HTTP client: {e}")))?;
     let headers = request_headers(scheme, &signature, &args.headers)?;
