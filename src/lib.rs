@@ -23,8 +23,8 @@ mod response;
 pub mod signature;
 
 pub use crate::layer::{
-    ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder, Rejection,
-    RejectionCounts, VerifiedBody, VerifiedSignature,
+    ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder,
+    PeerAddress, Rejection, RejectionCounts, VerifiedBody, VerifiedSignature,
 };
 
 /// The boxed error type that request bodies' errors convert into.

@@ -590,3 +590,21 @@ fn logs_are_one_json_object_a_line_with_genesys_log_format_json() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn the_rejected_peers_address_is_logged_when_asked_for() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "peer-secret"),
+        ("GENESYS_LOG_PEER", "socket"),
+        ("RUST_LOG", "info,genesys_webhook=debug"),
+    ]);
+    let unsigned = post_bytes(receiver.addr, "/webhook/receive", &[], b"{}").await;
+    assert_eq!(unsigned.status, 401);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !receiver.output_contains("webhook rejected") {
+        assert!(Instant::now() < deadline, "{:?}", receiver.lines());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = receiver.lines_containing("webhook rejected").remove(0);
+    assert!(line.contains("peer=\"127.0.0.1:"), "{line}");
+}

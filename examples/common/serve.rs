@@ -29,9 +29,9 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Dur
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(super::process::shutdown_signal());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed"); // out of descriptors: back off
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -44,7 +44,9 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Dur
         http.timer(TokioTimer::new())
             .header_read_timeout(deadline)
             .max_buf_size(64 * 1024);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address in each request's extensions (`PeerAddress::socket`).
+        let service =
+            TowerToHyperService::new(tower::Layer::layer(&axum::Extension(peer), app.clone()));
         let mut stop = stop.clone();
         connections.spawn(async move {
             let connection = http.serve_connection(TokioIo::new(stream), service);

@@ -12,7 +12,7 @@ use genesys_webhook::inbox::{
 };
 use genesys_webhook::openmessaging::DeliveredReceipts;
 use genesys_webhook::replay::ReplayProtection;
-use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder};
+use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
@@ -34,11 +34,8 @@ impl Settings {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
         let text = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let num = |name: &str, default: u64| -> Result<u64, BoxError> {
-            text(name).map_or(Ok(default), |v| {
-                v.trim()
-                    .parse()
-                    .map_err(|_| format!("{name}={v:?} is not a whole number").into())
-            })
+            let bad = |v: &str| format!("{name}={v:?} is not a whole number").into();
+            text(name).map_or(Ok(default), |v| v.trim().parse().map_err(|_| bad(&v)))
         };
         let fallback = || {
             let secret = text("GENESYS_CLIENT_SECRET");
@@ -71,6 +68,11 @@ impl Settings {
             .diagnostics(text("GENESYS_WEBHOOK_DIAGNOSTICS").is_some_and(|v| v == "1"));
         if let Some(previous) = text("GENESYS_WEBHOOK_SECRET_PREVIOUS") {
             layer = layer.secret(previous);
+        }
+        match text("GENESYS_LOG_PEER").as_deref() {
+            Some("socket") => layer = layer.peer_address(PeerAddress::socket()),
+            Some("forwarded-for") => layer = layer.peer_address(PeerAddress::forwarded_for()),
+            _ => {}
         }
         let attempts = num("GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts.into())?;
         let group_commit = num("GENESYS_INBOX_GROUP_COMMIT", 1)? != 0;

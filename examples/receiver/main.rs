@@ -38,10 +38,8 @@ async fn run() -> Result<(), BoxError> {
     tracing::info!("stopped accepting requests; the worker finishes what it runs");
     let _ = stop_worker.send(());
     let report = worker.await?;
-    let (pending, commits) = (
-        inbox.stats().await.map_or(0, |s| s.pending),
-        inbox.commits(),
-    );
-    tracing::info!(target: "receiver::summary", processed = report.processed, commits, pending, "worker stopped; what is pending stays stored; bye");
+    let pending = inbox.stats().await.map_or(0, |s| s.pending);
+    let (processed, commits) = (report.processed, inbox.commits());
+    tracing::info!(target: "receiver::summary", processed, commits, pending, "worker stopped; what is pending stays stored; bye");
     Ok(())
 }

@@ -7,7 +7,7 @@ use http::Response;
 use tracing::Level;
 
 use super::budget::BufferBudget;
-use super::rejection::{Rejection, RejectionHandler, RejectionLog};
+use super::rejection::{PeerAddress, Rejection, RejectionHandler, RejectionLog};
 use super::GenesysSignatureLayer;
 use crate::replay::ReplayProtection;
 use crate::signature::{KeyRing, Scheme, Secret};
@@ -29,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) replay: Option<Arc<ReplayProtection>>,
     pub(crate) budget: Option<Arc<BufferBudget>>,
     pub(crate) rejections: RejectionLog,
+    pub(crate) peer_address: Option<PeerAddress>,
 }
 
 impl Config {
@@ -84,6 +85,7 @@ pub struct GenesysSignatureLayerBuilder {
     replay: Option<ReplayProtection>,
     max_buffered_bytes: Option<usize>,
     rejection_log_level: Level,
+    peer_address: Option<PeerAddress>,
 }
 
 impl GenesysSignatureLayerBuilder {
@@ -97,6 +99,7 @@ impl GenesysSignatureLayerBuilder {
             replay: None,
             max_buffered_bytes: None,
             rejection_log_level: Level::DEBUG,
+            peer_address: None,
         }
     }
 
@@ -130,6 +133,25 @@ impl GenesysSignatureLayerBuilder {
     /// rejected, and [`GenesysSignatureLayer::rejections`] counts them.
     pub fn rejection_log_level(mut self, level: Level) -> Self {
         self.rejection_log_level = level;
+        self
+    }
+
+    /// Adds the rejected peer's address to each rejection's log event (`peer`); off by
+    /// default, since an address can be personal data. [`PeerAddress::socket`] takes
+    /// the connection's, [`PeerAddress::forwarded_for`] the one a trusted reverse proxy
+    /// put in `X-Forwarded-For`.
+    ///
+    /// ```
+    /// use genesys_webhook::{GenesysSignatureLayer, PeerAddress};
+    ///
+    /// let layer = GenesysSignatureLayer::builder()
+    ///     .secret("dev-secret")
+    ///     .peer_address(PeerAddress::forwarded_for())
+    ///     .build()?;
+    /// # Ok::<_, genesys_webhook::ConfigError>(())
+    /// ```
+    pub fn peer_address(mut self, peer: PeerAddress) -> Self {
+        self.peer_address = Some(peer);
         self
     }
 
@@ -251,6 +273,7 @@ impl GenesysSignatureLayerBuilder {
                 replay: self.replay.map(Arc::new),
                 budget: self.max_buffered_bytes.map(BufferBudget::new),
                 rejections: RejectionLog::new(self.rejection_log_level),
+                peer_address: self.peer_address,
             }),
         })
     }

@@ -332,6 +332,10 @@ where
                     rejection: &refused.rejection,
                     body_len: Some(received as u64),
                     diagnostics: refused.diagnostics.as_ref(),
+                    peer: config
+                        .peer_address
+                        .as_ref()
+                        .and_then(|peer| peer.of(&parts)),
                 });
                 let response = config.rejection_response(&refused.rejection);
                 return Kind::Answered {

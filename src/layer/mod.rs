@@ -76,7 +76,7 @@ mod verify;
 pub use self::body::{ResponseBody, VerifiedBody};
 pub use self::builder::{ConfigError, GenesysSignatureLayerBuilder, DEFAULT_MAX_BODY_BYTES};
 pub use self::future::ResponseFuture;
-pub use self::rejection::{Rejection, RejectionCounts};
+pub use self::rejection::{PeerAddress, Rejection, RejectionCounts};
 pub use self::service::GenesysSignature;
 pub use self::signature_layer::GenesysSignatureLayer;
 pub use self::verified::VerifiedSignature;
@@ -442,6 +442,31 @@ mod tests {
                 other => Err(format!("one summary with the reason expected: {other:?}")),
             }
         });
+    }
+
+    #[tokio::test]
+    #[tracing_test::traced_test]
+    async fn the_peer_address_is_logged_only_when_asked_for() {
+        for (peer, logged) in [(None, false), (Some(PeerAddress::forwarded_for()), true)] {
+            let mut builder = GenesysSignatureLayer::builder().secret("unit-secret");
+            if let Some(peer) = peer {
+                builder = builder.peer_address(peer);
+            }
+            let request = Request::builder()
+                .header("x-forwarded-for", "198.51.100.7, 203.0.113.9")
+                .body(String::new())
+                .unwrap();
+            let response = builder
+                .build()
+                .unwrap()
+                .layer(NeedsReady::default())
+                .oneshot(request)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(logs_contain("peer=\"203.0.113.9\""), logged);
+            assert!(!logs_contain("198.51.100.7"), "only the proxy's own entry");
+        }
     }
 
     #[tokio::test]

@@ -87,6 +87,7 @@ pub(crate) fn decide(
             rejection: &rejection,
             body_len: None,
             diagnostics: None,
+            peer: None,
         });
         Decision::Answer(config.rejection_response(&rejection))
     };

@@ -102,13 +102,13 @@ where
         let declared = declared_length(&request);
         let signatures = match read_signatures(request.headers(), &config.schemes) {
             Ok(signatures) => signatures,
-            Err(rejection) => return unread(config, &rejection, declared),
+            Err(rejection) => return unread(config, &rejection, declared, request),
         };
         if declared.is_some_and(|length| length > config.max_body_bytes as u64) {
             let rejection = Rejection::PayloadTooLarge {
                 limit: config.max_body_bytes,
             };
-            return unread(config, &rejection, declared);
+            return unread(config, &rejection, declared, request);
         }
         // The budget is taken as bytes arrive, not from the declared length: a sender
         // that announces a large body and sends nothing holds nothing.
@@ -127,18 +127,24 @@ where
 /// A rejection decided before the body was read. The answer closes the connection: the
 /// unread body would otherwise be taken for the next request on it, and a request
 /// pipelined behind it would be lost without a word.
-fn unread<S, B>(
+fn unread<S, B, ReqBody>(
     config: &Config,
     rejection: &Rejection,
     declared: Option<u64>,
+    request: Request<ReqBody>,
 ) -> ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>>,
 {
+    let peer = config.peer_address.as_ref().and_then(|peer| {
+        let (parts, _) = request.into_parts();
+        peer.of(&parts)
+    });
     config.rejections.record(Event {
         rejection,
         body_len: declared,
         diagnostics: None,
+        peer,
     });
     ResponseFuture::answered(closing(config.rejection_response(rejection)))
 }
