@@ -218,7 +218,9 @@ pub(crate) struct Event<'a> {
 /// ([`peer_address`](crate::GenesysSignatureLayerBuilder::peer_address)). Off unless
 /// configured: an address can be personal data.
 #[derive(Clone)]
-pub struct PeerAddress(Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>);
+pub struct PeerAddress(Arc<FindPeer>);
+
+type FindPeer = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
 
 impl PeerAddress {
     /// The last address in `X-Forwarded-For`: the one the reverse proxy in front of
@@ -226,7 +228,7 @@ impl PeerAddress {
     /// anything before the last entry is the client's own claim.
     pub fn forwarded_for() -> Self {
         Self::from_fn(|parts| {
-            let header = parts.headers.get_all("x-forwarded-for").iter().last()?;
+            let header = parts.headers.get_all("x-forwarded-for").iter().next_back()?;
             let last = header.to_str().ok()?.rsplit(',').next()?.trim();
             (!last.is_empty()).then(|| last.to_owned())
         })
