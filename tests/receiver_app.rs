@@ -311,3 +311,29 @@ async fn removing_the_inbox_file_turns_appends_and_readiness_to_503() {
     assert_eq!(retry_after.as_deref(), Some("5"));
     assert_eq!(get(&app, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[test]
+fn listen_addr_takes_host_names_and_says_the_expected_form() {
+    let with = |addr: &str| settings(&[("GENESYS_WEBHOOK_SECRET", SECRET), ("LISTEN_ADDR", addr)]);
+    let localhost = with("localhost:19023").unwrap();
+    assert_eq!(localhost.listen_addr.port(), 19023);
+    assert!(localhost.listen_addr.ip().is_loopback());
+    assert_eq!(
+        with("127.0.0.1:5000").unwrap().listen_addr.to_string(),
+        "127.0.0.1:5000"
+    );
+    let error = with("5000").err().unwrap();
+    assert!(
+        error.contains("expected HOST:PORT, e.g. 127.0.0.1:5000"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bare_inbox_path_is_an_sqlite_file() {
+    let settings = settings(&[
+        ("GENESYS_WEBHOOK_SECRET", SECRET),
+        ("GENESYS_INBOX", "genesys-inbox.db"),
+    ]);
+    assert!(settings.is_ok(), "{:?}", settings.err());
+}

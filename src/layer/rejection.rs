@@ -228,7 +228,11 @@ impl PeerAddress {
     /// anything before the last entry is the client's own claim.
     pub fn forwarded_for() -> Self {
         Self::from_fn(|parts| {
-            let header = parts.headers.get_all("x-forwarded-for").iter().next_back()?;
+            let header = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()?;
             let last = header.to_str().ok()?.rsplit(',').next()?.trim();
             (!last.is_empty()).then(|| last.to_owned())
         })
