@@ -414,3 +414,38 @@ fn a_response_future_polled_after_completion_panics() {
     }));
     assert!(again.is_err(), "polled after completion must panic");
 }
+
+#[tokio::test]
+async fn an_unpadded_client_secret_verifies_the_published_vector_too() {
+    let unpadded = SECRET.trim_end_matches('=');
+    assert_ne!(unpadded, SECRET);
+    let layer = AudioHookSignatureLayer::builder()
+        .key(API_KEY, unpadded)
+        .clock(at(INSIDE))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(PATH, get(|| async { "ok" }))
+        .route_layer(layer);
+    let (status, body) = Upgrade::published().send(&app).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+}
+
+#[test]
+fn the_service_gives_access_to_the_one_it_wraps() {
+    use tower::Layer;
+    let layer = AudioHookSignatureLayer::builder()
+        .key(API_KEY, SECRET)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(7u32);
+    assert_eq!(*service.get_ref(), 7);
+    *service.get_mut() = 8;
+    assert_eq!(service.into_inner(), 8);
+}
+
+#[test]
+fn the_required_components_are_a_slice_of_the_six() {
+    let required: &[&str] = genesys_webhook::audiohook::signature::REQUIRED_COMPONENTS;
+    assert_eq!(required.len(), 6);
+}

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -216,10 +214,7 @@ impl AudioHookSignatureLayerBuilder {
             let secret = match secret {
                 None => None,
                 Some(text) => {
-                    let decoded = STANDARD
-                        .decode(text.trim())
-                        .ok()
-                        .filter(|bytes| !bytes.is_empty())
+                    let decoded = super::signature::decode_client_secret(&text)
                         .ok_or(ConfigError::InvalidClientSecret { index })?;
                     Some(Zeroizing::new(decoded))
                 }
@@ -258,6 +253,23 @@ impl fmt::Debug for AudioHookSignatureLayerBuilder {
 pub struct AudioHookSignature<S> {
     inner: S,
     config: Arc<Config>,
+}
+
+impl<S> AudioHookSignature<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for AudioHookSignature<S> {

@@ -12,7 +12,7 @@ use sfv::{BareItem, Dictionary, FieldType, ListEntry, Parser};
 use crate::signature::hmac_sha256;
 
 /// The components Genesys covers, and that a signature must cover.
-pub const REQUIRED_COMPONENTS: [&str; 6] = [
+pub const REQUIRED_COMPONENTS: &[&str] = &[
     "@request-target",
     "@authority",
     "audiohook-organization-id",
@@ -219,10 +219,26 @@ pub fn parse(signature_input: &str, signature: &str) -> Result<SignatureInput, F
     })
 }
 
+/// A client secret as Genesys Cloud shows it, base64 with or without its `=` padding
+/// (Genesys' reference client accepts both); `None` when it is not base64 or empty.
+pub fn decode_client_secret(client_secret_base64: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const INDIFFERENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    INDIFFERENT
+        .decode(client_secret_base64.trim())
+        .ok()
+        .filter(|bytes| !bytes.is_empty())
+}
+
 /// The policy of Genesys' reference verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// The oldest a signature may be, from `created` (default 10 s).
+    /// The oldest a signature may be, from `created` (default 10 s). As in the reference
+    /// verifier, the clock skew is taken off it: with the defaults a signature is
+    /// refused once it is more than 7 s old.
     pub max_age: Duration,
     /// How far the sender's clock may be ahead or behind (default 3 s).
     pub clock_skew: Duration,
@@ -304,7 +320,7 @@ pub fn signature_base(
     signature_params: &str,
     resolve: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Failure> {
-    for required in REQUIRED_COMPONENTS {
+    for &required in REQUIRED_COMPONENTS {
         if !components.iter().any(|c| c == required) {
             return Err(Failure::MissingComponent(required.to_owned()));
         }
@@ -367,9 +383,8 @@ pub fn sign(
     input: &SigningInput<'_>,
     client_secret_base64: &str,
 ) -> Result<(String, String), Failure> {
-    let key = STANDARD
-        .decode(client_secret_base64.trim())
-        .map_err(|_| malformed("the client secret is not base64"))?;
+    let key = decode_client_secret(client_secret_base64)
+        .ok_or_else(|| malformed("the client secret is not base64"))?;
     let string = |s: &str| {
         sfv::String::from_string(s.to_owned())
             .map(BareItem::String)
