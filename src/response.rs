@@ -49,3 +49,37 @@ pub(crate) fn closing<B>(mut response: Response<B>) -> Response<B> {
 
 /// The panic message of a future polled again after it completed, as tower-http's.
 pub(crate) const POLLED_AFTER_COMPLETION: &str = "future polled after completion";
+
+/// Lets one caller through at most once per period, whichever thread asks: the gate of
+/// the rate-limited WARN summaries (rejections, refusals). The first call passes.
+#[derive(Debug)]
+pub(crate) struct SummaryGate {
+    started: std::time::Instant,
+    every: Duration,
+    /// Milliseconds after `started` when the next summary is due.
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl SummaryGate {
+    pub(crate) fn new(every: Duration) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            every,
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this caller writes the summary now.
+    pub(crate) fn due(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next.load(Relaxed);
+        let next = now.saturating_add(u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX));
+        // Of callers racing for one summary, only the one whose swap lands writes it.
+        now >= due
+            && self
+                .next
+                .compare_exchange(due, next, Relaxed, Relaxed)
+                .is_ok()
+    }
+}

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::{Inbox, InboxError};
 use crate::layer::VerifiedBody;
-use crate::response::json_text;
+use crate::response::{json_text, SummaryGate};
 
 /// Default for [`Enqueue::append_timeout`]: 5 seconds, well inside Genesys' 10-second
 /// timeout.
@@ -197,17 +197,14 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
 #[derive(Debug)]
 struct Refusals {
     count: AtomicU64,
-    started: Instant,
-    /// Milliseconds after `started` when the next summary is due.
-    next_summary: AtomicU64,
+    summaries: SummaryGate,
 }
 
 impl Default for Refusals {
     fn default() -> Self {
         Self {
             count: AtomicU64::new(0),
-            started: Instant::now(),
-            next_summary: AtomicU64::new(0),
+            summaries: SummaryGate::new(SUMMARY_EVERY),
         }
     }
 }
@@ -216,19 +213,7 @@ impl Refusals {
     fn record(&self, code: &'static str, reason: &str) {
         crate::metrics::request("refused", Some(code));
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_summary.load(Ordering::Relaxed);
-        if now < due
-            || self
-                .next_summary
-                .compare_exchange(
-                    due,
-                    now.saturating_add(SUMMARY_EVERY.as_millis() as u64),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
+        if !self.summaries.due() {
             return;
         }
         tracing::warn!(

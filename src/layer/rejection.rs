@@ -1,13 +1,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use tracing::Level;
 
-use crate::response::{json_error, with_retry_after};
+use crate::response::{json_error, with_retry_after, SummaryGate};
 use crate::signature::{MalformedSignature, Scheme};
 
 /// Why the [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) turned a request away.
@@ -195,9 +195,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 pub(crate) struct RejectionLog {
     level: Level,
     counts: [AtomicU64; 7],
-    started: Instant,
-    /// Milliseconds after `started` when the next summary is due.
-    next_summary: AtomicU64,
+    summaries: SummaryGate,
     /// The total at the last summary.
     reported: AtomicU64,
     /// The most recent rejection, for the summary (skipped when another request holds
@@ -286,8 +284,7 @@ impl RejectionLog {
         Self {
             level,
             counts: Default::default(),
-            started: Instant::now(),
-            next_summary: AtomicU64::new(0),
+            summaries: SummaryGate::new(SUMMARY_EVERY),
             reported: AtomicU64::new(0),
             last: Mutex::new(None),
         }
@@ -333,18 +330,8 @@ impl RejectionLog {
     }
 
     fn maybe_summarise(&self) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let due = self.next_summary.load(Ordering::Relaxed);
-        if now < due {
+        if !self.summaries.due() {
             return;
-        }
-        let next = now.saturating_add(SUMMARY_EVERY.as_millis() as u64);
-        if self
-            .next_summary
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return; // another request is writing this summary
         }
         let counts = self.counts();
         let total = counts.total();
