@@ -1,5 +1,15 @@
 //! AudioHook, Audio Connector and Transcription Connector (feature `audiohook`):
-//! verifying the signed WebSocket upgrade Genesys Cloud opens to your server.
+//! verifying the signed WebSocket upgrade Genesys Cloud opens to your server, then
+//! serving the session.
+//!
+//! - [`AudioHookSignatureLayer`] verifies the upgrade (below);
+//! - [`protocol`] types every message both ways;
+//! - [`session::ServerSession`] is the protocol's server side with no I/O: sequence
+//!   numbers, identity checks, states, positions, media negotiation;
+//! - with the `axum` feature, [`AudioHookUpgrade`] runs a session over axum's WebSocket
+//!   and hands your [`AudioHookHandler`] the open, the audio, DTMF and the close;
+//! - [`codec`] converts audio (μ-law, L16, 8 → 16 kHz, channels) and [`vad`] detects
+//!   voice the way Genesys' reference transcription endpoint does.
 //!
 //! Genesys signs the upgrade `GET` with HTTP Message Signatures
 //! (draft-ietf-httpbis-message-signatures-11, published as RFC 9421): an `X-API-KEY`
@@ -23,8 +33,12 @@
 //!   default; [`nonce_store`](AudioHookSignatureLayerBuilder::nonce_store) shares it,
 //!   through a `RedisStore`, between replicas).
 //!
-//! Every failure is `401 {"error":"invalid_signature"}` with a `tracing` event giving
-//! the reason, never a secret; Genesys does not retry it. A nonce store that cannot
+//! Every failure is `401 {"error":"invalid_signature"}`, answered after the failure
+//! delay (500 ms by default, as the reference), with a `tracing` event giving the
+//! reason, never a secret; Genesys does not retry it. With
+//! [`FailureMode::Disconnect`] the upgrade goes through instead and the session driver
+//! sends `disconnect` reason `unauthorized` once the delay has passed, as the reference
+//! server does. A nonce store that cannot
 //! answer gets `503`. The inner service gets the request unchanged (axum's
 //! `WebSocketUpgrade` still works) with a [`VerifiedAudioHook`] extension.
 //!
@@ -36,7 +50,7 @@
 //!     format!("session {:?}", session.session_id())
 //! }
 //!
-//! # fn main() -> Result<(), genesys_webhook::ConfigError> {
+//! # fn main() -> Result<(), genesys_webhook::audiohook::AudioHookConfigError> {
 //! let layer = AudioHookSignatureLayer::builder()
 //!     .key("SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh", "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU=")
 //!     .build()?;
@@ -45,12 +59,31 @@
 //! # }
 //! ```
 
+pub mod codec;
+#[cfg(feature = "axum")]
+mod driver;
+mod future;
 mod layer;
-pub mod media;
+pub mod protocol;
+mod service;
+pub mod session;
 pub mod signature;
+pub mod vad;
 
-pub use self::layer::{
-    AudioHookSignature, AudioHookSignatureLayer, AudioHookSignatureLayerBuilder, ResponseFuture,
-    VerifiedAudioHook,
+/// The μ-law functions, now in [`codec`].
+#[doc(hidden)]
+pub mod media {
+    pub use super::codec::{decode_mulaw, encode_mulaw};
+}
+
+#[cfg(feature = "axum")]
+pub use self::driver::{
+    AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd,
 };
+pub use self::future::ResponseFuture;
+pub use self::layer::{
+    AudioHookConfigError, AudioHookRefused, AudioHookSignatureLayer,
+    AudioHookSignatureLayerBuilder, FailureMode, VerifiedAudioHook, DEFAULT_FAILURE_DELAY,
+};
+pub use self::service::AudioHookSignature;
 pub use self::signature::{Failure, Policy};

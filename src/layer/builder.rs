@@ -319,13 +319,6 @@ pub enum ConfigError {
         /// Which setting, and why.
         reason: String,
     },
-    /// An AudioHook layer was built without an API key.
-    NoAudioHookKey,
-    /// An AudioHook client secret is empty or not base64 (Genesys shows it in base64).
-    InvalidClientSecret {
-        /// The key's position, counting from 0 in the order they were added.
-        index: usize,
-    },
 }
 
 impl fmt::Display for ConfigError {
@@ -339,11 +332,6 @@ impl fmt::Display for ConfigError {
             Self::ZeroBodyLimit => f.write_str("the body limit must be at least one byte"),
             Self::ZeroBufferBudget => f.write_str("the buffering budget must be at least one byte"),
             Self::ReplaySettings { reason } => f.write_str(reason),
-            Self::NoAudioHookKey => f.write_str("no AudioHook API key configured"),
-            Self::InvalidClientSecret { index } => write!(
-                f,
-                "AudioHook client secret #{index} is empty or not base64 (use unsigned_key for a key without a secret)"
-            ),
         }
     }
 }
