@@ -1,15 +1,23 @@
 //! `genesys-webhook audiohook URL`: a Genesys Cloud simulator. Opens a signed WebSocket
-//! upgrade as Genesys does, then runs an AudioHook session: `open`, audio at real-time
-//! pace, `ping`, `close`.
+//! upgrade as Genesys does, then runs an AudioHook session: `open` (PCMU or L16, as
+//! Monitor, Transcription Connector or Audio Connector), audio at real-time pace,
+//! optionally `paused`/`resumed`, `discarded`, `update` and DTMF, then `ping` and
+//! `close`. It prints the events, output variables and audio the server sent back.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use genesys_webhook::audiohook::media::encode_mulaw;
+use genesys_webhook::audiohook::codec::{self, encode_mulaw};
+use genesys_webhook::audiohook::protocol::{
+    ClientBody, ClientMessage, CloseParameters, CloseReason, DisconnectReason, DtmfParameters,
+    EventEntity, Gap, Media, MediaChannel, MediaFormat, OpenParameters, Participant,
+    PingParameters, ServerBody, ServerMessage, UpdateParameters,
+};
 use genesys_webhook::audiohook::signature::{sign, SigningInput};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -52,6 +60,28 @@ pub(crate) struct Args {
     /// or answers `disconnect` with reason `unauthorized`.
     #[arg(long)]
     tamper: bool,
+    /// Which integration to act as: `monitor` (AudioHook Monitor), `transcription`
+    /// (asks for the supported languages) or `connector` (Audio Connector, with
+    /// Architect input variables).
+    #[arg(long, default_value = "monitor", value_parser = ["monitor", "transcription", "connector"])]
+    mode: String,
+    /// Offer L16 (16-bit linear PCM) instead of PCMU.
+    #[arg(long)]
+    l16: bool,
+    /// Halfway through, pause for this many seconds (`paused`, then `resumed` with
+    /// the time discarded).
+    #[arg(long, value_name = "SECONDS")]
+    pause: Option<f64>,
+    /// A quarter of the way through, drop half a second of audio and say so
+    /// (`discarded`).
+    #[arg(long)]
+    discard: bool,
+    /// Three quarters of the way through, change the language (`update`).
+    #[arg(long, value_name = "LANGUAGE")]
+    update: Option<String>,
+    /// After the audio, press these keys (`dtmf`), 200 ms apart, e.g. `12#`.
+    #[arg(long, value_name = "KEYS")]
+    dtmf: Option<String>,
 }
 
 /// Interleaved μ-law audio and its channel count.
@@ -64,12 +94,18 @@ fn load_audio(args: &Args) -> Result<Audio, Failure> {
     let Some(path) = &args.audio else {
         let channels = if args.stereo { 2 } else { 1 };
         let samples = 8000 * args.seconds.min(3600) as usize;
+        // For transcription, bursts of tone: 1.5 s on, 1 s off, like turns of speech.
+        let bursts = args.mode == "transcription";
         let mut bytes = Vec::with_capacity(samples * channels);
         for n in 0..samples {
             let t = n as f64 / 8000.0;
-            for (channel, tone) in [440.0, 660.0].iter().take(channels).enumerate() {
-                let _ = channel;
-                let value = (t * tone * std::f64::consts::TAU).sin() * 8000.0;
+            let on = !bursts || (n % 20_000) < 12_000;
+            for tone in [440.0, 660.0].iter().take(channels) {
+                let value = if on {
+                    (t * tone * std::f64::consts::TAU).sin() * 8000.0
+                } else {
+                    0.0
+                };
                 bytes.push(encode_mulaw(value as i16));
             }
         }
@@ -119,6 +155,10 @@ struct Outcome {
     refused: Option<String>,
     completed: bool,
     error: Option<String>,
+    transcripts: Vec<Value>,
+    output_variables: Option<BTreeMap<String, String>>,
+    audio_back: usize,
+    disconnect: Option<String>,
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
@@ -186,7 +226,7 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     progress(
         json,
         format!(
-            "Connecting to {} as session {session} ({}{})",
+            "Connecting to {} as session {session} ({}{}, {})",
             args.url,
             if secret.is_some() {
                 "signed"
@@ -197,10 +237,11 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
                 ", with a wrong secret on purpose"
             } else {
                 ""
-            }
+            },
+            args.mode,
         ),
     );
-    let outcome = session_run(request, &session, &organization, &audio, args.fast, json).await;
+    let outcome = session_run(request, &session, &organization, &audio, &args, json).await;
     report(&args, &session, &audio, outcome)
 }
 
@@ -210,12 +251,18 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
         json!({
             "url": args.url,
             "session": session,
+            "mode": args.mode,
             "tamper": args.tamper,
             "channels": audio.channels,
+            "format": if args.l16 { "L16" } else { "PCMU" },
             "audioBytes": audio.bytes.len(),
             "refused": outcome.refused,
             "completed": outcome.completed,
             "error": outcome.error,
+            "transcripts": outcome.transcripts,
+            "outputVariables": outcome.output_variables,
+            "audioBytesReceived": outcome.audio_back,
+            "disconnect": outcome.disconnect,
             "passed": passed,
             "verdict": verdict,
         })
@@ -236,7 +283,10 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
         ),
         (false, None, true) => (
             true,
-            "OK: the session completed (open, audio, ping, close).".to_owned(),
+            match &outcome.disconnect {
+                Some(reason) => format!("OK: the server ended the session ({reason}), then closed."),
+                None => "OK: the session completed (open, audio, ping, close).".to_owned(),
+            },
         ),
         (false, None, false) => (
             false,
@@ -268,22 +318,211 @@ struct Client {
 }
 
 impl Client {
-    fn message(&mut self, kind: &str, parameters: Value) -> Message {
+    fn message(&mut self, body: ClientBody) -> Message {
         self.seq += 1;
-        let position = format!("PT{:.3}S", self.samples_sent as f64 / 8000.0);
-        Message::Text(
-            json!({
-                "version": "2",
-                "id": self.id,
-                "type": kind,
-                "seq": self.seq,
-                "serverseq": self.server_seq,
-                "position": position,
-                "parameters": parameters,
-            })
-            .to_string()
-            .into(),
-        )
+        let message = ClientMessage {
+            id: self.id.clone(),
+            seq: self.seq,
+            serverseq: self.server_seq,
+            position: self.position(),
+            body,
+        };
+        Message::Text(message.to_json().into())
+    }
+
+    fn position(&self) -> Duration {
+        Duration::from_micros(self.samples_sent * 125)
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Everything the server sent that is not awaited: events, audio, pause and resume.
+struct Listener<'a> {
+    socket: &'a mut Socket,
+    client: &'a mut Client,
+    outcome: &'a mut Outcome,
+    json: bool,
+}
+
+impl Listener<'_> {
+    async fn send(&mut self, body: ClientBody) -> Result<(), String> {
+        let message = self.client.message(body);
+        self.socket.send(message).await.map_err(|e| e.to_string())
+    }
+
+    /// Handles one message; returns it when it is not a side message.
+    async fn take(&mut self, message: Message) -> Result<Option<ServerMessage>, String> {
+        let text = match message {
+            Message::Binary(audio) => {
+                self.outcome.audio_back += audio.len();
+                return Ok(None);
+            }
+            Message::Text(text) => text,
+            Message::Close(_) => return Err("the server closed the connection".into()),
+            _ => return Ok(None),
+        };
+        let message = ServerMessage::parse(&text)
+            .map_err(|e| format!("the server sent an invalid message: {e}"))?;
+        if message.seq != self.client.server_seq + 1 {
+            return Err(format!(
+                "server seq {} after {}",
+                message.seq, self.client.server_seq
+            ));
+        }
+        if message.clientseq > self.client.seq {
+            return Err(format!(
+                "server clientseq {} beyond {}",
+                message.clientseq, self.client.seq
+            ));
+        }
+        self.client.server_seq = message.seq;
+        match &message.body {
+            ServerBody::Event(event) => {
+                for entity in &event.entities {
+                    self.print_entity(entity);
+                }
+                Ok(None)
+            }
+            // Genesys confirms a server's pause and resume at once.
+            ServerBody::Pause => {
+                self.send(ClientBody::Paused).await?;
+                Ok(None)
+            }
+            ServerBody::Resume => {
+                let gap = Gap {
+                    start: self.client.position(),
+                    discarded: Duration::ZERO,
+                };
+                self.send(ClientBody::Resumed(gap)).await?;
+                Ok(None)
+            }
+            _ => Ok(Some(message)),
+        }
+    }
+
+    fn print_entity(&mut self, entity: &EventEntity) {
+        match entity {
+            EventEntity::Transcript(t) => {
+                let text = t
+                    .alternatives
+                    .first()
+                    .and_then(|a| a.interpretations.first())
+                    .map_or("", |i| i.transcript.as_str());
+                let channel = if t.channel_id == 0 { "external" } else { "internal" };
+                let at = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+                let line = format!(
+                    "transcript {channel} at {:.2} s for {:.2} s: {text}",
+                    at(t.offset),
+                    at(t.duration)
+                );
+                self.outcome.lines.push(line);
+                self.outcome.transcripts.push(json!({
+                    "channelId": t.channel_id,
+                    "offset": at(t.offset),
+                    "duration": at(t.duration),
+                    "text": text,
+                }));
+            }
+            EventEntity::BargeIn => self.outcome.lines.push("event barge_in".into()),
+            EventEntity::Other { kind, .. } => self.outcome.lines.push(format!("event {kind}")),
+        }
+    }
+
+    /// Reads what has already arrived, without waiting.
+    async fn drain(&mut self) -> Result<Option<ServerMessage>, String> {
+        loop {
+            match tokio::time::timeout(Duration::ZERO, self.socket.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err("the server closed the connection".into()),
+                Ok(Some(Err(error))) => return Err(error.to_string()),
+                Ok(Some(Ok(message))) => {
+                    if let Some(message) = self.take(message).await? {
+                        return Ok(Some(message));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a message of type `kind`, or a `disconnect`.
+    async fn expect(&mut self, kind: &str) -> Result<ServerMessage, String> {
+        loop {
+            let next = tokio::time::timeout(ANSWER_TIMEOUT, self.socket.next())
+                .await
+                .map_err(|_| format!("no {kind} within {} s", ANSWER_TIMEOUT.as_secs()))?;
+            let message = match next {
+                None => return Err(format!("the server closed the connection before {kind}")),
+                Some(Err(error)) => return Err(error.to_string()),
+                Some(Ok(message)) => message,
+            };
+            if let Some(message) = self.take(message).await? {
+                if message.body.kind() == kind || message.body.kind() == "disconnect" {
+                    return Ok(message);
+                }
+                // The answer to a ping sent before a disconnect crossed it.
+                if matches!(message.body, ServerBody::Pong) {
+                    continue;
+                }
+                return Err(unexpected(&message, kind));
+            }
+        }
+    }
+}
+
+/// The server spoke out of turn; a `disconnect` says why.
+fn unexpected(message: &ServerMessage, kind: &str) -> String {
+    match &message.body {
+        ServerBody::Disconnect(d) => format!(
+            "disconnect: {}{}",
+            serde_json::to_value(d.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            d.info.as_deref().map(|i| format!(" ({i})")).unwrap_or_default()
+        ),
+        other => format!("expected {kind}, got {}", other.kind()),
+    }
+}
+
+fn open_parameters(organization: &str, audio: &Audio, args: &Args) -> OpenParameters {
+    let channels: &[MediaChannel] = if audio.channels == 2 {
+        &[MediaChannel::External, MediaChannel::Internal]
+    } else {
+        &[MediaChannel::External]
+    };
+    let format = if args.l16 {
+        MediaFormat::L16
+    } else {
+        MediaFormat::Pcmu
+    };
+    let mut input_variables = Map::new();
+    input_variables.insert("greeting".into(), "hello".into());
+    OpenParameters {
+        organization_id: organization.to_owned(),
+        conversation_id: uuid(),
+        participant: Participant {
+            id: uuid(),
+            ani: "+15551230000".into(),
+            ani_name: "genesys-webhook simulator".into(),
+            dnis: "+15557650000".into(),
+        },
+        media: vec![Media::audio(format, channels, 8000)],
+        language: Some("en-US".into()),
+        supported_languages: (args.mode == "transcription").then_some(true),
+        continued_sessions: None,
+        custom_config: None,
+        input_variables: (args.mode == "connector").then_some(input_variables),
+    }
+}
+
+/// The frame as sent: μ-law, or L16 when offered.
+fn encode_frame(frame: &[u8], l16: bool) -> Vec<u8> {
+    if l16 {
+        codec::encode_l16(&codec::decode_mulaw_slice(frame))
+    } else {
+        frame.to_vec()
     }
 }
 
@@ -292,7 +531,7 @@ async fn session_run(
     session: &str,
     organization: &str,
     audio: &Audio,
-    fast: bool,
+    args: &Args,
     json: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
@@ -330,104 +569,228 @@ async fn session_run(
         samples_sent: 0,
         id: session.to_owned(),
     };
-    let channels: Vec<&str> = if audio.channels == 2 {
-        vec!["external", "internal"]
-    } else {
-        vec!["external"]
+    let open = ClientBody::Open(Box::new(open_parameters(organization, audio, args)));
+    let mut steps_done = Vec::new();
+    let result = {
+        let mut listener = Listener {
+            socket: &mut socket,
+            client: &mut client,
+            outcome: &mut outcome,
+            json,
+        };
+        run_steps(&mut listener, open, audio, args, &mut steps_done).await
     };
-    let open = client.message(
-        "open",
-        json!({
-            "organizationId": organization,
-            "conversationId": uuid(),
-            "participant": { "id": uuid(), "ani": "+15551230000", "aniName": "genesys-webhook simulator", "dnis": "+15557650000" },
-            "media": [{ "type": "audio", "format": "PCMU", "channels": channels, "rate": 8000 }],
-            "language": "en-US",
-        }),
-    );
-    let steps = async {
-        socket.send(open).await.map_err(|e| e.to_string())?;
-        let opened = expect(&mut socket, &mut client, "opened").await?;
-        let chosen = opened["parameters"]["media"][0]["channels"]
-            .as_array()
-            .map_or(0, Vec::len);
-        if chosen != audio.channels {
-            return Err(format!(
-                "the server chose {chosen} channel(s), {} were offered",
-                audio.channels
-            ));
-        }
-        progress(json, "opened; streaming audio");
-        let frame_bytes = 800 * audio.channels;
-        let mut pace = tokio::time::interval(FRAME);
-        for frame in audio.bytes.chunks(frame_bytes) {
-            if !fast {
-                pace.tick().await;
-            }
-            socket
-                .send(Message::Binary(frame.to_vec().into()))
-                .await
-                .map_err(|e| e.to_string())?;
-            client.samples_sent += (frame.len() / audio.channels) as u64;
-        }
-        let ping = client.message("ping", json!({}));
-        socket.send(ping).await.map_err(|e| e.to_string())?;
-        expect(&mut socket, &mut client, "pong").await?;
-        let close = client.message("close", json!({ "reason": "end" }));
-        socket.send(close).await.map_err(|e| e.to_string())?;
-        expect(&mut socket, &mut client, "closed").await?;
-        let _ = socket.close(None).await;
-        Ok::<(), String>(())
-    };
-    match steps.await {
-        Ok(()) => {
+    match result {
+        Ok(Ending::Closed) => {
             outcome.lines.push(format!(
-                "opened, {:.1} s of audio in {} channel(s), pong, closed",
+                "opened, {:.1} s of audio in {} channel(s) ({}), {}closed",
                 client.samples_sent as f64 / 8000.0,
-                audio.channels
+                audio.channels,
+                if args.l16 { "L16" } else { "PCMU" },
+                steps_done
+                    .iter()
+                    .map(|s| format!("{s}, "))
+                    .collect::<String>(),
             ));
             outcome.completed = true;
+        }
+        Ok(Ending::Disconnected(reason, variables)) => {
+            outcome.lines.push(format!(
+                "opened, {:.1} s of audio, {}disconnect {reason}, close, closed",
+                client.samples_sent as f64 / 8000.0,
+                steps_done
+                    .iter()
+                    .map(|s| format!("{s}, "))
+                    .collect::<String>(),
+            ));
+            if let Some(variables) = &variables {
+                outcome.lines.push(format!(
+                    "output variables: {}",
+                    serde_json::to_string(variables).unwrap_or_default()
+                ));
+            }
+            outcome.completed = reason == "completed";
+            if !outcome.completed {
+                outcome.error = Some(format!("the server disconnected: {reason}"));
+            }
+            outcome.output_variables = variables;
+            outcome.disconnect = Some(reason);
         }
         Err(error) if error.starts_with("disconnect: unauthorized") => {
             outcome.refused = Some("disconnect, reason unauthorized".into());
         }
         Err(error) => outcome.error = Some(printable(error.as_bytes(), 300)),
     }
+    if outcome.audio_back > 0 {
+        outcome.lines.push(format!(
+            "audio received: {} bytes ({:.2} s)",
+            outcome.audio_back,
+            outcome.audio_back as f64 / if args.l16 { 16_000.0 } else { 8_000.0 }
+        ));
+    }
+    let _ = socket.close(None).await;
     outcome
 }
 
-/// Waits for a message of type `kind`; a `disconnect` or anything else is an error.
-async fn expect<S>(socket: &mut S, client: &mut Client, kind: &str) -> Result<Value, String>
-where
-    S: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
-{
-    loop {
-        let next = tokio::time::timeout(ANSWER_TIMEOUT, socket.next())
-            .await
-            .map_err(|_| format!("no {kind} within {} s", ANSWER_TIMEOUT.as_secs()))?;
-        let message = match next {
-            None => return Err(format!("the server closed the connection before {kind}")),
-            Some(Err(error)) => return Err(error.to_string()),
-            Some(Ok(message)) => message,
-        };
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let value: Value =
-            serde_json::from_str(&text).map_err(|_| "the server sent malformed JSON".to_owned())?;
-        let seq = value["seq"].as_u64().unwrap_or(0);
-        if seq != client.server_seq + 1 {
-            return Err(format!("server seq {seq} after {}", client.server_seq));
+enum Ending {
+    Closed,
+    Disconnected(String, Option<BTreeMap<String, String>>),
+}
+
+/// After the server's `disconnect`: `close` with reason `disconnect`, then `closed`.
+async fn answer_disconnect(
+    listener: &mut Listener<'_>,
+    message: &ServerMessage,
+) -> Result<Ending, String> {
+    let ServerBody::Disconnect(disconnect) = &message.body else {
+        return Err(unexpected(message, "disconnect"));
+    };
+    let reason = serde_json::to_value(disconnect.reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if disconnect.reason == DisconnectReason::Unauthorized {
+        return Err("disconnect: unauthorized".into());
+    }
+    let mut variables = disconnect.output_variables.clone();
+    listener
+        .send(ClientBody::Close(CloseParameters {
+            reason: CloseReason::Disconnect,
+        }))
+        .await?;
+    let closed = listener.expect("closed").await?;
+    match closed.body {
+        ServerBody::Closed(closed) => variables = variables.or(closed.output_variables),
+        _ => return Err(unexpected(&closed, "closed")),
+    }
+    Ok(Ending::Disconnected(reason, variables))
+}
+
+async fn run_steps(
+    listener: &mut Listener<'_>,
+    open: ClientBody,
+    audio: &Audio,
+    args: &Args,
+    done: &mut Vec<String>,
+) -> Result<Ending, String> {
+    listener.send(open).await?;
+    let opened = listener.expect("opened").await?;
+    let ServerBody::Opened(parameters) = &opened.body else {
+        return Err(unexpected(&opened, "opened"));
+    };
+    if let Some(languages) = &parameters.supported_languages {
+        done.push(format!("supported languages {}", languages.join(" ")));
+    }
+    let chosen = parameters.media.first().map_or(0, |m| m.channels.len());
+    if chosen != audio.channels && args.mode != "connector" {
+        return Err(format!(
+            "the server chose {chosen} channel(s), {} were offered",
+            audio.channels
+        ));
+    }
+    progress(listener.json, "opened; streaming audio");
+    let frame_bytes = 800 * audio.channels;
+    let frames: Vec<&[u8]> = audio.bytes.chunks(frame_bytes).collect();
+    let total = frames.len();
+    let mut pace = tokio::time::interval(FRAME);
+    let mut skip = 0usize;
+    for (index, frame) in frames.iter().enumerate() {
+        if index == total / 4 && args.discard {
+            // Half a second is dropped, and said so.
+            let gap = Gap {
+                start: listener.client.position(),
+                discarded: Duration::from_millis(500),
+            };
+            listener.send(ClientBody::Discarded(gap)).await?;
+            done.push("discarded 0.5 s".into());
+            skip = 5;
         }
-        client.server_seq = seq;
-        match value["type"].as_str() {
-            Some(t) if t == kind => return Ok(value),
-            Some("disconnect") => {
-                let reason = value["parameters"]["reason"].as_str().unwrap_or("?");
-                return Err(format!("disconnect: {reason}"));
+        if index == total / 2 {
+            if let Some(seconds) = args.pause {
+                listener.send(ClientBody::Paused).await?;
+                let pause = Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+                if !args.fast {
+                    tokio::time::sleep(pause).await;
+                }
+                let gap = Gap {
+                    start: listener.client.position(),
+                    discarded: pause,
+                };
+                listener.send(ClientBody::Resumed(gap)).await?;
+                done.push(format!("paused {seconds} s and resumed"));
             }
-            Some(other) => return Err(format!("expected {kind}, got {other}")),
-            None => return Err("a message without a type".into()),
+        }
+        if index == total * 3 / 4 {
+            if let Some(language) = &args.update {
+                listener
+                    .send(ClientBody::Update(UpdateParameters {
+                        language: Some(language.clone()),
+                    }))
+                    .await?;
+                done.push(format!("update to {language}"));
+            }
+        }
+        if !args.fast {
+            pace.tick().await;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if chosen > 0 {
+            let data = encode_frame(frame, args.l16);
+            listener
+                .socket
+                .send(Message::Binary(data.into()))
+                .await
+                .map_err(|e| e.to_string())?;
+            listener.client.samples_sent += (frame.len() / audio.channels) as u64;
+        }
+        if let Some(message) = listener.drain().await? {
+            return answer_disconnect(listener, &message).await;
         }
     }
+    if let Some(keys) = &args.dtmf {
+        for digit in keys.chars() {
+            listener
+                .send(ClientBody::Dtmf(DtmfParameters {
+                    digit: digit.to_string(),
+                }))
+                .await?;
+            tokio::time::sleep(Duration::from_millis(if args.fast { 20 } else { 200 })).await;
+            if let Some(message) = listener.drain().await? {
+                done.push(format!("dtmf {}", &keys[..keys.find(digit).map_or(0, |i| i + 1)]));
+                return answer_disconnect(listener, &message).await;
+            }
+        }
+        done.push(format!("dtmf {keys}"));
+    }
+    listener
+        .send(ClientBody::Ping(PingParameters::default()))
+        .await?;
+    let pong = listener.expect("pong").await?;
+    if matches!(pong.body, ServerBody::Disconnect(_)) {
+        return answer_disconnect(listener, &pong).await;
+    }
+    done.push("pong".into());
+    listener
+        .send(ClientBody::Close(CloseParameters {
+            reason: CloseReason::End,
+        }))
+        .await?;
+    let closed = listener.expect("closed").await?;
+    if matches!(closed.body, ServerBody::Disconnect(_)) {
+        return answer_disconnect(listener, &closed).await;
+    }
+    if let ServerBody::Closed(closed) = closed.body {
+        if let Some(variables) = closed.output_variables {
+            listener.outcome.lines.push(format!(
+                "output variables: {}",
+                serde_json::to_string(&variables).unwrap_or_default()
+            ));
+            listener.outcome.output_variables = Some(variables);
+        }
+    }
+    Ok(Ending::Closed)
 }
+
