@@ -219,6 +219,7 @@ async fn a_sequence_gap_or_a_malformed_message_gets_disconnect_error() {
             .insert("x-api-key", API_KEY.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         socket.send(Message::Text(bad.into())).await.unwrap();
+        let _ = SinkExt::<Message>::flush(&mut socket).await;
         let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
             .unwrap()
@@ -242,4 +243,280 @@ async fn a_sequence_gap_or_a_malformed_message_gets_disconnect_error() {
             "{end:?}"
         );
     }
+}
+
+fn simulate_json(addr: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let mut command = Command::new(CLI);
+    command
+        .arg("--json")
+        .arg("audiohook")
+        .arg(format!("ws://{addr}/audiohook/ws"))
+        .args(args)
+        .env("AUDIOHOOK_API_KEY", API_KEY)
+        .env("AUDIOHOOK_CLIENT_SECRET", SECRET);
+    let output = command.output().unwrap();
+    let text = stdout(&output);
+    let start = text.find('{').unwrap_or_else(|| panic!("no JSON: {text}"));
+    serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_transcription_session_gets_one_final_transcript_per_utterance_on_the_stream_timeline() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    // Bursts of tone: 0–1.5 s, 2.5–4 s, 5–6.5 s, on both channels.
+    let report = simulate_json(
+        server.addr,
+        &[
+            "--mode",
+            "transcription",
+            "--stereo",
+            "--seconds",
+            "7",
+            "--fast",
+        ],
+    );
+    assert_eq!(report["passed"], true, "{report}");
+    let transcripts = report["transcripts"].as_array().unwrap();
+    for channel in [0, 1] {
+        let mine: Vec<_> = transcripts
+            .iter()
+            .filter(|t| t["channelId"] == channel)
+            .collect();
+        assert_eq!(mine.len(), 3, "{report}");
+        // Each starts within 200 ms before its burst and lasts about as long.
+        for (t, start) in mine.iter().zip([0.0, 2.5, 5.0]) {
+            let offset = t["offset"].as_f64().unwrap();
+            let duration = t["duration"].as_f64().unwrap();
+            assert!(offset <= start + 0.05 && offset >= start - 0.25, "{t}");
+            assert!((1.0..=1.8).contains(&duration), "{t}");
+            assert!(!t["text"].as_str().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn transcripts_account_for_pauses_discards_and_updates() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    let report = simulate_json(
+        server.addr,
+        &[
+            "--mode",
+            "transcription",
+            "--stereo",
+            "--seconds",
+            "4",
+            "--fast",
+            "--pause",
+            "1",
+            "--discard",
+            "--update",
+            "fr-FR",
+        ],
+    );
+    assert_eq!(report["passed"], true, "{report}");
+    // 3.5 s were sent (0.5 s discarded); every transcript lies within them, in order.
+    let transcripts = report["transcripts"].as_array().unwrap();
+    assert!(transcripts.len() >= 4, "{report}");
+    let mut last_end = 0.0f64;
+    for t in transcripts.iter().filter(|t| t["channelId"] == 0) {
+        let (offset, duration) = (
+            t["offset"].as_f64().unwrap(),
+            t["duration"].as_f64().unwrap(),
+        );
+        assert!(offset + 1e-9 >= last_end - 0.25, "{report}");
+        assert!(offset + duration <= 3.5 + 1e-9, "{report}");
+        last_end = offset + duration;
+    }
+    // The utterance cut by the discard ends where the audio stopped: 1 s.
+    assert!(
+        transcripts
+            .iter()
+            .any(|t| t["channelId"] == 0 && t["offset"] == 0.0 && t["duration"] == 1.0),
+        "{report}"
+    );
+}
+
+#[test]
+fn opened_lists_the_supported_languages_when_open_asks_for_them() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    let output = simulate(
+        server.addr,
+        &[
+            "--mode",
+            "transcription",
+            "--seconds",
+            "1",
+            "--fast",
+            "--stereo",
+        ],
+        Some(SECRET),
+    );
+    assert!(
+        stdout(&output).contains("supported languages en-US"),
+        "{}",
+        stdout(&output)
+    );
+    let output = simulate(server.addr, &["--seconds", "1", "--fast"], Some(SECRET));
+    assert!(
+        !stdout(&output).contains("supported languages"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn an_audio_connector_session_answers_dtmf_with_tones_and_hands_back_the_digits() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    for (format, bytes_per_sample) in [(None, 1), (Some("--l16"), 2)] {
+        let mut args = vec![
+            "--mode",
+            "connector",
+            "--seconds",
+            "1",
+            "--fast",
+            "--dtmf",
+            "12#9",
+        ];
+        args.extend(format);
+        let report = simulate_json(server.addr, &args);
+        assert_eq!(report["passed"], true, "{report}");
+        assert_eq!(report["disconnect"], "completed");
+        assert_eq!(
+            report["outputVariables"],
+            serde_json::json!({"digits": "12"})
+        );
+        // Two tones of 150 ms at 8 kHz, mono, in the selected format.
+        assert_eq!(
+            report["audioBytesReceived"],
+            2 * 1200 * bytes_per_sample,
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn pause_resume_discard_and_update_complete_in_every_format() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    for extra in [&[][..], &["--l16"][..], &["--l16", "--stereo"][..]] {
+        let mut args = vec![
+            "--seconds",
+            "2",
+            "--fast",
+            "--pause",
+            "0.5",
+            "--discard",
+            "--update",
+            "fr-FR",
+        ];
+        args.extend(extra);
+        let output = simulate(server.addr, &args, Some(SECRET));
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        assert!(
+            stdout(&output).contains("paused 0.5 s and resumed"),
+            "{}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn with_failure_mode_disconnect_a_forged_upgrade_is_disconnected_unauthorized_after_500_ms() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+        ("AUDIOHOOK_FAILURE", "disconnect"),
+    ]);
+    let started = Instant::now();
+    let tamper = simulate(
+        server.addr,
+        &["--tamper", "--fast", "--seconds", "1"],
+        Some(SECRET),
+    );
+    assert_eq!(tamper.status.code(), Some(0), "{}", stdout(&tamper));
+    assert!(
+        stdout(&tamper).contains("disconnect, reason unauthorized"),
+        "{}",
+        stdout(&tamper)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // A good signature still opens a session.
+    let good = simulate(server.addr, &["--fast", "--seconds", "1"], Some(SECRET));
+    assert_eq!(good.status.code(), Some(0), "{}", stdout(&good));
+}
+
+#[test]
+fn the_default_failure_mode_answers_401_after_500_ms() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    let started = Instant::now();
+    let tamper = simulate(
+        server.addr,
+        &["--tamper", "--fast", "--seconds", "1"],
+        Some(SECRET),
+    );
+    assert!(stdout(&tamper).contains("HTTP 401"), "{}", stdout(&tamper));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn an_open_from_another_organization_is_disconnected_unauthorized() {
+    let server = start(&[("AUDIOHOOK_API_KEY", API_KEY)]);
+    let mut request = format!("ws://{}/audiohook/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    let session = "30b0e395-84d3-4570-ac13-9a62d8f514c0";
+    for (name, value) in [
+        ("x-api-key", API_KEY),
+        (
+            "audiohook-organization-id",
+            "d7934305-0972-4844-938e-9060eef73d05",
+        ),
+        ("audiohook-session-id", session),
+        (
+            "audiohook-correlation-id",
+            "e160e428-53e2-487c-977d-96989bf5c99d",
+        ),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let open = serde_json::json!({
+        "version": "2", "id": session, "type": "open", "seq": 1, "serverseq": 0, "position": "PT0S",
+        "parameters": {
+            "organizationId": "aaaaaaaa-0972-4844-938e-9060eef73d05",
+            "conversationId": "4f3b8ad8-9f2b-4c4e-8a8f-5a7f0e6f2d11",
+            "participant": {"id": "883efee8-3d6c-4537-b500-6d7ca4b92fa0", "ani": "", "aniName": "", "dnis": ""},
+            "media": [{"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}],
+        }
+    });
+    socket
+        .send(Message::Text(open.to_string().into()))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(value["type"], "disconnect", "{value}");
+    assert_eq!(value["parameters"]["reason"], "unauthorized");
+    assert_eq!(value["id"], session);
 }

@@ -123,7 +123,8 @@ impl DriverConfig {
     }
 
     /// How long `closed` waits for [`AudioHookHandler::close`], and a `disconnect`
-    /// waits for Genesys' `close` (default 5 s).
+    /// waits for Genesys' `close` before the WebSocket is closed (default 5 s; at
+    /// most 1 s after a client error).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
@@ -154,6 +155,9 @@ impl DriverConfig {
         self
     }
 }
+
+/// How long a session that ended on a client error waits for Genesys' `close`.
+const ERROR_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 enum Command {
     Open(Box<OpenReply>),
@@ -502,7 +506,9 @@ impl Run {
                 self.forward(SessionEvent::Close(reason));
             }
             SessionEvent::Failed(info) => {
-                self.disconnect_by = Some(Instant::now() + self.close_timeout);
+                // After a client error, Genesys' `close` is waited for briefly only.
+                self.disconnect_by =
+                    Some(Instant::now() + self.close_timeout.min(ERROR_CLOSE_WAIT));
                 self.error.get_or_insert(info.clone());
                 self.forward(SessionEvent::Failed(info));
             }

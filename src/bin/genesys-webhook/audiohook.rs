@@ -284,7 +284,9 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
         (false, None, true) => (
             true,
             match &outcome.disconnect {
-                Some(reason) => format!("OK: the server ended the session ({reason}), then closed."),
+                Some(reason) => {
+                    format!("OK: the server ended the session ({reason}), then closed.")
+                }
                 None => "OK: the session completed (open, audio, ping, close).".to_owned(),
             },
         ),
@@ -410,7 +412,11 @@ impl Listener<'_> {
                     .first()
                     .and_then(|a| a.interpretations.first())
                     .map_or("", |i| i.transcript.as_str());
-                let channel = if t.channel_id == 0 { "external" } else { "internal" };
+                let channel = if t.channel_id == 0 {
+                    "external"
+                } else {
+                    "internal"
+                };
                 let at = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
                 let line = format!(
                     "transcript {channel} at {:.2} s for {:.2} s: {text}",
@@ -480,7 +486,10 @@ fn unexpected(message: &ServerMessage, kind: &str) -> String {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            d.info.as_deref().map(|i| format!(" ({i})")).unwrap_or_default()
+            d.info
+                .as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default()
         ),
         other => format!("expected {kind}, got {}", other.kind()),
     }
@@ -759,7 +768,10 @@ async fn run_steps(
                 .await?;
             tokio::time::sleep(Duration::from_millis(if args.fast { 20 } else { 200 })).await;
             if let Some(message) = listener.drain().await? {
-                done.push(format!("dtmf {}", &keys[..keys.find(digit).map_or(0, |i| i + 1)]));
+                done.push(format!(
+                    "dtmf {}",
+                    &keys[..keys.find(digit).map_or(0, |i| i + 1)]
+                ));
                 return answer_disconnect(listener, &message).await;
             }
         }
@@ -793,4 +805,3 @@ async fn run_steps(
     }
     Ok(Ending::Closed)
 }
-
