@@ -1,0 +1,317 @@
+//! The axum driver over real sockets: pings answered while the handler is busy, a
+//! handler that falls behind meets a bounded queue, events held back on 429, the
+//! handler's last events go out before `closed`.
+#![cfg(all(feature = "audiohook", feature = "axum"))]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use genesys_webhook::audiohook::protocol::{CloseReason, MediaChannel, Transcript};
+use genesys_webhook::audiohook::session::{AudioFrame, SessionEvent};
+use genesys_webhook::audiohook::{
+    AudioHookHandler, AudioHookSignatureLayer, AudioHookUpgrade, DriverConfig, SessionControl,
+    SessionEnd,
+};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "driver-test-key";
+const SESSION: &str = "30b0e395-84d3-4570-ac13-9a62d8f514c0";
+const ORG: &str = "d7934305-0972-4844-938e-9060eef73d05";
+
+/// A handler whose audio takes `audio_delay`, and which counts what it saw.
+#[derive(Clone, Default)]
+struct Slow {
+    audio_delay: Duration,
+    frames: Arc<AtomicUsize>,
+    ended: Arc<tokio::sync::Mutex<Option<SessionEnd>>>,
+}
+
+impl AudioHookHandler for Slow {
+    async fn audio(&mut self, _: AudioFrame, _: &SessionControl) {
+        self.frames.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.audio_delay).await;
+    }
+
+    async fn event(&mut self, event: SessionEvent, session: &SessionControl) {
+        if matches!(event, SessionEvent::Dtmf('t')) {
+            let t = Transcript::final_text(
+                "u",
+                MediaChannel::External,
+                Duration::ZERO,
+                Duration::from_secs(1),
+                "hi",
+                0.9,
+                None,
+            );
+            let _ = session.send_transcript(t).await;
+        }
+        if matches!(event, SessionEvent::Dtmf('p')) {
+            let _ = session.pause().await;
+        }
+    }
+
+    async fn close(&mut self, _: CloseReason, session: &SessionControl) {
+        // The last transcript goes out before `closed`.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Transcript::final_text(
+            "last",
+            MediaChannel::External,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            "bye",
+            0.9,
+            None,
+        );
+        let _ = session.send_transcript(t).await;
+    }
+
+    async fn end(&mut self, end: SessionEnd) {
+        *self.ended.lock().await = Some(end);
+    }
+}
+
+async fn serve(handler: Slow, config: DriverConfig) -> SocketAddr {
+    let layer = AudioHookSignatureLayer::builder()
+        .unsigned_key(KEY)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(move |upgrade: AudioHookUpgrade| {
+                let handler = handler.clone();
+                let config = config.clone();
+                async move { upgrade.config(config).serve(handler) }
+            }),
+        )
+        .route_layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Client {
+    socket: Socket,
+    seq: u64,
+    serverseq: u64,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        for (name, value) in [
+            ("x-api-key", KEY),
+            ("audiohook-organization-id", ORG),
+            ("audiohook-session-id", SESSION),
+            (
+                "audiohook-correlation-id",
+                "e160e428-53e2-487c-977d-96989bf5c99d",
+            ),
+        ] {
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self {
+            socket,
+            seq: 0,
+            serverseq: 0,
+        }
+    }
+
+    async fn send(&mut self, kind: &str, parameters: Value) {
+        self.seq += 1;
+        let message = json!({"version": "2", "id": SESSION, "type": kind, "seq": self.seq,
+            "serverseq": self.serverseq, "position": "PT0S", "parameters": parameters});
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next text message, within `within`.
+    async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    self.serverseq = value["seq"].as_u64().unwrap();
+                    return Some(value);
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    async fn expect(&mut self, kind: &str) -> Value {
+        let message = self
+            .next(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no {kind}"));
+        assert_eq!(message["type"], kind, "{message}");
+        message
+    }
+
+    async fn open(&mut self) {
+        self.send("open", json!({
+            "organizationId": ORG, "conversationId": "4f3b8ad8-9f2b-4c4e-8a8f-5a7f0e6f2d11",
+            "participant": {"id": "883efee8-3d6c-4537-b500-6d7ca4b92fa0", "ani": "", "aniName": "", "dnis": ""},
+            "media": [{"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}],
+        })).await;
+        self.expect("opened").await;
+    }
+
+    async fn audio(&mut self, frames: usize) {
+        for _ in 0..frames {
+            self.socket
+                .send(Message::Binary(vec![0xff; 3200].into()))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn pings_are_answered_at_once_while_the_handler_is_busy() {
+    let handler = Slow {
+        audio_delay: Duration::from_secs(2),
+        ..Slow::default()
+    };
+    let addr = serve(handler.clone(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.audio(3).await;
+    // The handler is now busy for six seconds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    client.send("ping", json!({})).await;
+    client.expect("pong").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(handler.frames.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_handler_that_falls_behind_meets_a_bounded_queue() {
+    let handler = Slow {
+        audio_delay: Duration::from_secs(60),
+        ..Slow::default()
+    };
+    let addr = serve(handler.clone(), DriverConfig::default().queue(8)).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.audio(40).await;
+    let disconnect = client.expect("disconnect").await;
+    assert_eq!(disconnect["parameters"]["reason"], "error");
+    assert!(
+        disconnect["parameters"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("fell behind"),
+        "{disconnect}"
+    );
+    // Genesys closes; the server answers and ends the session, handler still stuck.
+    client.send("close", json!({"reason": "disconnect"})).await;
+    assert_eq!(handler.frames.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_handlers_last_events_go_out_before_closed_and_the_end_is_reported() {
+    let handler = Slow::default();
+    let addr = serve(handler.clone(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.audio(5).await;
+    client.send("dtmf", json!({"digit": "t"})).await;
+    let event = client.expect("event").await;
+    assert_eq!(event["parameters"]["entities"][0]["type"], "transcript");
+    client.send("close", json!({"reason": "end"})).await;
+    let last = client.expect("event").await;
+    assert_eq!(last["parameters"]["entities"][0]["data"]["id"], "last");
+    client.expect("closed").await;
+    // The server closes the WebSocket.
+    let end = tokio::time::timeout(Duration::from_secs(5), client.socket.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))),
+        "{end:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(end) = handler.ended.lock().await.clone() {
+            assert!(end.closed);
+            assert_eq!(end.position, Duration::from_secs(1));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_are_held_back_while_genesys_asks_to_wait() {
+    let handler = Slow::default();
+    let addr = serve(handler.clone(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client
+        .send(
+            "error",
+            json!({"code": 429, "message": "Too many requests", "retryAfter": "PT1S"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let asked = Instant::now();
+    client.send("dtmf", json!({"digit": "t"})).await;
+    let event = client.expect("event").await;
+    assert!(
+        asked.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(event["parameters"]["entities"][0]["type"], "transcript");
+}
+
+#[tokio::test]
+async fn the_handler_can_pause_the_stream() {
+    let handler = Slow::default();
+    let addr = serve(handler.clone(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.send("dtmf", json!({"digit": "p"})).await;
+    client.expect("pause").await;
+}
+
+#[tokio::test]
+async fn a_route_without_the_layer_is_a_server_error_not_an_open_door() {
+    let app = Router::new().route(
+        "/ws",
+        get(|upgrade: AudioHookUpgrade| async move { upgrade.serve(Slow::default()) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    let error = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("{error}")
+    };
+    assert_eq!(response.status(), 500);
+}
