@@ -40,6 +40,9 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Dur
             },
             () = &mut shutdown => break,
         };
+        // Small messages (AudioHook's pongs and events) go out at once, not after the
+        // peer's delayed acknowledgement.
+        let _ = stream.set_nodelay(true);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(deadline)

@@ -19,6 +19,7 @@ use genesys_webhook::audiohook::protocol::{
 use genesys_webhook::audiohook::signature::{sign, SigningInput};
 use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::output::{printable, progress, Failure, Report};
@@ -138,13 +139,71 @@ fn load_audio(args: &Args) -> Result<Audio, Failure> {
     })
 }
 
+/// The upgrade request Genesys sends: fresh organization, session and correlation
+/// ids, signed with `secret` (base64) when there is one.
+pub(crate) fn signed_request(
+    url: &str,
+    api_key: &str,
+    secret: Option<&str>,
+) -> Result<(Request, String, String), Failure> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| Failure::io(format!("{url}: {e}")))?;
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .ok_or_else(|| Failure::io(format!("{url} has no host")))?;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
+    let (organization, session, correlation) = (uuid(), uuid(), uuid());
+    let headers = request.headers_mut();
+    let mut put = |name: &'static str, value: &str| -> Result<(), Failure> {
+        let value = value
+            .parse()
+            .map_err(|_| Failure::io(format!("{name} is not a valid header value")))?;
+        headers.insert(name, value);
+        Ok(())
+    };
+    put("x-api-key", api_key)?;
+    put("audiohook-organization-id", &organization)?;
+    put("audiohook-session-id", &session)?;
+    put("audiohook-correlation-id", &correlation)?;
+    if let Some(secret) = secret {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let nonce = random_token(24)?;
+        let (input, signature) = sign(
+            &SigningInput {
+                request_target: &target,
+                authority: &authority,
+                organization_id: &organization,
+                session_id: &session,
+                correlation_id: &correlation,
+                api_key,
+                created: now,
+                expires: now + 60,
+                nonce: &nonce,
+            },
+            secret,
+        )
+        .map_err(|e| Failure::io(e.to_string()))?;
+        put("signature-input", &input)?;
+        put("signature", &signature)?;
+    }
+    Ok((request, session, organization))
+}
+
 fn random_token(bytes: usize) -> Result<String, Failure> {
     let mut random = vec![0u8; bytes];
     getrandom::fill(&mut random).map_err(|e| Failure::io(format!("no randomness: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random))
 }
 
-fn uuid() -> String {
+pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -173,56 +232,8 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     } else {
         secret
     };
-    let mut request = args
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Failure::io(format!("{}: {e}", args.url)))?;
-    let authority = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_ascii_lowercase())
-        .ok_or_else(|| Failure::io(format!("{} has no host", args.url)))?;
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
-    let (organization, session, correlation) = (uuid(), uuid(), uuid());
-    let headers = request.headers_mut();
-    let mut put = |name: &'static str, value: &str| -> Result<(), Failure> {
-        let value = value
-            .parse()
-            .map_err(|_| Failure::io(format!("{name} is not a valid header value")))?;
-        headers.insert(name, value);
-        Ok(())
-    };
-    put("x-api-key", &args.api_key)?;
-    put("audiohook-organization-id", &organization)?;
-    put("audiohook-session-id", &session)?;
-    put("audiohook-correlation-id", &correlation)?;
-    if let Some(secret) = &secret {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let nonce = random_token(24)?;
-        let (input, signature) = sign(
-            &SigningInput {
-                request_target: &target,
-                authority: &authority,
-                organization_id: &organization,
-                session_id: &session,
-                correlation_id: &correlation,
-                api_key: &args.api_key,
-                created: now,
-                expires: now + 60,
-                nonce: &nonce,
-            },
-            secret,
-        )
-        .map_err(|e| Failure::io(e.to_string()))?;
-        put("signature-input", &input)?;
-        put("signature", &signature)?;
-    }
+    let (request, session, organization) =
+        signed_request(&args.url, &args.api_key, secret.as_deref())?;
     progress(
         json,
         format!(
@@ -536,7 +547,7 @@ fn encode_frame(frame: &[u8], l16: bool) -> Vec<u8> {
 }
 
 async fn session_run(
-    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    request: Request,
     session: &str,
     organization: &str,
     audio: &Audio,
@@ -544,8 +555,11 @@ async fn session_run(
     json: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let connected =
-        tokio::time::timeout(ANSWER_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    let connected = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(request, None, true),
+    )
+    .await;
     let mut socket = match connected {
         Err(_) => {
             outcome.error = Some("no answer to the upgrade".into());

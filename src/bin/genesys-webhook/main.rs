@@ -5,6 +5,7 @@
 //! or I/O error.
 
 mod audiohook;
+mod audiohook_load;
 mod credentials;
 mod inbound;
 mod inbox;
@@ -57,6 +58,9 @@ enum Command {
     /// Simulate Genesys Cloud against an AudioHook server: a signed upgrade, then open,
     /// audio, ping and close.
     Audiohook(Box<audiohook::Args>),
+    /// Load an AudioHook server: many signed sessions streaming stereo audio at
+    /// real-time pace, with pings; reports who kept real time and the round trips.
+    AudiohookLoad(Box<audiohook_load::Args>),
 }
 
 /// The signature scheme on the command line.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             Command::Inbox(args) => inbox::run(args, json).await,
             Command::Inbound(args) => inbound::run(*args, json).await,
             Command::Audiohook(args) => audiohook::run(*args, json).await,
+            Command::AudiohookLoad(args) => audiohook_load::run(*args, json).await,
         }
     });
     match result {
