@@ -136,11 +136,11 @@ impl<T: Transcriber> Transcription<T> {
             };
             // The detector works on μ-law bytes, as the reference's does.
             let mulaw = match frame.format() {
-                MediaFormat::Pcmu => raw.to_vec(),
-                _ => codec::encode_mulaw_slice(&codec::decode_l16(&raw)),
+                MediaFormat::Pcmu => raw,
+                _ => codec::encode_mulaw_slice(&codec::decode_l16(&raw)).into(),
             };
             if let Some(upsampler) = &mut lane.upsampler {
-                let mut wide = Vec::with_capacity(raw.len() * 2);
+                let mut wide = Vec::with_capacity(mulaw.len() * 2);
                 upsampler.process(&codec::decode_mulaw_slice(&mulaw), &mut wide);
                 self.transcriber.audio(lane.channel, &wide);
             }

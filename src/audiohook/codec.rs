@@ -90,20 +90,37 @@ pub fn encode_l16(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
+/// One channel of interleaved audio: `index` among `channels`, `bytes_per_sample` 1
+/// for PCMU and 2 for L16. A trailing partial frame is ignored.
+pub fn channel_of(data: &[u8], channels: usize, bytes_per_sample: usize, index: usize) -> Vec<u8> {
+    let frame = channels * bytes_per_sample;
+    if frame == 0 || index >= channels {
+        return Vec::new();
+    }
+    let at = index * bytes_per_sample;
+    match bytes_per_sample {
+        1 => data.chunks_exact(frame).map(|f| f[at]).collect(),
+        2 => {
+            let mut out = Vec::with_capacity(data.len() / channels);
+            for f in data.chunks_exact(frame) {
+                out.push(f[at]);
+                out.push(f[at + 1]);
+            }
+            out
+        }
+        _ => data
+            .chunks_exact(frame)
+            .flat_map(|f| f[at..at + bytes_per_sample].iter().copied())
+            .collect(),
+    }
+}
+
 /// Splits interleaved audio into one buffer per channel. `bytes_per_sample` is 1 for
 /// PCMU and 2 for L16; a trailing partial frame is ignored.
 pub fn split_channels(data: &[u8], channels: usize, bytes_per_sample: usize) -> Vec<Vec<u8>> {
-    let frame = channels * bytes_per_sample;
-    if frame == 0 {
-        return Vec::new();
-    }
-    let mut out = vec![Vec::with_capacity(data.len() / channels); channels];
-    for chunk in data.chunks_exact(frame) {
-        for (channel, sample) in chunk.chunks_exact(bytes_per_sample).enumerate() {
-            out[channel].extend_from_slice(sample);
-        }
-    }
-    out
+    (0..channels)
+        .map(|index| channel_of(data, channels, bytes_per_sample, index))
+        .collect()
 }
 
 /// Splits stereo audio into its two channels (in the selected order).
@@ -342,6 +359,12 @@ mod tests {
         assert_eq!((a.clone(), b.clone()), (vec![1, 1, 3, 3], vec![2, 2, 4, 4]));
         assert_eq!(interleave(&[&a, &b], 2), l16.to_vec());
         assert!(split_channels(&stereo, 0, 1).is_empty());
+        assert_eq!(channel_of(&stereo, 2, 1, 1), vec![2, 4, 6]);
+        assert!(channel_of(&stereo, 2, 1, 2).is_empty());
+        assert_eq!(
+            channel_of(&[1, 2, 3, 4, 5, 6], 1, 3, 0),
+            vec![1, 2, 3, 4, 5, 6]
+        );
     }
 
     #[test]

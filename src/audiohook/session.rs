@@ -270,12 +270,12 @@ impl AudioFrame {
         if self.channels.len() == 1 {
             return Some(self.data.clone());
         }
-        let split = codec::split_channels(
+        Some(Bytes::from(codec::channel_of(
             &self.data,
             self.channels.len(),
             self.format.bytes_per_sample(),
-        );
-        split.into_iter().nth(index).map(Bytes::from)
+            index,
+        )))
     }
 
     /// One channel decoded to 16-bit samples.

@@ -201,7 +201,10 @@ async fn session(
     let frames = args.seconds * 1000 / FRAME.as_millis() as u64;
     let late = Duration::from_millis(args.late_ms);
     let offset = (index * 7 * FRAME_BYTES) % audio.len();
-    let mut next_frame = streaming_from;
+    // Sessions start at random moments in real life: spread their frames over the
+    // 200 ms cycle rather than send them all at once.
+    let phase = FRAME * u32::try_from(index % 1000).unwrap_or(0) / 1000;
+    let mut next_frame = streaming_from + phase;
     let mut next_ping = streaming_from + PING_EVERY * (index % 25) as u32 / 25;
     let mut ping_sent: Option<Instant> = None;
     let mut closing = false;
