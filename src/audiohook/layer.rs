@@ -43,7 +43,7 @@ pub enum FailureMode {
     Reject,
     /// Let the upgrade through with an [`AudioHookRefused`] extension instead of
     /// [`VerifiedAudioHook`]; the session driver
-    /// ([`AudioHookUpgrade`](super::AudioHookUpgrade)) then sends `disconnect` reason
+    /// (`AudioHookUpgrade`, feature `axum`) then sends `disconnect` reason
     /// `unauthorized` once the failure delay has passed since the upgrade, as Genesys'
     /// reference server does. Only for routes served by that driver.
     Disconnect,

@@ -6,8 +6,8 @@
 //! - [`protocol`] types every message both ways;
 //! - [`session::ServerSession`] is the protocol's server side with no I/O: sequence
 //!   numbers, identity checks, states, positions, media negotiation;
-//! - with the `axum` feature, [`AudioHookUpgrade`] runs a session over axum's WebSocket
-//!   and hands your [`AudioHookHandler`] the open, the audio, DTMF and the close;
+//! - with the `axum` feature, `AudioHookUpgrade` runs a session over axum's WebSocket
+//!   and hands your `AudioHookHandler` the open, the audio, DTMF and the close;
 //! - [`codec`] converts audio (μ-law, L16, 8 → 16 kHz, channels) and [`vad`] detects
 //!   voice the way Genesys' reference transcription endpoint does.
 //!
@@ -78,7 +78,7 @@ pub mod media {
 
 #[cfg(feature = "axum")]
 pub use self::driver::{
-    AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd,
+    AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd, SessionGone,
 };
 pub use self::future::ResponseFuture;
 pub use self::layer::{

@@ -15,7 +15,7 @@ use crate::layer::ResponseBody;
 use crate::replay::{LeaseId, ReplayKey};
 use crate::response::json_error;
 
-/// The middleware made by [`AudioHookSignatureLayer`].
+/// The middleware made by [`AudioHookSignatureLayer`](super::AudioHookSignatureLayer).
 #[derive(Clone)]
 pub struct AudioHookSignature<S> {
     inner: S,
