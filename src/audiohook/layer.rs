@@ -45,7 +45,9 @@ pub enum FailureMode {
     /// [`VerifiedAudioHook`]; the session driver
     /// (`AudioHookUpgrade`, feature `axum`) then sends `disconnect` reason
     /// `unauthorized` once the failure delay has passed since the upgrade, as Genesys'
-    /// reference server does. Only for routes served by that driver.
+    /// reference server does. Only for routes served by that driver. Each refused
+    /// upgrade holds its connection for the delay plus at most the driver's close
+    /// timeout.
     Disconnect,
 }
 
