@@ -315,3 +315,43 @@ async fn a_route_without_the_layer_is_a_server_error_not_an_open_door() {
     };
     assert_eq!(response.status(), 500);
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+    let handler = Slow::default();
+    let config = DriverConfig::default().idle_timeout(Duration::from_millis(300));
+    let addr = serve(handler.clone(), config).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    // Messages keep it open...
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client.send("ping", json!({})).await;
+        client.expect("pong").await;
+    }
+    // ...silence does not.
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match client.socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "still open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    let ended = handler.ended.lock().await.clone();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut ended = ended;
+    while ended.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ended = handler.ended.lock().await.clone();
+    }
+    assert!(ended.unwrap().error.unwrap().contains("idle"));
+}

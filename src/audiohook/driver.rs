@@ -99,6 +99,7 @@ pub struct DriverConfig {
     supported_languages: Option<Vec<String>>,
     read_buffer: usize,
     max_message: usize,
+    idle_timeout: Duration,
 }
 
 impl Default for DriverConfig {
@@ -110,6 +111,7 @@ impl Default for DriverConfig {
             supported_languages: None,
             read_buffer: 4096,
             max_message: 256 * 1024,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -152,6 +154,13 @@ impl DriverConfig {
     /// The largest WebSocket message accepted (default 256 KiB).
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes;
+        self
+    }
+
+    /// A session that receives nothing for this long is closed (default 60 s; Genesys
+    /// pings every few seconds, so silence means the peer is gone).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 }
@@ -594,6 +603,10 @@ async fn run<H: AudioHookHandler>(
     };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut handler_gone = false;
+    // One timer, moved forward only when it fires: no timer work per frame.
+    let mut last_heard = Instant::now();
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
     loop {
         let holding = run.hold_until.is_some_and(|t| t > Instant::now());
         if !holding {
@@ -603,11 +616,13 @@ async fn run<H: AudioHookHandler>(
             biased;
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
                     if let Some(event) = run.session.handle_text(text.as_str()) {
                         run.incoming(event);
                     }
                 }
                 Some(Ok(Message::Binary(audio))) => {
+                    last_heard = Instant::now();
                     if let Some(event) = run.session.handle_binary(audio) {
                         run.incoming(event);
                     }
@@ -637,6 +652,16 @@ async fn run<H: AudioHookHandler>(
                 let _ = run.session.closed();
             }
             () = sleep_until(run.disconnect_by.unwrap_or(far)), if run.disconnect_by.is_some() => break,
+            () = &mut idle => {
+                let due = last_heard + config.idle_timeout;
+                if due > Instant::now() {
+                    idle.as_mut().reset(due);
+                } else {
+                    tracing::info!(timeout = ?config.idle_timeout, "AudioHook session silent; closing");
+                    run.error.get_or_insert_with(|| "no message within the idle timeout".into());
+                    break;
+                }
+            }
         }
         match send_outputs(&mut run.session, &mut socket).await {
             Ok(false) => {}
