@@ -228,7 +228,7 @@ impl SessionControl {
     }
 
     /// Sends an `event` with these entities (held back while Genesys asked, with a
-    /// 429 error, to wait).
+    /// 429 error, to wait). Ignored unless the session is active, paused or closing.
     ///
     /// # Errors
     ///
@@ -247,7 +247,9 @@ impl SessionControl {
             .await
     }
 
-    /// Sends audio to the caller (Audio Connector): mono, in the selected format.
+    /// Sends audio to the caller (Audio Connector): mono, in the selected format, in
+    /// frames of at most 64,000 bytes. Ignored unless the session is active or paused
+    /// with media selected, or when not whole samples.
     ///
     /// # Errors
     ///

@@ -522,14 +522,56 @@ impl Transcript {
     }
 }
 
+/// One utterance in an agent-assist entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAssistUtterance {
+    /// A unique id.
+    pub id: String,
+    /// Stream position where it starts.
+    #[serde(with = "iso")]
+    pub position: Duration,
+    /// How long it lasts.
+    #[serde(default, with = "iso_opt", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Duration>,
+    /// What was said.
+    pub text: String,
+    /// Its language.
+    pub language: String,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// Who said it.
+    pub channel: MediaChannel,
+    /// Whether this is the final text.
+    pub is_final: bool,
+}
+
+/// An `agentassist` event entity: utterances and suggestions (FAQ answers, articles)
+/// for the agent. Suggestions stay JSON, as their kinds vary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAssist {
+    /// A unique id.
+    pub id: String,
+    /// Utterances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utterances: Option<Vec<AgentAssistUtterance>>,
+    /// Suggestions: objects with `type` (`faq`, `article`), `id`, `confidence` and
+    /// the kind's own fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<Vec<Value>>,
+}
+
 /// One entity of an `event` message.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum EventEntity {
     /// `transcript` (Transcription Connector).
     Transcript(Transcript),
+    /// `agentassist`: help for the agent.
+    AgentAssist(AgentAssist),
     /// `barge_in` (Audio Connector): the caller interrupted the bot's audio.
     BargeIn,
-    /// Any other entity, such as `agentassist` or `bot_turn_response`, as sent.
+    /// Any other entity, such as `bot_turn_response`, as sent.
     Other {
         /// The entity's `type`.
         kind: String,
@@ -553,6 +595,10 @@ impl Serialize for EventEntity {
                 kind: "transcript".into(),
                 data: serde_json::to_value(t).map_err(serde::ser::Error::custom)?,
             },
+            Self::AgentAssist(a) => RawEntity {
+                kind: "agentassist".into(),
+                data: serde_json::to_value(a).map_err(serde::ser::Error::custom)?,
+            },
             Self::BargeIn => RawEntity {
                 kind: "barge_in".into(),
                 data: Value::Object(Map::new()),
@@ -572,6 +618,9 @@ impl<'de> Deserialize<'de> for EventEntity {
         Ok(match raw.kind.as_str() {
             "transcript" => {
                 Self::Transcript(serde_json::from_value(raw.data).map_err(D::Error::custom)?)
+            }
+            "agentassist" => {
+                Self::AgentAssist(serde_json::from_value(raw.data).map_err(D::Error::custom)?)
             }
             "barge_in" => Self::BargeIn,
             _ => Self::Other {
@@ -1105,9 +1154,26 @@ mod tests {
                 entities: vec![
                     EventEntity::Transcript(transcript),
                     EventEntity::BargeIn,
+                    EventEntity::AgentAssist(AgentAssist {
+                        id: "a".into(),
+                        utterances: Some(vec![AgentAssistUtterance {
+                            id: "u".into(),
+                            position: Duration::from_millis(1500),
+                            duration: Some(Duration::from_secs(2)),
+                            text: "my card was declined".into(),
+                            language: "en-US".into(),
+                            confidence: 0.8,
+                            channel: MediaChannel::External,
+                            is_final: true,
+                        }]),
+                        suggestions: Some(vec![serde_json::json!({
+                            "type": "faq", "id": "f", "confidence": 0.7,
+                            "question": "Why was my card declined?", "answer": "<p>…</p>"
+                        })]),
+                    }),
                     EventEntity::Other {
-                        kind: "agentassist".into(),
-                        data: serde_json::json!({"id": "a"}),
+                        kind: "bot_turn_response".into(),
+                        data: serde_json::json!({"disposition": "match", "text": "hi"}),
                     },
                 ],
             }),

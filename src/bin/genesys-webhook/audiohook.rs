@@ -443,7 +443,13 @@ impl Listener<'_> {
                 }));
             }
             EventEntity::BargeIn => self.outcome.lines.push("event barge_in".into()),
+            EventEntity::AgentAssist(a) => self.outcome.lines.push(format!(
+                "event agentassist: {} utterance(s), {} suggestion(s)",
+                a.utterances.as_ref().map_or(0, Vec::len),
+                a.suggestions.as_ref().map_or(0, Vec::len)
+            )),
             EventEntity::Other { kind, .. } => self.outcome.lines.push(format!("event {kind}")),
+            _ => self.outcome.lines.push("event".into()),
         }
     }
 
