@@ -92,6 +92,7 @@ fn the_simulator_completes_a_session_and_the_recording_has_the_right_length() {
     for (args, channels) in [
         (&["--seconds", "2", "--fast"][..], 1u16),
         (&["--seconds", "2", "--fast", "--stereo"][..], 2),
+        (&["--seconds", "2", "--fast", "--stereo", "--l16"][..], 2),
     ] {
         let output = simulate(server.addr, args, Some(SECRET));
         assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
@@ -519,4 +520,37 @@ async fn an_open_from_another_organization_is_disconnected_unauthorized() {
     assert_eq!(value["type"], "disconnect", "{value}");
     assert_eq!(value["parameters"]["reason"], "unauthorized");
     assert_eq!(value["id"], session);
+}
+
+#[test]
+fn the_load_generator_runs_sessions_at_real_time_pace() {
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+    ]);
+    let started = Instant::now();
+    let output = Command::new(CLI)
+        .args(["--json", "audiohook-load"])
+        .arg(format!("ws://{}/audiohook/ws", server.addr))
+        .args(["--sessions", "20", "--seconds", "3", "--ramp", "1"])
+        .env("AUDIOHOOK_API_KEY", API_KEY)
+        .env("AUDIOHOOK_CLIENT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    let report: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["sustained"], 20, "{report}");
+    assert_eq!(report["frames"], 20 * 15, "{report}");
+    assert!(report["pings"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["transcriptEvents"].as_u64().unwrap() >= 20,
+        "{report}"
+    );
+    // Three seconds of audio take three seconds.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

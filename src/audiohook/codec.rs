@@ -179,6 +179,16 @@ pub fn dtmf_frequencies(digit: char) -> Option<[f64; 2]> {
     })
 }
 
+/// Resamples a whole clip from 8 kHz to 16 kHz: twice as many samples. For a stream,
+/// keep an [`Upsampler`] instead, so that the filter runs across frames.
+pub fn upsample_8k_to_16k(samples: &[i16]) -> Vec<i16> {
+    let mut up = Upsampler::new();
+    let mut out = Vec::with_capacity(samples.len() * 2);
+    up.process(samples, &mut out);
+    up.flush(&mut out);
+    out
+}
+
 /// Samples of the 8 kHz input taken at a time by [`Upsampler`] (20 ms).
 const UPSAMPLER_CHUNK: usize = 160;
 
@@ -398,6 +408,7 @@ mod tests {
             .max_by_key(|(_, v)| **v)
             .map(|(i, _)| i);
         assert_eq!(peak, Some(200));
+        assert_eq!(upsample_8k_to_16k(&impulse).len(), 2000);
     }
 
     #[test]

@@ -581,8 +581,7 @@ async fn run<H: AudioHookHandler>(
     handler: H,
     config: DriverConfig,
 ) {
-    let mut session = ServerSession::new(verified.session_id(), verified.organization_id())
-        .formats(&config.formats);
+    let mut session = ServerSession::for_verified(&verified).formats(&config.formats);
     if let Some(languages) = &config.supported_languages {
         session = session.supported_languages(languages.clone());
     }

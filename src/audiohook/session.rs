@@ -367,6 +367,12 @@ impl ServerSession {
         }
     }
 
+    /// A session for a verified upgrade: [`new`](Self::new) with its session and
+    /// organization ids.
+    pub fn for_verified(verified: &super::VerifiedAudioHook) -> Self {
+        Self::new(verified.session_id(), verified.organization_id())
+    }
+
     /// The formats the default selection accepts, in order of preference among equal
     /// offers (default PCMU, then L16). The first offer whose format is listed wins.
     pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
