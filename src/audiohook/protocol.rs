@@ -335,6 +335,19 @@ pub enum DisconnectReason {
     Unknown,
 }
 
+impl DisconnectReason {
+    /// The reason as written on the wire: `completed`, `unauthorized`, `error`
+    /// (`unknown` for a reason this crate does not know).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Unauthorized => "unauthorized",
+            Self::Error => "error",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// `disconnect` parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1015,6 +1028,13 @@ mod tests {
         }
         assert_eq!(format_duration(Duration::from_millis(1250)), "PT1.25S");
         assert_eq!(format_duration(Duration::ZERO), "PT0S");
+        for reason in [
+            DisconnectReason::Completed,
+            DisconnectReason::Unauthorized,
+            DisconnectReason::Error,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
         assert_eq!(format_duration(Duration::from_nanos(1)), "PT0.000000001S");
         for bad in [
             "P1S", "PT-1S", "PT1M", "PTS", "PT1.S", "PT1", "1S", "PT1.2.3S", "",

@@ -30,13 +30,14 @@ const FRAME: Duration = Duration::from_millis(100);
 /// How long to wait for each answer of the server.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where and as whom to connect: shared by `audiohook` and `audiohook-load`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub(crate) struct Connection {
     /// The server's WebSocket URL, e.g. ws://127.0.0.1:5001/audiohook/ws.
-    url: String,
+    pub(crate) url: String,
     /// The integration's API key.
     #[arg(long, env = "AUDIOHOOK_API_KEY")]
-    api_key: String,
+    pub(crate) api_key: String,
     /// The integration's client secret, base64 as Genesys shows it. Prefer the
     /// variable or --client-secret-file. Without one, the upgrade is sent unsigned.
     #[arg(long, env = "AUDIOHOOK_CLIENT_SECRET", hide_env_values = true)]
@@ -44,6 +45,22 @@ pub(crate) struct Args {
     /// Read the client secret from this file.
     #[arg(long, value_name = "PATH")]
     client_secret_file: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The client secret from the flag, the variable or the file, if any.
+    pub(crate) fn secret(&self) -> Result<Option<String>, Failure> {
+        one_secret(
+            self.client_secret.as_ref(),
+            self.client_secret_file.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    connection: Connection,
     /// Audio to stream: a WAV file, 8 kHz, 16-bit, mono or stereo. A 440 Hz tone when
     /// absent.
     #[arg(long, value_name = "FILE.wav")]
@@ -222,23 +239,23 @@ struct Outcome {
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     let audio = load_audio(&args)?;
-    let secret = one_secret(
-        args.client_secret.as_ref(),
-        args.client_secret_file.as_deref(),
-    )?;
+    let secret = args.connection.secret()?;
     let secret = if args.tamper {
         // A well-formed secret that is not the integration's.
         Some(base64::engine::general_purpose::STANDARD.encode(random_token(24)?))
     } else {
         secret
     };
-    let (request, session, organization) =
-        signed_request(&args.url, &args.api_key, secret.as_deref())?;
+    let (request, session, organization) = signed_request(
+        &args.connection.url,
+        &args.connection.api_key,
+        secret.as_deref(),
+    )?;
     progress(
         json,
         format!(
             "Connecting to {} as session {session} ({}{}, {})",
-            args.url,
+            args.connection.url,
             if secret.is_some() {
                 "signed"
             } else {
@@ -260,7 +277,7 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
     let mut text = outcome.lines.join("\n");
     let doc = |passed: bool, verdict: &str| {
         json!({
-            "url": args.url,
+            "url": args.connection.url,
             "session": session,
             "mode": args.mode,
             "tamper": args.tamper,
@@ -499,10 +516,7 @@ fn unexpected(message: &ServerMessage, kind: &str) -> String {
     match &message.body {
         ServerBody::Disconnect(d) => format!(
             "disconnect: {}{}",
-            serde_json::to_value(d.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            d.reason.as_str(),
             d.info
                 .as_deref()
                 .map(|i| format!(" ({i})"))
@@ -674,10 +688,7 @@ async fn answer_disconnect(
     let ServerBody::Disconnect(disconnect) = &message.body else {
         return Err(unexpected(message, "disconnect"));
     };
-    let reason = serde_json::to_value(disconnect.reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let reason = disconnect.reason.as_str().to_owned();
     if disconnect.reason == DisconnectReason::Unauthorized {
         return Err("disconnect: unauthorized".into());
     }

@@ -3,7 +3,6 @@
 //! ping every 5 s. It reports how many sessions kept real time, the ping round trips
 //! and what the server sent back. A load generator for benchmarks.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,23 +17,13 @@ use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::audiohook::{signed_request, uuid};
+use super::audiohook::{signed_request, uuid, Connection};
 use crate::output::{progress, Failure, Report};
-use crate::secret::{one_secret, Hidden};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The server's WebSocket URL, e.g. ws://127.0.0.1:5001/audiohook/ws.
-    url: String,
-    /// The integration's API key.
-    #[arg(long, env = "AUDIOHOOK_API_KEY")]
-    api_key: String,
-    /// The integration's client secret, base64 as Genesys shows it.
-    #[arg(long, env = "AUDIOHOOK_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: Option<Hidden>,
-    /// Read the client secret from this file.
-    #[arg(long, value_name = "PATH")]
-    client_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    connection: Connection,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 100)]
     sessions: usize,
@@ -88,10 +77,7 @@ fn pattern() -> Bytes {
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
-    let secret = one_secret(
-        args.client_secret.as_ref(),
-        args.client_secret_file.as_deref(),
-    )?;
+    let secret = args.connection.secret()?;
     let audio = pattern();
     let args = Arc::new(args);
     let secret: Arc<Option<String>> = Arc::new(secret);
@@ -148,7 +134,8 @@ async fn session(
     tally: &mut Tally,
 ) -> Result<(), String> {
     let (request, id, organization) =
-        signed_request(&args.url, &args.api_key, secret).map_err(|f| format!("{f:?}"))?;
+        signed_request(&args.connection.url, &args.connection.api_key, secret)
+            .map_err(|f| format!("{f:?}"))?;
     let (mut socket, _) = tokio::time::timeout(
         Duration::from_secs(30),
         tokio_tungstenite::connect_async_with_config(request, None, true),
