@@ -35,6 +35,7 @@ use axum::routing::get;
 use axum::{BoxError, Router};
 use genesys_webhook::audiohook::protocol::CloseReason;
 use genesys_webhook::audiohook::session::{AudioFrame, OpenReply, OpenRequest, SessionEvent};
+use genesys_webhook::audiohook::transcription::TranscriptionHandler;
 use genesys_webhook::audiohook::{
     AudioHookHandler, AudioHookSignatureLayer, AudioHookUpgrade, DriverConfig, FailureMode,
     SessionControl, SessionEnd,
@@ -149,7 +150,7 @@ enum App {
         mode: Option<String>,
     },
     Monitor(monitor::Monitor),
-    Transcription(transcription::Transcription<transcription::SimulatedTranscriber>),
+    Transcription(TranscriptionHandler<transcription::SimulatedTranscriber>),
     Connector(connector::Connector),
 }
 
@@ -171,10 +172,9 @@ impl AudioHookHandler for App {
         tracing::info!(%mode, conversation_id = %parameters.conversation_id, "session opening");
         let (app, reply) = match mode.as_str() {
             "transcription" => {
-                let (t, reply) = transcription::Transcription::open(
-                    request,
-                    transcription::SimulatedTranscriber::default(),
-                );
+                let mut t =
+                    TranscriptionHandler::new(transcription::SimulatedTranscriber::default());
+                let reply = t.open(request, session).await;
                 (App::Transcription(t), reply)
             }
             "connector" => {
@@ -197,7 +197,7 @@ impl AudioHookHandler for App {
     async fn audio(&mut self, frame: AudioFrame, session: &SessionControl) {
         match self {
             App::Monitor(m) => m.audio(&frame),
-            App::Transcription(t) => t.audio(&frame, session).await,
+            App::Transcription(t) => t.audio(frame, session).await,
             App::Connector(_) | App::Undecided { .. } => {}
         }
     }
@@ -215,7 +215,7 @@ impl AudioHookHandler for App {
     async fn close(&mut self, reason: CloseReason, session: &SessionControl) {
         tracing::info!(?reason, "session closing");
         if let App::Transcription(t) = self {
-            t.flush(session).await;
+            t.close(reason, session).await;
         }
     }
 

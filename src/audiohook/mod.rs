@@ -9,7 +9,9 @@
 //! - with the `axum` feature, `AudioHookUpgrade` runs a session over axum's WebSocket
 //!   and hands your `AudioHookHandler` the open, the audio, DTMF and the close;
 //! - [`codec`] converts audio (μ-law, L16, 8 → 16 kHz, channels) and [`vad`] detects
-//!   voice the way Genesys' reference transcription endpoint does.
+//!   voice the way Genesys' reference transcription endpoint does;
+//! - [`transcription`] turns the detector's utterances into transcripts through your
+//!   speech engine (`TranscriptionHandler` with `axum`).
 //!
 //! Genesys signs the upgrade `GET` with HTTP Message Signatures
 //! (draft-ietf-httpbis-message-signatures-11, published as RFC 9421): an `X-API-KEY`
@@ -68,6 +70,7 @@ pub mod protocol;
 mod service;
 pub mod session;
 pub mod signature;
+pub mod transcription;
 pub mod vad;
 
 /// The μ-law functions, now in [`codec`].
