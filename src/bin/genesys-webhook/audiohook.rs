@@ -340,15 +340,26 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
 }
 
 /// Sequence numbers and the position, as the client keeps them.
-struct Client {
-    seq: u64,
-    server_seq: u64,
-    samples_sent: u64,
-    id: String,
+pub(crate) struct Client {
+    pub(crate) seq: u64,
+    pub(crate) server_seq: u64,
+    pub(crate) samples_sent: u64,
+    pub(crate) id: String,
 }
 
 impl Client {
-    fn message(&mut self, body: ClientBody) -> Message {
+    /// A client at the start of session `id`.
+    pub(crate) fn new(id: &str) -> Self {
+        Self {
+            seq: 0,
+            server_seq: 0,
+            samples_sent: 0,
+            id: id.to_owned(),
+        }
+    }
+
+    /// The next message, numbered, with the current position.
+    pub(crate) fn message(&mut self, body: ClientBody) -> Message {
         self.seq += 1;
         let message = ClientMessage {
             id: self.id.clone(),
@@ -606,12 +617,7 @@ async fn session_run(
         Ok(Ok((socket, _))) => socket,
     };
     outcome.lines.push("upgrade accepted".into());
-    let mut client = Client {
-        seq: 0,
-        server_seq: 0,
-        samples_sent: 0,
-        id: session.to_owned(),
-    };
+    let mut client = Client::new(session);
     let open = ClientBody::Open(Box::new(open_parameters(organization, audio, args)));
     let mut steps_done = Vec::new();
     let result = {

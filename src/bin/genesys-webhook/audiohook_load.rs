@@ -10,14 +10,14 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use genesys_webhook::audiohook::codec::encode_mulaw;
 use genesys_webhook::audiohook::protocol::{
-    ClientBody, ClientMessage, CloseParameters, CloseReason, Media, MediaChannel, MediaFormat,
-    OpenParameters, Participant, PingParameters,
+    ClientBody, CloseParameters, CloseReason, Media, MediaChannel, MediaFormat, OpenParameters,
+    Participant, PingParameters,
 };
 use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::audiohook::{signed_request, uuid, Connection};
+use super::audiohook::{signed_request, uuid, Client, Connection};
 use crate::output::{progress, Failure, Report};
 
 #[derive(Debug, clap::Args)]
@@ -143,21 +143,7 @@ async fn session(
     .await
     .map_err(|_| "upgrade timed out".to_owned())?
     .map_err(|e| e.to_string())?;
-    let mut seq = 0u64;
-    let mut serverseq = 0u64;
-    let mut samples = 0u64;
-    let message = |seq: &mut u64, serverseq: u64, samples: u64, body| {
-        *seq += 1;
-        let text = ClientMessage {
-            id: id.clone(),
-            seq: *seq,
-            serverseq,
-            position: Duration::from_micros(samples * 125),
-            body,
-        }
-        .to_json();
-        Message::Text(text.into())
-    };
+    let mut client = Client::new(&id);
     let open = OpenParameters {
         organization_id: organization,
         conversation_id: uuid(),
@@ -177,12 +163,7 @@ async fn session(
         input_variables: None,
     };
     socket
-        .send(message(
-            &mut seq,
-            serverseq,
-            samples,
-            ClientBody::Open(Box::new(open)),
-        ))
+        .send(client.message(ClientBody::Open(Box::new(open))))
         .await
         .map_err(|e| e.to_string())?;
     let frames = args.seconds * 1000 / FRAME.as_millis() as u64;
@@ -204,17 +185,17 @@ async fn session(
                 let frame = audio.slice(at..at + FRAME_BYTES);
                 socket.send(Message::Binary(frame)).await.map_err(|e| e.to_string())?;
                 tally.frames += 1;
-                samples += (FRAME_BYTES / 2) as u64;
+                client.samples_sent += (FRAME_BYTES / 2) as u64;
                 next_frame += FRAME;
                 if tally.frames == frames {
                     closing = true;
                     let close = ClientBody::Close(CloseParameters { reason: CloseReason::End });
-                    socket.send(message(&mut seq, serverseq, samples, close)).await.map_err(|e| e.to_string())?;
+                    socket.send(client.message(close)).await.map_err(|e| e.to_string())?;
                 }
             }
             () = sleep_until(next_ping), if tally.opened && !closing && ping_sent.is_none() => {
                 let ping = ClientBody::Ping(PingParameters::default());
-                socket.send(message(&mut seq, serverseq, samples, ping)).await.map_err(|e| e.to_string())?;
+                socket.send(client.message(ping)).await.map_err(|e| e.to_string())?;
                 ping_sent = Some(Instant::now());
                 next_ping += PING_EVERY;
             }
@@ -232,7 +213,7 @@ async fn session(
                     seq: u64,
                 }
                 let head: Head = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                serverseq = head.seq;
+                client.server_seq = head.seq;
                 match head.kind.as_str() {
                     "opened" => tally.opened = true,
                     "pong" => {
