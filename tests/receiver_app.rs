@@ -158,6 +158,16 @@ impl Inbox for Broken {
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }
+    fn release<'a>(&'a self, _: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async { Err(InboxError::unavailable("down")) })
+    }
+    fn dead_letter<'a>(
+        &'a self,
+        _: &'a Delivery,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async { Err(InboxError::unavailable("down")) })
+    }
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }

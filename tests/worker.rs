@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use genesys_webhook::inbox::{
-    Clock, Delivery, Inbox, ListFilter, MemoryInbox, SqliteInbox, Worker, WorkerReport,
+    Abort, Clock, Delivery, Inbox, ListFilter, MemoryInbox, RetryAfter, SqliteInbox, Worker,
+    WorkerReport,
 };
 use tokio::sync::oneshot;
 
@@ -305,6 +306,13 @@ async fn a_worker_drains_a_sqlite_inbox_with_acknowledgements_grouped() {
 #[tokio::test(start_paused = true)]
 async fn deliveries_claimed_ahead_are_handed_back_at_shutdown_not_started() {
     let inbox = memory(5);
+    // Quick ones first: the worker claims ahead once it knows its handlers' pace.
+    for n in 0..3 {
+        inbox
+            .append(Bytes::from(format!("quick{n}")))
+            .await
+            .unwrap();
+    }
     for n in 0..5 {
         inbox
             .append(Bytes::from(format!("sleep{}", 300 + n)))
@@ -319,16 +327,186 @@ async fn deliveries_claimed_ahead_are_handed_back_at_shutdown_not_started() {
             .build(handler(Arc::clone(&seen)))
             .run_until(stopped),
     );
-    while seen.running.load(Ordering::SeqCst) < 1 {
+    while seen.running.load(Ordering::SeqCst) < 1 || seen.runs("quick2") == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stop.send(()).unwrap();
     let report = running.await.unwrap();
-    assert_eq!((report.processed, report.released), (1, 4), "{report:?}");
+    assert_eq!((report.processed, report.released), (4, 4), "{report:?}");
     assert_eq!(
         seen.runs.lock().unwrap().len(),
-        1,
-        "only the running one finished"
+        4,
+        "only the quick ones and the running one finished"
     );
     assert_eq!(inbox.stats().await.unwrap().pending, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_uses_no_attempt_of_what_it_hands_back() {
+    // One attempt each: a hand-back that counted would dead-letter events never run.
+    let inbox = memory(1);
+    for n in 0..3 {
+        inbox
+            .append(Bytes::from(format!("quick{n}")))
+            .await
+            .unwrap();
+    }
+    for n in 0..128 {
+        inbox
+            .append(Bytes::from(format!("sleep{}", 600_000 + n)))
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Seen::default());
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .concurrency(4)
+        .shutdown_timeout(Duration::from_secs(1))
+        .build(handler(Arc::clone(&seen)))
+        .spawn();
+    while seen.running.load(Ordering::SeqCst) < 4 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = worker.shutdown().await;
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!(report.processed, 3);
+    assert_eq!(
+        (stats.pending, stats.in_flight, stats.dead),
+        (128, 0, 0),
+        "{stats:?}"
+    );
+    // Both kinds went back: the four running past the grace period, and those
+    // claimed ahead and waiting.
+    assert!(report.released > 4, "{report:?}");
+    assert_eq!(report.dead_lettered, 0);
+    // The next worker (a rolling restart) gets them as first attempts.
+    let again = inbox.claim(200, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again.len(), 128);
+    assert!(again.iter().all(|d| d.attempt() == 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_dead_letters_at_once_with_its_reason() {
+    let inbox = memory(10);
+    inbox
+        .append(Bytes::from_static(b"{\"sku\":null}"))
+        .await
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .build(tower::service_fn(move |_: Delivery| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(Abort::new("not an order: `sku` is null")) }
+        }))
+        .spawn();
+    while inbox.stats().await.unwrap().dead == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = worker.shutdown().await;
+    assert_eq!((report.dead_lettered, report.retried), (1, 0));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "ran once, not ten times");
+    let dead = inbox.list(ListFilter::Dead, 10).await.unwrap();
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("not an order: `sku` is null")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_wrapped_in_another_error_still_dead_letters() {
+    #[derive(Debug)]
+    struct Wrapped(Abort);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "order handler: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let inbox = memory(10);
+    inbox.append(Bytes::from_static(b"x")).await.unwrap();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .build(tower::service_fn(|_: Delivery| async {
+            Err::<(), _>(Wrapped(Abort::new("unknown event type")))
+        }))
+        .spawn();
+    while inbox.stats().await.unwrap().dead == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(worker.shutdown().await.dead_lettered, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_sets_the_next_attempts_delay() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from_static(b"x")).await.unwrap();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&runs);
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .build(tower::service_fn(move |delivery: Delivery| {
+            seen.lock().unwrap().push(tokio::time::Instant::now());
+            async move {
+                match delivery.attempt() {
+                    1 => Err(RetryAfter::new(Duration::from_secs(20), "rate limited")),
+                    _ => Ok(()),
+                }
+            }
+        }))
+        .spawn();
+    while runs.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(worker.shutdown().await.processed, 1);
+    let runs = runs.lock().unwrap();
+    let waited = runs[1] - runs[0];
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(21),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_replicas_share_a_backlog_of_slow_events() {
+    let inbox = memory(5);
+    for n in 0..40 {
+        inbox
+            .append(Bytes::from(format!("sleep{}", 1000 + n)))
+            .await
+            .unwrap();
+    }
+    let started = tokio::time::Instant::now();
+    let replicas: Vec<_> = (0..2)
+        .map(|_| {
+            let seen = Arc::new(Seen::default());
+            let worker = Worker::builder(Arc::clone(&inbox))
+                .concurrency(4)
+                .build(handler(Arc::clone(&seen)))
+                .spawn();
+            (seen, worker)
+        })
+        .collect();
+    loop {
+        let stats = inbox.stats().await.unwrap();
+        if stats.pending + stats.in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let drained = started.elapsed();
+    let mut handled = Vec::new();
+    for (seen, worker) in replicas {
+        worker.shutdown().await;
+        handled.push(seen.runs.lock().unwrap().len());
+    }
+    assert_eq!(handled.iter().sum::<usize>(), 40);
+    assert!(
+        handled.iter().all(|&n| (14..=26).contains(&n)),
+        "{handled:?}"
+    );
+    // Eight slots at about a second each: five rounds, not the ten of one replica.
+    assert!(drained < Duration::from_secs(7), "{drained:?}");
 }

@@ -155,6 +155,46 @@ impl MemoryInbox {
         deliveries
     }
 
+    /// Ends the claim `delivery` holds: retried, handed back without using its attempt,
+    /// or dead at once. `Stale` when the claim no longer holds the event.
+    fn settle(&self, delivery: &Delivery, settle: Settle<'_>) -> RetryOutcome {
+        let Some((id, attempt)) = claimed(delivery) else {
+            return RetryOutcome::Stale;
+        };
+        let mut state = self.lock();
+        let Some(entry) = state.events.get_mut(&id) else {
+            return RetryOutcome::Stale;
+        };
+        if entry.state != EventState::InFlight || entry.attempts != attempt {
+            return RetryOutcome::Stale;
+        }
+        let now = self.clock.now();
+        match settle {
+            Settle::Release => {
+                entry.attempts -= 1;
+                entry.state = EventState::Pending;
+                entry.due = now;
+                RetryOutcome::Scheduled
+            }
+            Settle::Dead(reason) => {
+                entry.last_error = Some(reason.to_owned());
+                entry.state = EventState::Dead;
+                RetryOutcome::Dead
+            }
+            Settle::Retry(delay, reason) => {
+                entry.last_error = Some(reason.to_owned());
+                if entry.attempts >= self.max_attempts {
+                    entry.state = EventState::Dead;
+                    RetryOutcome::Dead
+                } else {
+                    entry.state = EventState::Pending;
+                    entry.due = now + delay;
+                    RetryOutcome::Scheduled
+                }
+            }
+        }
+    }
+
     fn stored(id: u64, entry: &Entry) -> StoredEvent {
         StoredEvent {
             id: EventId::new(id.to_string()),
@@ -165,6 +205,14 @@ impl MemoryInbox {
             last_error: entry.last_error.clone(),
         }
     }
+}
+
+/// How a claim ends, short of an acknowledgement.
+#[derive(Clone, Copy)]
+enum Settle<'a> {
+    Retry(Duration, &'a str),
+    Release,
+    Dead(&'a str),
 }
 
 fn numeric(id: &EventId) -> Option<u64> {
@@ -225,24 +273,25 @@ impl Inbox for MemoryInbox {
         delay: Duration,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
-        let mut outcome = RetryOutcome::Stale;
-        if let Some((id, attempt)) = claimed(delivery) {
-            let mut state = self.lock();
-            if let Some(entry) = state.events.get_mut(&id) {
-                if entry.state == EventState::InFlight && entry.attempts == attempt {
-                    entry.last_error = Some(reason.to_owned());
-                    if entry.attempts >= self.max_attempts {
-                        entry.state = EventState::Dead;
-                        outcome = RetryOutcome::Dead;
-                    } else {
-                        entry.state = EventState::Pending;
-                        entry.due = self.clock.now() + delay;
-                        outcome = RetryOutcome::Scheduled;
-                    }
-                }
-            }
-        }
+        let outcome = self.settle(delivery, Settle::Retry(delay, reason));
         Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let released = self.settle(delivery, Settle::Release) != RetryOutcome::Stale;
+        if released {
+            self.appended.notify_one();
+        }
+        Box::pin(std::future::ready(Ok(released)))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let buried = self.settle(delivery, Settle::Dead(reason)) != RetryOutcome::Stale;
+        Box::pin(std::future::ready(Ok(buried)))
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {

@@ -86,7 +86,10 @@ pub use self::redis::{RedisInbox, RedisInboxBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
-pub use self::worker::{Worker, WorkerBuilder, WorkerReport, DEFAULT_CONCURRENCY, DEFAULT_LEASE};
+pub use self::worker::{
+    Abort, RetryAfter, Worker, WorkerBuilder, WorkerHandle, WorkerReport, DEFAULT_CONCURRENCY,
+    DEFAULT_LEASE,
+};
 
 use crate::BoxError;
 pub use crate::BoxFuture;
@@ -441,6 +444,20 @@ pub trait Inbox: Send + Sync + 'static {
         delay: Duration,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>>;
+
+    /// Hands a claimed delivery back, due at once, without counting the attempt it
+    /// used: for a consumer that stops before its handler ran or finished (a shutdown,
+    /// a rolling restart). Resolves to whether this claim still held the event.
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>>;
+
+    /// Moves a claimed delivery to the dead letters at once, whatever attempts it has
+    /// left, keeping `reason` for operators: for an event no retry can fix (a poison
+    /// message). Resolves to whether this claim still held the event.
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<bool, InboxError>>;
 
     /// Counts of pending, in-flight and dead events.
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>>;

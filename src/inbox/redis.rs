@@ -113,10 +113,12 @@ end
 return events
 ";
 
-/// Schedules a failed delivery again, or dead-letters it. 'stale' when this claim no
-/// longer holds the entry (another consumer, or a later delivery, took it over).
+/// Ends a claim short of an acknowledgement. Mode `retry` schedules a failed delivery
+/// again, or dead-letters it after its last attempt; `release` hands it back due at
+/// once without using its attempt; `dead` dead-letters it at once. 'stale' when this
+/// claim no longer holds the entry (another consumer, or a later delivery, took it over).
 /// KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, stream id, attempt, max
-/// attempts, due ms, reason, consumer.
+/// attempts, due ms, reason, consumer, mode.
 const RETRY: &str = r"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if not p[1] or p[1][2] ~= ARGV[7] then return 'stale' end
@@ -131,7 +133,12 @@ end
 local origin = f['origin'] or ARGV[2]
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-if tonumber(ARGV[3]) >= tonumber(ARGV[4]) then
+if ARGV[8] == 'release' then
+  redis.call('XADD', KEYS[1], '*', 'origin', origin, 'received', f['received'],
+    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
+  return 'released'
+end
+if ARGV[8] == 'dead' or tonumber(ARGV[3]) >= tonumber(ARGV[4]) then
   redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
     'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
   return 'dead'
@@ -555,6 +562,38 @@ impl RedisInbox {
         Ok(u64::try_from(moved).unwrap_or(0))
     }
 
+    /// Runs the `RETRY` script in `mode` (`retry`, `release` or `dead`) on the claim
+    /// `delivery` holds; its answer.
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+        reason: &str,
+        mode: &str,
+    ) -> Result<String, InboxError> {
+        let mut connection = self.connection();
+        let keys = &self.shared.keys;
+        let due = unix_millis(self.shared.clock.now()).saturating_add(millis(delay));
+        self.shared
+            .scripts
+            .retry
+            .key(&keys.stream)
+            .key(&keys.delayed)
+            .key(&keys.delayed_entries)
+            .key(&keys.dead)
+            .arg(GROUP)
+            .arg(delivery.receipt())
+            .arg(delivery.attempt())
+            .arg(self.shared.max_attempts)
+            .arg(due)
+            .arg(reason)
+            .arg(&self.shared.consumer)
+            .arg(mode)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
     /// Every entry of `stream`, oldest first, read in pages.
     async fn scan(&self, stream: &str, limit: usize) -> Result<Vec<Entry>, InboxError> {
         let mut connection = self.connection();
@@ -791,32 +830,41 @@ impl Inbox for RedisInbox {
         reason: &'a str,
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
         Box::pin(async move {
-            let mut connection = self.connection();
-            let keys = &self.shared.keys;
-            let due = unix_millis(self.shared.clock.now()).saturating_add(millis(delay));
-            let outcome: String = self
-                .shared
-                .scripts
-                .retry
-                .key(&keys.stream)
-                .key(&keys.delayed)
-                .key(&keys.delayed_entries)
-                .key(&keys.dead)
-                .arg(GROUP)
-                .arg(delivery.receipt())
-                .arg(delivery.attempt())
-                .arg(self.shared.max_attempts)
-                .arg(due)
-                .arg(reason)
-                .arg(&self.shared.consumer)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            Ok(match outcome.as_str() {
-                "dead" => RetryOutcome::Dead,
-                "scheduled" => RetryOutcome::Scheduled,
-                _ => RetryOutcome::Stale,
-            })
+            Ok(
+                match self
+                    .settle(delivery, delay, reason, "retry")
+                    .await?
+                    .as_str()
+                {
+                    "dead" => RetryOutcome::Dead,
+                    "scheduled" => RetryOutcome::Scheduled,
+                    _ => RetryOutcome::Stale,
+                },
+            )
+        })
+    }
+
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async move {
+            let outcome = self.settle(delivery, Duration::ZERO, "", "release").await?;
+            let released = outcome == "released";
+            if released {
+                self.shared.appended.notify_one();
+            }
+            Ok(released)
+        })
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        Box::pin(async move {
+            let outcome = self
+                .settle(delivery, Duration::ZERO, reason, "dead")
+                .await?;
+            Ok(outcome == "dead")
         })
     }
 

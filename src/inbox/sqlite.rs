@@ -650,6 +650,33 @@ fn retry(
     })
 }
 
+/// Hands a claim back without using its attempt (`reason` `None`), or moves it to the
+/// dead letters at once. Whether this claim still held the event.
+fn release_or_bury(
+    connection: &Connection,
+    settings: &Settings,
+    id: i64,
+    attempt: i64,
+    dead: Option<&str>,
+) -> Result<bool, InboxError> {
+    let changed = match dead {
+        None => connection
+            .prepare_cached(
+                "UPDATE inbox_events SET state = 0, attempts = attempts - 1, due_at = ?3
+                 WHERE id = ?1 AND state = 1 AND attempts = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, attempt, settings.now()])),
+        Some(reason) => connection
+            .prepare_cached(
+                "UPDATE inbox_events SET state = 2, last_error = ?3
+                 WHERE id = ?1 AND state = 1 AND attempts = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, attempt, reason])),
+    }
+    .map_err(sql)?;
+    Ok(changed > 0)
+}
+
 fn stats(connection: &Connection, now: i64) -> Result<InboxStats, InboxError> {
     let mut statement = connection
         .prepare_cached(
@@ -745,6 +772,36 @@ impl Inbox for SqliteInbox {
         self.run(move |connection, settings| match claimed {
             Some((id, attempt)) => retry(connection, settings, id, attempt, delay, &reason),
             None => Ok(RetryOutcome::Stale),
+        })
+    }
+
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let released = self.run_one(move |connection, settings| match claimed {
+            Some((id, attempt)) => release_or_bury(connection, settings, id, attempt, None),
+            None => Ok(false),
+        });
+        Box::pin(async move {
+            let released = released.await?;
+            if released {
+                self.shared.appended.notify_one();
+            }
+            Ok(released)
+        })
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let reason = reason.to_owned();
+        self.run_one(move |connection, settings| match claimed {
+            Some((id, attempt)) => {
+                release_or_bury(connection, settings, id, attempt, Some(&reason))
+            }
+            None => Ok(false),
         })
     }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
@@ -36,8 +36,8 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///   error means "retry": `tower::service_fn` works, and so do stacks of tower layers
 ///   (timeouts, concurrency limits, tracing).
 /// - **Concurrency:** up to [`concurrency`](WorkerBuilder::concurrency) deliveries run
-///   at once; the worker claims as many as it has room for, so one slow handler holds
-///   one slot, not a batch.
+///   at once; the worker claims ahead only what its handlers start soon, so one slow
+///   handler holds one slot, not a batch, and replicas share a backlog.
 /// - **Leases:** each delivery's lease is extended every third of its length while its
 ///   handler runs ([`Inbox::extend_lease`]), so a handler slower than the lease is not
 ///   run a second time by another replica.
@@ -45,14 +45,17 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///   finish together are sent in one [`Inbox::ack_all`] (one transaction in SQLite, one
 ///   round trip to Redis); nothing waits for the slowest handler of a claim.
 /// - **Failures:** an error or a panic schedules a retry after an exponential backoff
-///   with jitter ([`backoff`](WorkerBuilder::backoff)); the inbox moves an event to the
-///   dead letters after its last attempt.
+///   with jitter ([`backoff`](WorkerBuilder::backoff)), or after the delay a
+///   [`RetryAfter`] error names; the inbox moves an event to the dead letters after its
+///   last attempt, or at once when the handler fails with [`Abort`].
 /// - **Waking:** at once after an append made through the same inbox handle, otherwise
 ///   every [`poll_interval`](WorkerBuilder::poll_interval).
 /// - **Shutdown:** [`run_until`](Self::run_until) stops claiming when its signal
 ///   resolves, lets the deliveries in flight finish for up to
 ///   [`shutdown_timeout`](WorkerBuilder::shutdown_timeout), then hands the rest back to
-///   the inbox for another worker.
+///   the inbox for another worker ([`Inbox::release`]: a delivery handed back has not
+///   used an attempt). [`spawn`](Self::spawn) runs it on a task of its own, stopped by
+///   [`WorkerHandle::shutdown`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -161,10 +164,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many deliveries may wait, claimed, for a free handler (default: four times
-    /// the concurrency, at least 240). Claiming ahead lets one claim (one transaction, one
-    /// round trip) serve many deliveries when handlers are quick; the leases of waiting
-    /// deliveries are extended like those of running ones.
+    /// The most deliveries that may wait, claimed, for a free handler (default: four
+    /// times the concurrency, at least 240). The worker claims ahead only what its
+    /// handlers start within about 100 ms at the pace they run (nothing before the
+    /// first one finished), so replicas sharing an inbox share its backlog, while quick
+    /// handlers still get many deliveries from one claim (one transaction, one round
+    /// trip). The leases of waiting deliveries are extended like those of running ones.
     pub fn prefetch(mut self, deliveries: usize) -> Self {
         self.settings.prefetch = Some(deliveries);
         self
@@ -235,6 +240,9 @@ where
             .unwrap_or_else(|| (settings.concurrency * 4).max(240));
         let total = settings.concurrency + prefetch;
         let slots = Arc::new(Semaphore::new(total));
+        // Told each time a delivery's task ends and its slot is free again.
+        let finished = Arc::new(Notify::new());
+        let pace = Arc::new(Pace::default());
         let handlers = Arc::new(Semaphore::new(settings.concurrency));
         let (acks, queued) = mpsc::unbounded_channel::<Delivery>();
         let acknowledging = tokio::spawn(acknowledge(Arc::clone(&inbox), queued));
@@ -249,28 +257,26 @@ where
 
         'claiming: loop {
             while running.try_join_next().is_some() {}
-            // While the handlers have work waiting, claim in large batches (fewer
-            // transactions or round trips); when they may be idle, claim at once.
+            // Claim ahead only what the handlers will start soon, so that replicas
+            // sharing the inbox share its backlog; while the handlers have work
+            // waiting, claim in batches (fewer transactions or round trips).
+            let limit = settings.concurrency + pace.prefetch(settings.concurrency, prefetch);
             let claimed = total - slots.available_permits();
-            let wanted = if claimed > settings.concurrency {
-                total / 2
+            let batch = ((limit - settings.concurrency) / 2).max(1);
+            let room = limit.saturating_sub(claimed);
+            let free = if room == 0 || (claimed > settings.concurrency && room < batch) {
+                None
             } else {
-                1
+                Arc::clone(&slots)
+                    .try_acquire_many_owned(u32::try_from(room).unwrap_or(u32::MAX))
+                    .ok()
             };
-            let mut free = tokio::select! {
-                slots = Arc::clone(&slots).acquire_many_owned(wanted as u32) => match slots {
-                    Ok(slots) => slots,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
+            let Some(mut free) = free else {
+                tokio::select! {
+                    () = finished.notified() => continue,
+                    () = &mut shutdown => break,
+                }
             };
-            if let Ok(more) = Arc::clone(&slots).try_acquire_many_owned(
-                u32::try_from(slots.available_permits())
-                    .unwrap_or(u32::MAX)
-                    .max(1),
-            ) {
-                free.merge(more);
-            }
             // Not raced against the shutdown: a claim dropped half-way would leave its
             // deliveries leased to nobody until the lease ends.
             let deliveries = match inbox.claim(free.num_permits(), settings.lease).await {
@@ -306,11 +312,14 @@ where
                     cancelled: cancelled.clone(),
                     stopping: stopping.clone(),
                     counts: Arc::clone(&counts),
+                    pace: Arc::clone(&pace),
                 };
                 let service = service.clone();
+                let finished = Arc::clone(&finished);
                 running.spawn(async move {
                     job.run(service, delivery).await;
                     drop(slot);
+                    finished.notify_one();
                 });
             }
         }
@@ -333,6 +342,70 @@ where
     }
 }
 
+impl<S> Worker<S>
+where
+    S: Service<Delivery> + Clone + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Runs the worker on its own Tokio task until [`WorkerHandle::shutdown`] (or until
+    /// the handle is dropped, which stops it the same way without waiting for it).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use genesys_webhook::inbox::{Delivery, Inbox, MemoryInbox, Worker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    /// let worker = Worker::builder(Arc::clone(&inbox))
+    ///     .build(tower::service_fn(|_: Delivery| async { Ok::<_, std::convert::Infallible>(()) }))
+    ///     .spawn();
+    /// // ... serve requests ...
+    /// let report = worker.shutdown().await;
+    /// println!("processed {}", report.processed);
+    /// # }
+    /// ```
+    pub fn spawn(self) -> WorkerHandle {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = stopped.await;
+        }));
+        WorkerHandle {
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// A [`Worker`] running on its own task, made by [`Worker::spawn`].
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<WorkerReport>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, lets the deliveries in flight finish (for up to the shutdown
+    /// timeout), hands back the rest, and resolves to what the worker did.
+    pub async fn shutdown(mut self) -> WorkerReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(report) => report,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => WorkerReport::default(),
+        }
+    }
+
+    /// Whether the worker's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
 impl<S> std::fmt::Debug for Worker<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
@@ -349,6 +422,45 @@ impl std::fmt::Debug for WorkerBuilder {
     }
 }
 
+/// How far ahead of its handlers a worker claims: what they start within this horizon
+/// at the pace they run, so that a replica with slow handlers leaves the backlog to
+/// the others and one with quick handlers still claims in large batches.
+const CLAIM_HORIZON: Duration = Duration::from_millis(100);
+
+/// A moving average of how long handlers take (nanoseconds; 0 before the first one).
+#[derive(Debug, Default)]
+struct Pace {
+    mean_nanos: AtomicU64,
+}
+
+impl Pace {
+    fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .mean_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |mean| {
+                Some(if mean == 0 {
+                    took
+                } else {
+                    // Weight 1/8 for the newest, in integers that cannot overflow.
+                    (mean / 8 * 7).saturating_add(took / 8).max(1)
+                })
+            });
+    }
+
+    /// How many deliveries may wait for a handler: none until the handlers' pace is
+    /// known, then what `concurrency` handlers start within the horizon, at most `max`.
+    fn prefetch(&self, concurrency: usize, max: usize) -> usize {
+        let mean = self.mean_nanos.load(Ordering::Relaxed);
+        if mean == 0 {
+            return 0;
+        }
+        let horizon = CLAIM_HORIZON.as_nanos() as u64;
+        let per_handler = usize::try_from(horizon / mean).unwrap_or(usize::MAX);
+        per_handler.saturating_mul(concurrency).min(max)
+    }
+}
+
 /// Everything one delivery's task needs besides the service.
 struct Job {
     inbox: Arc<dyn Inbox>,
@@ -359,6 +471,7 @@ struct Job {
     cancelled: watch::Receiver<bool>,
     stopping: watch::Receiver<bool>,
     counts: Arc<Counts>,
+    pace: Arc<Pace>,
 }
 
 impl Job {
@@ -390,7 +503,8 @@ impl Job {
                 _ = extend.tick() => self.extend(&delivery).await,
             }
         };
-        let started = Instant::now();
+        // Tokio's clock, which tests can pause.
+        let started = tokio::time::Instant::now();
         let given = delivery.clone();
         let mut handler = std::pin::pin!(CatchUnwind {
             future: async move {
@@ -411,18 +525,27 @@ impl Job {
             }
         };
         drop(permit);
+        self.pace.record(started.elapsed());
         crate::metrics::handler_finished(started.elapsed());
-        let reason = match outcome {
+        let error = match outcome {
             Some(Ok(_)) => {
                 self.counts.processed.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("processed");
                 let _ = self.acks.send(delivery);
                 return;
             }
-            Some(Err(error)) => error.to_string(),
-            None => "the handler panicked".to_owned(),
+            Some(Err(error)) => error,
+            None => {
+                return self.retry(&delivery, None, "the handler panicked").await;
+            }
         };
-        self.retry(&delivery, &reason).await;
+        let reason = error.to_string();
+        if find_in_chain::<Abort>(&*error).is_some() {
+            self.abort(&delivery, &reason).await;
+        } else {
+            let after = find_in_chain::<RetryAfter>(&*error).map(|r| r.after);
+            self.retry(&delivery, after, &reason).await;
+        }
     }
 
     async fn extend(&self, delivery: &Delivery) {
@@ -439,12 +562,15 @@ impl Job {
         }
     }
 
-    async fn retry(&self, delivery: &Delivery, reason: &str) {
-        let delay = backoff(
-            self.settings.backoff_base,
-            self.settings.backoff_max,
-            delivery.attempt(),
-        );
+    /// Schedules the next attempt after `after`, or after the backoff.
+    async fn retry(&self, delivery: &Delivery, after: Option<Duration>, reason: &str) {
+        let delay = after.unwrap_or_else(|| {
+            backoff(
+                self.settings.backoff_base,
+                self.settings.backoff_max,
+                delivery.attempt(),
+            )
+        });
         let (id, attempt) = (delivery.id(), delivery.attempt());
         match self.inbox.retry(delivery, delay, reason).await {
             Ok(RetryOutcome::Dead) => {
@@ -466,21 +592,132 @@ impl Job {
         }
     }
 
-    /// Hands an unfinished delivery back at shutdown: due again at once.
+    /// Hands an unfinished delivery back at shutdown: due again at once, its attempt
+    /// not counted (it did not fail). Counted as released only when it went back.
     async fn release(&self, delivery: &Delivery) {
-        self.counts.released.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = self
-            .inbox
-            .retry(
-                delivery,
-                Duration::ZERO,
-                "the worker shut down before it finished",
-            )
-            .await
-        {
-            tracing::warn!(%error, inbox_id = %delivery.id(), "could not hand a delivery back; its lease will");
+        match self.inbox.release(delivery).await {
+            Ok(true) => {
+                self.counts.released.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                tracing::debug!(inbox_id = %delivery.id(), "a delivery's lease had lapsed before it was handed back")
+            }
+            Err(error) => {
+                tracing::warn!(%error, inbox_id = %delivery.id(), "could not hand a delivery back; its lease will")
+            }
         }
     }
+
+    /// Moves a delivery its handler refused for good to the dead letters.
+    async fn abort(&self, delivery: &Delivery, reason: &str) {
+        let (id, attempt) = (delivery.id(), delivery.attempt());
+        match self.inbox.dead_letter(delivery, reason).await {
+            Ok(true) => {
+                self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::delivery("dead_lettered");
+                tracing::error!(inbox_id = %id, attempt, %reason, "the handler refused the event for good; moved to the dead letters");
+            }
+            Ok(false) => {
+                tracing::warn!(inbox_id = %id, attempt, %reason, "event refused after its lease lapsed; another worker has it")
+            }
+            Err(error) => {
+                tracing::warn!(%error, inbox_id = %id, attempt, "could not move a refused event to the dead letters; the lease will deliver it again")
+            }
+        }
+    }
+}
+
+/// A handler's error that moves its delivery to the dead letters at once, with this
+/// reason, whatever attempts it has left: for an event no retry can fix, such as valid
+/// JSON that is not what the application expects (apalis calls it `Abort`).
+///
+/// The worker finds it in the error or anywhere in its [`source`](std::error::Error::source)
+/// chain, so it survives being wrapped.
+///
+/// ```
+/// use genesys_webhook::inbox::{Abort, Delivery};
+///
+/// async fn handle(delivery: Delivery) -> Result<(), Abort> {
+///     let _order: serde_json::Value = serde_json::from_slice(delivery.body())
+///         .map_err(|e| Abort::new(format!("not JSON: {e}")))?;
+///     Ok(())
+/// }
+/// # let _ = tower::service_fn(handle);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Abort {
+    reason: String,
+}
+
+impl Abort {
+    /// Dead-letters the delivery with `reason`, which operators see in the dead letters.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Abort {}
+
+/// A handler's error that schedules its delivery's next attempt after a given delay
+/// instead of the worker's backoff: for a downstream that said when to come back (a
+/// `Retry-After`). The attempt counts as any failure does.
+///
+/// ```
+/// use std::time::Duration;
+/// use genesys_webhook::inbox::RetryAfter;
+///
+/// let error = RetryAfter::new(Duration::from_secs(20), "rate limited by the CRM");
+/// assert_eq!(error.after(), Duration::from_secs(20));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryAfter {
+    after: Duration,
+    reason: String,
+}
+
+impl RetryAfter {
+    /// Retries after `after`, keeping `reason` for operators.
+    pub fn new(after: Duration, reason: impl Into<String>) -> Self {
+        Self {
+            after,
+            reason: reason.into(),
+        }
+    }
+
+    /// How long the next attempt waits.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl std::fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (retry in {} s)", self.reason, self.after.as_secs())
+    }
+}
+
+impl std::error::Error for RetryAfter {}
+
+/// The first error of type `E` in `error` and its sources.
+fn find_in_chain<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
 }
 
 pin_project_lite::pin_project! {

@@ -72,6 +72,8 @@ pub async fn contract(make: Factory, server_idle_time: bool) {
     extends_a_lease_while_it_is_held(&make, &time).await;
     waits_out_a_retry_delay(&make, &time).await;
     refuses_appends_when_full(&make).await;
+    releases_without_using_an_attempt(&make).await;
+    dead_letters_at_once_with_its_reason(&make).await;
 }
 
 async fn appends_and_claims_in_order(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
@@ -246,4 +248,48 @@ async fn extends_a_lease_while_it_is_held(make: &impl Fn(u32, u64) -> Arc<dyn In
     assert!(inbox.extend_lease(&second[0], lease).await.unwrap());
     inbox.ack(&second[0]).await.unwrap();
     assert!(!inbox.extend_lease(&second[0], lease).await.unwrap());
+}
+
+async fn releases_without_using_an_attempt(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+    // One attempt only: a release that counted would send the event to the dead letters.
+    let inbox = make(1, 100);
+    let id = inbox
+        .append(Bytes::from_static(b"unstarted"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let claimed = inbox.claim(10, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id(), &id);
+        assert_eq!(claimed[0].attempt(), 1);
+        assert!(inbox.release(&claimed[0]).await.unwrap());
+        // A second release of the same claim changes nothing.
+        assert!(!inbox.release(&claimed[0]).await.unwrap());
+        let stats = inbox.stats().await.unwrap();
+        assert_eq!((stats.pending, stats.in_flight, stats.dead), (1, 0, 0));
+    }
+    let last = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(last[0].id(), &id);
+    inbox.ack(&last[0]).await.unwrap();
+}
+
+async fn dead_letters_at_once_with_its_reason(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+    let inbox = make(10, 100);
+    let id = inbox.append(Bytes::from_static(b"poison")).await.unwrap();
+    let claimed = inbox.claim(10, LEASE).await.unwrap();
+    assert!(inbox
+        .dead_letter(&claimed[0], "not an order: missing field `sku`")
+        .await
+        .unwrap());
+    assert!(!inbox.dead_letter(&claimed[0], "again").await.unwrap());
+    assert!(inbox.claim(10, LEASE).await.unwrap().is_empty());
+    let dead = inbox.list(ListFilter::Dead, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, id);
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("not an order: missing field `sku`")
+    );
+    assert_eq!(inbox.purge_dead().await.unwrap(), 1);
 }
