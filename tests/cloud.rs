@@ -792,3 +792,203 @@ mod inbound {
         }
     }
 }
+
+/// Receipts are a durable step of their own: what Genesys answers to a receipt never
+/// runs the application's handler again, nor holds one of its slots.
+#[cfg(feature = "openmessaging")]
+mod receipts {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use genesys_webhook::inbox::{Delivery, Inbox, ListFilter, MemoryInbox, Worker};
+    use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
+
+    const INTEGRATION: &str = "6685f1e2-0000-4000-8000-000000000001";
+
+    fn outbound(n: usize) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"id":"out-{n}","type":"Text","text":"Hi","direction":"Outbound","channel":{{"platform":"Open","to":{{"id":"customer-{n}","idType":"Opaque"}}}}}}"#
+        ))
+    }
+
+    fn receipt_posts(fake: &FakeCloud) -> usize {
+        fake.api_requests()
+            .iter()
+            .filter(|r| r.ends_with("/receipt"))
+            .count()
+    }
+
+    struct Running {
+        events: Arc<dyn Inbox>,
+        receipts: Arc<dyn Inbox>,
+        runs: Arc<AtomicUsize>,
+        workers: Vec<genesys_webhook::inbox::WorkerHandle>,
+    }
+
+    /// An event worker whose handler counts its runs, and a receipt worker sending
+    /// through the fake; both with 3 attempts and millisecond backoffs.
+    fn start(fake: &FakeCloud, slots: usize) -> Running {
+        let events: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_attempts(3));
+        let receipts: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_attempts(3));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let handler = tower::service_fn(move |_: Delivery| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(()) }
+        });
+        let backoff = (Duration::from_millis(1), Duration::from_millis(5));
+        let workers = vec![
+            Worker::builder(Arc::clone(&events))
+                .concurrency(slots)
+                .backoff(backoff.0, backoff.1)
+                .build(DeliveredReceipts::new(handler, Arc::clone(&receipts)))
+                .spawn(),
+            Worker::builder(Arc::clone(&receipts))
+                .backoff(backoff.0, backoff.1)
+                .build(ReceiptSender::new(client(fake), INTEGRATION))
+                .spawn(),
+        ];
+        Running {
+            events,
+            receipts,
+            runs,
+            workers,
+        }
+    }
+
+    async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done().await {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_receipt_never_runs_the_handler_again() {
+        let fake = FakeCloud::start().await;
+        for _ in 0..3 {
+            fake.force_api(
+                Forced::new(500).body(r#"{"message":"boom","code":"internal.server.error"}"#),
+            );
+        }
+        let running = start(&fake, 4);
+        running.events.append(outbound(1)).await.unwrap();
+        let receipts = Arc::clone(&running.receipts);
+        eventually("the receipt is dead-lettered", async || {
+            receipts.stats().await.unwrap().dead == 1
+        })
+        .await;
+        for worker in running.workers {
+            worker.shutdown().await;
+        }
+        assert_eq!(
+            running.runs.load(Ordering::SeqCst),
+            1,
+            "the handler ran once"
+        );
+        let stats = running.events.stats().await.unwrap();
+        assert_eq!((stats.pending, stats.in_flight, stats.dead), (0, 0, 0));
+        assert_eq!(receipt_posts(&fake), 3, "three attempts of the receipt");
+        let dead = running.receipts.list(ListFilter::Dead, 1).await.unwrap();
+        assert!(
+            dead[0].last_error.as_deref().unwrap().contains("500"),
+            "{dead:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_above_the_cap_dead_letters_the_receipt_at_once() {
+        let fake = FakeCloud::start().await;
+        fake.force_api(Forced::new(429).header("retry-after", "1000000000"));
+        let running = start(&fake, 4);
+        running.events.append(outbound(1)).await.unwrap();
+        let receipts = Arc::clone(&running.receipts);
+        eventually("the receipt is dead-lettered", async || {
+            receipts.stats().await.unwrap().dead == 1
+        })
+        .await;
+        for worker in running.workers {
+            worker.shutdown().await;
+        }
+        assert_eq!(receipt_posts(&fake), 1, "not retried");
+        assert_eq!(running.runs.load(Ordering::SeqCst), 1);
+        let dead = running.receipts.list(ListFilter::Dead, 1).await.unwrap();
+        let reason = dead[0].last_error.clone().unwrap();
+        assert!(
+            reason.contains("1000000000 s") && reason.contains("180 s cap"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_receipt_waits_in_its_inbox_not_in_a_handler_slot() {
+        let fake = FakeCloud::start().await;
+        fake.force_api(Forced::new(429).header("retry-after", "20"));
+        let running = start(&fake, 1);
+        running.events.append(outbound(0)).await.unwrap();
+        let receipts = Arc::clone(&running.receipts);
+        eventually("the receipt is scheduled", async || {
+            receipts
+                .list(ListFilter::Live, 1)
+                .await
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.last_error.is_some())
+        })
+        .await;
+        // Fifty unrelated events through the one handler slot, while the receipt waits.
+        for n in 1..=50 {
+            running.events.append(outbound(n)).await.unwrap();
+        }
+        let events = Arc::clone(&running.events);
+        eventually("the other events are processed", async || {
+            let stats = events.stats().await.unwrap();
+            stats.pending + stats.in_flight == 0
+        })
+        .await;
+        assert_eq!(running.runs.load(Ordering::SeqCst), 51);
+        let waiting = running.receipts.list(ListFilter::Live, 100).await.unwrap();
+        let first = waiting
+            .iter()
+            .find(|r| r.last_error.is_some())
+            .expect("the rate-limited receipt is still waiting");
+        assert!(
+            first
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("retry in 20 s"),
+            "{first:?}"
+        );
+        assert_eq!(running.receipts.stats().await.unwrap().dead, 0);
+        for worker in running.workers {
+            worker.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn structured_messages_get_a_delivered_receipt_too() {
+        let fake = FakeCloud::start().await;
+        let running = start(&fake, 4);
+        running
+            .events
+            .append(Bytes::from_static(br#"{"id":"s-1","type":"Structured","direction":"Outbound","content":[],"channel":{"platform":"Open","to":{"id":"customer-9","idType":"Opaque"}}}"#))
+            .await
+            .unwrap();
+        eventually("the receipt is sent", async || {
+            !fake.inbound_calls().is_empty()
+        })
+        .await;
+        for worker in running.workers {
+            worker.shutdown().await;
+        }
+        let (_, body) = fake.inbound_calls().remove(0);
+        assert_eq!(
+            (body["id"].as_str(), body["status"].as_str()),
+            (Some("s-1"), Some("Delivered"))
+        );
+    }
+}

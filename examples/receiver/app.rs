@@ -1,16 +1,15 @@
 //! The receiver's wiring: settings → inbox → router → worker (tests drive it in process).
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
-use genesys_webhook::cloud::GenesysCloud;
 use genesys_webhook::inbox::{
-    Delivery, Enqueue, Inbox, InboxLocation, InboxOptions, Readiness, Worker, WorkerReport,
+    Delivery, Enqueue, Inbox, InboxLocation, InboxOptions, Readiness, Worker, WorkerHandle,
+    WorkerReport,
 };
-use genesys_webhook::openmessaging::DeliveredReceipts;
+use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -26,7 +25,7 @@ pub struct Settings {
     bench_baseline: bool,
     inbox: (InboxLocation, InboxOptions),
     worker: (Duration, usize, Duration, Duration, Option<String>), // see `worker()`
-    receipts: Option<(GenesysCloud, String)>, // Delivered receipts: see `worker()`
+    receipts: ReceiptSender, // Delivered receipts: see `workers()`
 }
 
 impl Settings {
@@ -83,10 +82,10 @@ impl Settings {
             // `GENESYS_INBOX_GROUP_COMMIT=0`: one fsync per event, for comparison only.
             max_batch: [1, defaults.max_batch][usize::from(group_commit)],
         };
-        let integration = text("GENESYS_INTEGRATION_ID");
-        let cloud = GenesysCloud::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
+        let receipts =
+            ReceiptSender::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
         Ok(Self {
-            receipts: cloud.zip(integration),
+            receipts,
             listen_addr,
             request_timeout: secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
             layer,
@@ -108,16 +107,19 @@ impl Settings {
     }
 }
 
-/// The inbox `GENESYS_INBOX` names.
-pub fn open_inbox(settings: &Settings) -> Result<Arc<dyn Inbox>, BoxError> {
+/// The inbox `GENESYS_INBOX` names, and its companion for the receipts.
+pub fn open_inboxes(settings: &Settings) -> Result<(Arc<dyn Inbox>, Arc<dyn Inbox>), BoxError> {
     let (location, options) = &settings.inbox;
-    let opened = location.open(options);
-    let inbox = opened.map_err(|e| format!("GENESYS_INBOX: {e}"))?;
+    let inbox = location
+        .open(options)
+        .map_err(|e| format!("GENESYS_INBOX: {e}"))?;
+    let receipts = location.open_companion("receipts", options);
+    let receipts = receipts.map_err(|e| format!("GENESYS_INBOX (receipts): {e}"))?;
     match location {
         InboxLocation::Memory => tracing::warn!("inbox in memory: acknowledged events are lost if the process crashes (set GENESYS_INBOX to sqlite:PATH or a redis:// URL)"),
         _ => tracing::info!(%location, "inbox"),
     }
-    Ok(inbox)
+    Ok((inbox, receipts))
 }
 
 /// The routes: the signed webhook, health, readiness and (given a handle) metrics.
@@ -164,20 +166,35 @@ fn replay_protection(settings: &Settings) -> Result<Option<ReplayProtection>, Bo
     Ok(protection.map(|protection| protection.ttl(*ttl).lease(*lease)))
 }
 
-/// The library's worker, running [`handle`] on each delivery until `stop` resolves.
-pub fn worker(
-    settings: &Settings,
-    inbox: Arc<dyn Inbox>,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> impl Future<Output = WorkerReport> + Send + 'static {
+/// The library's two workers: [`handle`] on each event, then the Delivered receipts
+/// from their own inbox.
+pub struct Workers {
+    events: WorkerHandle,
+    receipts: WorkerHandle,
+}
+
+impl Workers {
+    /// Stops both; what the event worker did.
+    pub async fn shutdown(self) -> WorkerReport {
+        let report = self.events.shutdown().await;
+        self.receipts.shutdown().await;
+        report
+    }
+}
+
+/// Starts the workers on `inbox` and `receipts`.
+pub fn workers(settings: &Settings, inbox: Arc<dyn Inbox>, receipts: Arc<dyn Inbox>) -> Workers {
     let (lease, concurrency, retry_base, delay, fail_on) = settings.worker.clone();
     let handler = tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()));
-    let handler = DeliveredReceipts::new(handler, settings.receipts.clone());
-    let worker = Worker::builder(inbox).concurrency(concurrency).lease(lease);
-    worker
-        .backoff(retry_base, Duration::from_secs(300))
-        .build(handler)
-        .run_until(stop)
+    let handler = DeliveredReceipts::new(handler, Arc::clone(&receipts));
+    let events = Worker::builder(inbox).concurrency(concurrency).lease(lease);
+    let events = events.backoff(retry_base, Duration::from_secs(300));
+    Workers {
+        events: events.build(handler).spawn(),
+        receipts: Worker::builder(receipts)
+            .build(settings.receipts.clone())
+            .spawn(),
+    }
 }
 
 /// The application's work, here logged. Bodies holding `GENESYS_WORKER_FAIL_ON` fail.

@@ -24,11 +24,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let settings = app::Settings::from_vars(|name| std::env::var(name).ok())?;
-    let inbox = app::open_inbox(&settings)?;
+    let (inbox, receipts) = app::open_inboxes(&settings)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = app::worker(&settings, Arc::clone(&inbox), async { drop(stopped.await) });
-    let worker = tokio::spawn(worker);
+    let workers = app::workers(&settings, Arc::clone(&inbox), receipts);
     let router = app::app(&settings, Arc::clone(&inbox), Some(metrics))?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
@@ -36,8 +34,7 @@ async fn run() -> Result<(), BoxError> {
     tracing::info!("listening on http://{}", listener.local_addr()?);
     serve::serve(listener, router, settings.request_timeout).await;
     tracing::info!("stopped accepting requests; the worker finishes what it runs");
-    let _ = stop_worker.send(());
-    let report = worker.await?;
+    let report = workers.shutdown().await;
     let pending = inbox.stats().await.map_or(0, |s| s.pending);
     let (processed, commits) = (report.processed, inbox.commits());
     tracing::info!(target: "receiver::summary", processed, commits, pending, "worker stopped; what is pending stays stored; bye");

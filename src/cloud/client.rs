@@ -69,7 +69,8 @@ struct Inner {
     retry: RetryPolicy,
     token_retry: RetryPolicy,
     token_deadline: Duration,
-    token: Mutex<TokenCache>,
+    /// Shared with the clients [`GenesysCloud::with_retry_policy`] derives.
+    token: Arc<Mutex<TokenCache>>,
 }
 
 #[derive(Default)]
@@ -119,13 +120,14 @@ impl GenesysCloud {
     /// A client from the environment, as the `genesys-webhook` command reads it:
     /// `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, and `GENESYS_REGION` (a region
     /// name such as `eu-west-1`) or `GENESYS_API_BASE`, with `GENESYS_LOGIN_BASE`
-    /// optional. `None` when no client id and secret are set.
+    /// optional. `None` when no client id and secret are set;
+    /// [`from_env`](Self::from_env) requires them.
     ///
     /// # Errors
     ///
     /// [`CloudError::InvalidConfig`] when the credentials are set but the region is
     /// missing or unknown, or a base URL is not acceptable.
-    pub fn from_env() -> Result<Option<Self>, CloudError> {
+    pub fn from_env_if_set() -> Result<Option<Self>, CloudError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let (Some(id), Some(secret)) = (var("GENESYS_CLIENT_ID"), var("GENESYS_CLIENT_SECRET"))
         else {
@@ -145,6 +147,40 @@ impl GenesysCloud {
             builder = builder.login_base(base);
         }
         builder.build().map(Some)
+    }
+
+    /// Like [`from_env_if_set`](Self::from_env_if_set), for a program that cannot work
+    /// without the Platform API.
+    ///
+    /// # Errors
+    ///
+    /// [`CloudError::InvalidConfig`] naming `GENESYS_CLIENT_ID` and
+    /// `GENESYS_CLIENT_SECRET` when they are not set, and as `from_env_if_set` otherwise.
+    pub fn from_env() -> Result<Self, CloudError> {
+        Self::from_env_if_set()?.ok_or_else(|| {
+            CloudError::InvalidConfig(
+                "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (an OAuth client credentials grant)"
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// A client that shares this one's connections and token and retries as `policy`
+    /// says: for a caller that schedules its own retries, such as a worker.
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                endpoints: inner.endpoints.clone(),
+                client_id: inner.client_id.clone(),
+                client_secret: inner.client_secret.clone(),
+                retry: policy,
+                token_retry: inner.token_retry.clone(),
+                token_deadline: inner.token_deadline,
+                token: Arc::clone(&inner.token),
+            }),
+        }
     }
 
     /// The resolved API and login base URLs.
@@ -511,7 +547,7 @@ impl GenesysCloudBuilder {
                     .max_retry_after(self.retry.max_retry_after.min(Duration::from_secs(10))),
                 retry: self.retry,
                 token_deadline: self.token_deadline.unwrap_or(DEFAULT_TOKEN_DEADLINE),
-                token: Mutex::new(TokenCache::default()),
+                token: Arc::new(Mutex::new(TokenCache::default())),
             }),
         })
     }

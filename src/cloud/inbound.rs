@@ -113,9 +113,16 @@ impl Inbound<'_> {
         self.post("/receipt", receipt).await
     }
 
+    /// Sends a receipt already in JSON, as [`DeliveredReceipts`] queues it.
+    ///
+    /// [`DeliveredReceipts`]: crate::openmessaging::DeliveredReceipts
+    pub(crate) async fn receipt_json(&self, receipt: &Value) -> Result<InboundAnswer, CloudError> {
+        self.post("/receipt", receipt).await
+    }
+
     /// Acknowledges an outbound message the webhook delivered with a `Delivered`
     /// receipt, as a real integration does once its platform delivered it. Only an
-    /// outbound `Text` is acknowledged: resolves to `None` for anything else (receipts,
+    /// outbound `Text` or `Structured` message is acknowledged: resolves to `None` for anything else (receipts,
     /// events, inbound echoes) and for a message without an id or a recipient.
     ///
     /// # Errors
@@ -325,10 +332,10 @@ impl InboundReceipt {
         Some(Self::new(id, to, status))
     }
 
-    /// `Delivered` for an outbound `Text` as the webhook delivered it; `None` for any
-    /// other message.
+    /// `Delivered` for an outbound `Text` or `Structured` message as the webhook
+    /// delivered it; `None` for any other message (receipts, events, inbound echoes).
     pub fn delivered_for(message: &OpenMessage) -> Option<Self> {
-        let outbound_text = message.kind == MessageType::Text
+        let outbound_text = matches!(message.kind, MessageType::Text | MessageType::Structured)
             && message
                 .direction
                 .as_ref()

@@ -152,6 +152,61 @@ impl InboxLocation {
     /// not enabled or the URL is malformed; [`InboxError::Unavailable`] when the store
     /// cannot be opened.
     pub fn open(&self, options: &InboxOptions) -> Result<Arc<dyn Inbox>, InboxError> {
+        self.open_in(options, None)
+    }
+
+    /// Opens a second inbox beside this one, for a step of its own (the Open Messaging
+    /// receipts): in the same store under `name` (letters, digits, `-` and `_`). An
+    /// SQLite file `inbox.db` gets a sibling `inbox.NAME.db`; a Redis inbox the key
+    /// prefix `genesys-webhook:NAME:`; memory a new memory inbox.
+    ///
+    /// ```
+    /// use genesys_webhook::inbox::{InboxLocation, InboxOptions};
+    ///
+    /// let receipts = InboxLocation::Memory.open_companion("receipts", &InboxOptions::default())?;
+    /// # Ok::<_, genesys_webhook::inbox::InboxError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`InboxError::Config`] for a name with other
+    /// characters.
+    pub fn open_companion(
+        &self,
+        name: &str,
+        options: &InboxOptions,
+    ) -> Result<Arc<dyn Inbox>, InboxError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(InboxError::Config(
+                "a companion inbox's name is letters, digits, `-` and `_`".to_owned(),
+            ));
+        }
+        self.open_in(options, Some(name))
+    }
+
+    /// The SQLite file of the companion `name` of the inbox at `path`.
+    #[cfg(feature = "sqlite")]
+    fn companion_file(path: &std::path::Path, name: &str) -> PathBuf {
+        let stem = path.file_stem().map_or_else(
+            || "genesys-inbox".into(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let file = match path.extension() {
+            Some(ext) => format!("{stem}.{name}.{}", ext.to_string_lossy()),
+            None => format!("{stem}.{name}"),
+        };
+        path.with_file_name(file)
+    }
+
+    fn open_in(
+        &self,
+        options: &InboxOptions,
+        companion: Option<&str>,
+    ) -> Result<Arc<dyn Inbox>, InboxError> {
         match self {
             Self::Memory => Ok(Arc::new(
                 MemoryInbox::new()
@@ -161,7 +216,10 @@ impl InboxLocation {
             )),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => Ok(Arc::new(
-                super::SqliteInbox::builder(path)
+                super::SqliteInbox::builder(match companion {
+                    Some(name) => Self::companion_file(path, name),
+                    None => path.clone(),
+                })
                     .max_attempts(options.max_attempts)
                     .max_events(options.max_events)
                     .max_bytes(options.max_bytes)
@@ -173,13 +231,16 @@ impl InboxLocation {
                 "an SQLite inbox needs the `sqlite` feature of genesys-webhook".to_owned(),
             )),
             #[cfg(feature = "redis")]
-            Self::Redis(url) => Ok(Arc::new(
-                super::RedisInbox::builder(url.as_str())
+            Self::Redis(url) => {
+                let mut builder = super::RedisInbox::builder(url.as_str())
                     .max_attempts(options.max_attempts)
                     .max_events(options.max_events)
-                    .max_bytes(options.max_bytes)
-                    .open()?,
-            )),
+                    .max_bytes(options.max_bytes);
+                if let Some(name) = companion {
+                    builder = builder.prefix(format!("genesys-webhook:{name}:"));
+                }
+                Ok(Arc::new(builder.open()?))
+            }
             #[cfg(not(feature = "redis"))]
             Self::Redis(_) => Err(InboxError::Config(
                 "a Redis inbox needs the `redis` feature of genesys-webhook \
@@ -220,6 +281,20 @@ mod tests {
                 InboxLocation::Sqlite(bare.into())
             );
         }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_companion_file_sits_beside_the_inbox() {
+        let file = |p: &str| InboxLocation::companion_file(std::path::Path::new(p), "receipts");
+        assert_eq!(
+            file("/var/lib/inbox.db"),
+            PathBuf::from("/var/lib/inbox.receipts.db")
+        );
+        assert_eq!(file("inbox"), PathBuf::from("inbox.receipts"));
+        assert!(InboxLocation::Memory
+            .open_companion("../x", &InboxOptions::default())
+            .is_err());
     }
 
     #[test]

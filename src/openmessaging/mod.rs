@@ -42,4 +42,4 @@ pub use self::message::{
     Participant, QuickReply, Reason, ReceiptStatus, Template, Typing, TypingType,
 };
 #[cfg(feature = "cloud")]
-pub use self::receipts::DeliveredReceipts;
+pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};
