@@ -107,8 +107,11 @@ impl Settings {
     }
 }
 
+/// The events' inbox and the receipts'.
+type Inboxes = (Arc<dyn Inbox>, Arc<dyn Inbox>);
+
 /// The inbox `GENESYS_INBOX` names, and its companion for the receipts.
-pub fn open_inboxes(settings: &Settings) -> Result<(Arc<dyn Inbox>, Arc<dyn Inbox>), BoxError> {
+pub fn open_inboxes(settings: &Settings) -> Result<Inboxes, BoxError> {
     let (location, options) = &settings.inbox;
     let inbox = location
         .open(options)
