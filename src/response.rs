@@ -83,3 +83,13 @@ impl SummaryGate {
                 .is_ok()
     }
 }
+
+/// Logs a wiring mistake at ERROR the first time `logged` sees it, and at DEBUG after.
+#[cfg(any(feature = "axum", feature = "openmessaging"))]
+pub(crate) fn misconfigured(logged: &std::sync::atomic::AtomicBool, message: &str) {
+    if logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::debug!("{message}");
+    } else {
+        tracing::error!("{message} (logged once)");
+    }
+}

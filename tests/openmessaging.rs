@@ -178,3 +178,106 @@ async fn valid_json_that_is_no_open_message_is_a_400_that_says_why() {
         );
     }
 }
+
+#[tokio::test]
+#[tracing_test::traced_test]
+async fn the_extractor_without_the_layer_refuses_with_500_and_logs_it_once() {
+    async fn handler(message: OpenMessage) -> String {
+        message.kind.to_string()
+    }
+    let addr = serve_axum(Router::new().route("/", post(handler))).await;
+    for _ in 0..3 {
+        let response = post_bytes(addr, "/", &[], TEXT.as_bytes()).await;
+        assert_eq!(response.status, 500);
+        assert_eq!(response.json()["error"], "signature_layer_missing");
+    }
+    logs_assert(|lines| {
+        let errors = lines.iter().filter(|l| l.contains("ERROR")).count();
+        (errors <= 1)
+            .then_some(())
+            .ok_or(format!("{errors} ERROR lines"))
+    });
+}
+
+#[tokio::test]
+async fn the_extractor_honours_axums_body_limit() {
+    async fn handler(message: OpenMessage) -> String {
+        message.kind.to_string()
+    }
+    let addr = serve_axum(
+        Router::new()
+            .route("/", post(handler))
+            .route_layer(
+                GenesysSignatureLayer::builder()
+                    .secret("om-secret")
+                    .build()
+                    .unwrap(),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(64)),
+    )
+    .await;
+    let response = send(addr, TEXT).await;
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(response.json()["error"], "invalid_open_message");
+}
+
+#[cfg(feature = "enqueue")]
+mod enqueue {
+    use super::*;
+    use genesys_webhook::inbox::{Enqueue, Inbox, MemoryInbox};
+    use std::sync::Arc;
+
+    async fn enqueue_server(enqueue: Enqueue, layered: bool, limit: usize) -> std::net::SocketAddr {
+        let mut router = Router::new().route("/", post(enqueue));
+        if layered {
+            router = router.route_layer(
+                GenesysSignatureLayer::builder()
+                    .secret("om-secret")
+                    .build()
+                    .unwrap(),
+            );
+        }
+        serve_axum(router.layer(axum::extract::DefaultBodyLimit::max(limit))).await
+    }
+
+    #[tokio::test]
+    async fn enqueue_without_the_layer_stores_nothing_and_answers_500() {
+        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+        let addr = enqueue_server(Enqueue::new(Arc::clone(&inbox)), false, 1 << 20).await;
+        let response = post_bytes(addr, "/", &[], TEXT.as_bytes()).await;
+        assert_eq!(response.status, 500);
+        assert_eq!(response.json()["error"], "signature_layer_missing");
+        assert_eq!(inbox.stats().await.unwrap().pending, 0);
+    }
+
+    #[tokio::test]
+    async fn enqueue_honours_axums_body_limit() {
+        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+        let addr = enqueue_server(Enqueue::new(Arc::clone(&inbox)), true, 64).await;
+        let response = send(addr, TEXT).await;
+        assert_eq!(response.status, 413);
+        assert_eq!(inbox.stats().await.unwrap().pending, 0);
+    }
+
+    #[tokio::test]
+    async fn enqueue_validates_as_an_open_message_before_storing() {
+        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+        let enqueue = Enqueue::new(Arc::clone(&inbox)).validate_as::<OpenMessage>();
+        let addr = enqueue_server(enqueue, true, 1 << 20).await;
+        let refused = send(addr, r#"{"event":"routing:conversation:updated"}"#).await;
+        assert_eq!(refused.status, 400);
+        let json = refused.json();
+        assert_eq!(json["error"], "invalid_body");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("missing field `type`"),
+            "{json}"
+        );
+        assert_eq!(inbox.stats().await.unwrap().pending, 0);
+        let queued = send(addr, TEXT).await;
+        assert_eq!(queued.status, 200);
+        assert_eq!(inbox.stats().await.unwrap().pending, 1);
+    }
+}

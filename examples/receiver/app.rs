@@ -132,20 +132,17 @@ pub fn app(
     metrics: Option<PrometheusHandle>,
 ) -> Result<Router, BoxError> {
     let mut layer = settings.layer.clone();
-    let replay = replay_protection(settings)?;
-    let mut readiness = Readiness::new(Arc::clone(&inbox));
-    if let Some(replay) = replay {
-        readiness = readiness.replay_store(Arc::clone(replay.store()));
+    if let Some(replay) = replay_protection(settings)? {
         layer = layer.replay_protection(replay);
     }
+    let layer = layer
+        .build()
+        .map_err(|e| format!("GENESYS_WEBHOOK_SECRET*, GENESYS_REPLAY_*: {e}"))?;
+    let readiness = Readiness::new(Arc::clone(&inbox)).signature_layer(&layer);
     let enqueue = Enqueue::new(Arc::clone(&inbox));
     let mut app = Router::new()
         .route("/webhook/receive", post(enqueue.clone()))
-        .route_layer(
-            layer
-                .build()
-                .map_err(|e| format!("GENESYS_WEBHOOK_SECRET*, GENESYS_REPLAY_*: {e}"))?,
-        )
+        .route_layer(layer)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .route(
@@ -154,7 +151,7 @@ pub fn app(
         );
     if settings.bench_baseline {
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
-        app = app.route("/bench/unverified", post(enqueue));
+        app = app.route("/bench/unverified", post(enqueue.allow_unverified(true)));
     }
     // Refusals (503) are the library's to log: one by one at DEBUG only, flood or not.
     let on_failure = DefaultOnFailure::new().level(tracing::Level::DEBUG);

@@ -34,6 +34,9 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// | is full ([`InboxError::Full`]) | `503 {"error":"inbox_full"}` + `Retry-After` |
 /// | failed, or took longer than [`append_timeout`](Self::append_timeout) | `503 {"error":"inbox_unavailable"}` + `Retry-After` |
 /// | was not asked: the body is not one JSON object (or holds invalid Unicode) | `400 {"error":"invalid_json"}` |
+/// | was not asked: [`validate`](Self::validate) refused the body | `400 {"error":"invalid_body","message":"…"}` |
+/// | was not asked: the request did not pass the signature layer (axum handler) | `500 {"error":"signature_layer_missing"}` |
+/// | was not asked: the body is over axum's `DefaultBodyLimit` | `413` |
 ///
 /// Genesys stops retrying at a 2xx and retries a 503, so nothing it sends is lost.
 /// Refusals are logged one by one at DEBUG only, with a WARN summary at most once a
@@ -62,8 +65,13 @@ pub struct Enqueue {
     append_timeout: Duration,
     retry_after: Duration,
     json_object: bool,
+    validate: Option<Validator>,
+    allow_unverified: bool,
     refusals: Arc<Refusals>,
 }
+
+/// Checks a body before it is stored; the error is the reason sent back.
+type Validator = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
 
 impl Enqueue {
     /// Appends to `inbox`, with the default timeout and `Retry-After` (5 s each), and
@@ -74,8 +82,62 @@ impl Enqueue {
             append_timeout: DEFAULT_APPEND_TIMEOUT,
             retry_after: DEFAULT_RETRY_AFTER,
             json_object: true,
+            validate: None,
+            allow_unverified: false,
             refusals: Arc::default(),
         }
+    }
+
+    /// Stores only bodies `check` accepts; the others are answered
+    /// `400 {"error":"invalid_body","message":"…"}` with `check`'s reason, and never
+    /// stored. Runs after the JSON-object check.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use genesys_webhook::inbox::{Enqueue, MemoryInbox};
+    ///
+    /// let enqueue = Enqueue::new(Arc::new(MemoryInbox::new()))
+    ///     .validate(|body| match body.len() {
+    ///         0..=65_536 => Ok(()),
+    ///         n => Err(format!("{n} bytes is more than this application takes")),
+    ///     });
+    /// ```
+    pub fn validate(
+        mut self,
+        check: impl Fn(&[u8]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validate = Some(Arc::new(check));
+        self
+    }
+
+    /// Stores only bodies that deserialize as `T` (serde), such as
+    /// [`OpenMessage`](crate::openmessaging::OpenMessage): typed validation with
+    /// durable storage, the reason of a refusal being serde's message.
+    ///
+    /// ```
+    /// # #[cfg(feature = "openmessaging")] {
+    /// use std::sync::Arc;
+    /// use genesys_webhook::inbox::{Enqueue, MemoryInbox};
+    /// use genesys_webhook::openmessaging::OpenMessage;
+    ///
+    /// let enqueue = Enqueue::new(Arc::new(MemoryInbox::new())).validate_as::<OpenMessage>();
+    /// # }
+    /// ```
+    pub fn validate_as<T: serde::de::DeserializeOwned>(self) -> Self {
+        self.validate(|body| {
+            serde_json::from_slice::<T>(body)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Whether the axum handler stores requests that did not pass
+    /// [`GenesysSignatureLayer`](crate::GenesysSignatureLayer) (default `false`: they
+    /// are answered `500 {"error":"signature_layer_missing"}`, and the misconfiguration
+    /// is logged at ERROR once). Only for a benchmark's baseline route.
+    pub fn allow_unverified(mut self, allow: bool) -> Self {
+        self.allow_unverified = allow;
+        self
     }
 
     /// How long an append may take before the sender is asked to retry (default 5 s).
@@ -117,6 +179,14 @@ impl Enqueue {
                 return json_text(StatusCode::BAD_REQUEST, r#"{"error":"invalid_json"}"#);
             }
         }
+        if let Some(check) = &self.validate {
+            if let Err(reason) = check(&body) {
+                tracing::debug!(body_len = body.len(), %reason, "body refused by validation");
+                self.refusals.record("invalid_body", &reason);
+                let answer = serde_json::json!({"error": "invalid_body", "message": reason});
+                return json_text(StatusCode::BAD_REQUEST, &answer.to_string());
+            }
+        }
         let started = Instant::now();
         let appended = tokio::time::timeout(self.append_timeout, self.inbox.append(body)).await;
         crate::metrics::append_finished(started.elapsed());
@@ -156,6 +226,8 @@ impl std::fmt::Debug for Enqueue {
             .field("append_timeout", &self.append_timeout)
             .field("retry_after", &self.retry_after)
             .field("json_object", &self.json_object)
+            .field("validates", &self.validate.is_some())
+            .field("allow_unverified", &self.allow_unverified)
             .finish_non_exhaustive()
     }
 }
@@ -179,19 +251,38 @@ impl Service<Request<VerifiedBody>> for Enqueue {
 impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
     type Future = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
 
-    fn call(self, request: axum::extract::Request, _state: S) -> Self::Future {
+    fn call(self, request: axum::extract::Request, state: S) -> Self::Future {
+        use axum::extract::FromRequest;
+        use axum::response::IntoResponse;
         Box::pin(async move {
-            // Behind the signature layer the body is already in memory, and bounded.
-            match axum::body::to_bytes(request.into_body(), usize::MAX).await {
-                Ok(body) => axum::response::IntoResponse::into_response(self.enqueue(body).await),
-                Err(_) => axum::response::IntoResponse::into_response(json_text(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"error":"unreadable_body"}"#,
-                )),
+            let verified = request
+                .extensions()
+                .get::<crate::VerifiedSignature>()
+                .is_some();
+            if !verified && !self.allow_unverified {
+                crate::response::misconfigured(
+                    &MISSING_LAYER_LOGGED,
+                    "inbox::Enqueue is mounted on a route without GenesysSignatureLayer: unsigned requests are refused with 500",
+                );
+                return json_text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"error":"signature_layer_missing"}"#,
+                )
+                .into_response();
+            }
+            // `Bytes` honours axum's `DefaultBodyLimit` (2 MB unless changed): 413 above it.
+            match bytes::Bytes::from_request(request, &state).await {
+                Ok(body) => self.enqueue(body).await.into_response(),
+                Err(rejection) => rejection.into_response(),
             }
         })
     }
 }
+
+/// Whether the missing layer was logged already (once per process).
+#[cfg(feature = "axum")]
+static MISSING_LAYER_LOGGED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Counts refusals and sums them up at WARN at most once a minute.
 #[derive(Debug)]

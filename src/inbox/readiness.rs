@@ -45,6 +45,29 @@ impl Readiness {
         self
     }
 
+    /// Also requires the replay store of `layer` to answer, when it has replay
+    /// protection on: the probe then covers every store a webhook's `200` depends on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use genesys_webhook::inbox::{MemoryInbox, Readiness};
+    /// use genesys_webhook::replay::ReplayProtection;
+    /// use genesys_webhook::GenesysSignatureLayer;
+    ///
+    /// let layer = GenesysSignatureLayer::builder()
+    ///     .secret("dev-secret")
+    ///     .replay_protection(ReplayProtection::in_memory())
+    ///     .build()?;
+    /// let ready = Readiness::new(Arc::new(MemoryInbox::new())).signature_layer(&layer);
+    /// # Ok::<_, genesys_webhook::ConfigError>(())
+    /// ```
+    pub fn signature_layer(mut self, layer: &crate::GenesysSignatureLayer) -> Self {
+        if let Some(store) = layer.replay_store() {
+            self.replay = Some(Arc::clone(store));
+        }
+        self
+    }
+
     /// How long the stores may take to answer (default 2 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

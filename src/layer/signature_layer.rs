@@ -46,6 +46,13 @@ impl GenesysSignatureLayer {
         GenesysSignatureLayerBuilder::new()
     }
 
+    /// The replay store the layer consults, when replay protection is on: a
+    /// readiness probe should require it to answer too
+    /// ([`Readiness::signature_layer`](crate::inbox::Readiness::signature_layer)).
+    pub fn replay_store(&self) -> Option<&Arc<dyn crate::replay::ReplayStore>> {
+        self.config.replay.as_ref().map(|replay| replay.store())
+    }
+
     /// The largest body the layer accepts, in bytes.
     pub fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
