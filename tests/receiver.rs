@@ -530,8 +530,11 @@ async fn an_agents_text_is_acknowledged_with_a_delivered_receipt_through_the_inb
 }
 
 #[tokio::test]
-async fn without_an_integration_the_receipt_is_logged_not_sent() {
-    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "loop-secret")]);
+async fn without_an_integration_the_receipt_is_logged_at_debug_without_the_customer() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "loop-secret"),
+        ("RUST_LOG", "info,genesys_webhook=debug"),
+    ]);
     let sig = sign_open_messaging("loop-secret", OM_MESSAGE);
     let queued = post_bytes(
         receiver.addr,
@@ -542,14 +545,142 @@ async fn without_an_integration_the_receipt_is_logged_not_sent() {
     .await;
     assert_eq!(queued.status, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !receiver.output_contains("would send a Delivered receipt") {
+    while !receiver.output_contains("would send a receipt") {
         assert!(Instant::now() < deadline, "{:?}", receiver.lines());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let line = receiver.lines_containing("would send a receipt").remove(0);
     assert!(
-        receiver.output_contains(r#"\"status\":\"Delivered\""#)
-            || receiver.output_contains("Delivered")
+        line.contains("DEBUG") && line.contains("Delivered"),
+        "{line}"
     );
+    // The customer's id (channel.to.id) is on no line above DEBUG.
+    let above_debug: Vec<String> = receiver
+        .lines()
+        .into_iter()
+        .filter(|l| !l.contains("DEBUG") && !l.contains("TRACE"))
+        .filter(|l| l.contains("33633081329"))
+        .collect();
+    assert!(above_debug.is_empty(), "{above_debug:?}");
+}
+
+/// A JSON value whose objects have no key twice (serde_json keeps the last of two).
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                while seq.next_element::<UniqueKeys>()?.is_some() {}
+                Ok(UniqueKeys)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut keys = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !keys.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                    }
+                    map.next_value::<UniqueKeys>()?;
+                }
+                Ok(UniqueKeys)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_sqlite_batch_logs_json_with_unique_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::receiver_binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("GENESYS_WEBHOOK_SECRET", "json-logs")
+        .env("GENESYS_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a log line")
+    };
+    let addr: std::net::SocketAddr = loop {
+        let json: serde_json::Value = serde_json::from_str(&next()).unwrap();
+        if let Some(addr) = json["fields"]["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("listening on http://"))
+        {
+            break addr.parse().unwrap();
+        }
+    };
+    // The inbox file removed under the receiver: the batch fails and is logged.
+    std::fs::remove_file(dir.path().join("genesys-inbox.db")).unwrap();
+    let body = br#"{"type":"Text","text":"hi"}"#;
+    let sig = sign_open_messaging("json-logs", body);
+    let refused = post_bytes(
+        addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", &sig)],
+        body,
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    let failure = loop {
+        let line = next();
+        if line.contains("nothing of this batch was stored") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(error) = serde_json::from_str::<UniqueKeys>(&failure) {
+        panic!("{error}: {failure}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&failure).unwrap();
+    assert_eq!(
+        json["fields"]["message"],
+        "inbox: nothing of this batch was stored"
+    );
+    assert!(json["fields"]["reason"].as_str().is_some(), "{failure}");
 }
 
 #[test]

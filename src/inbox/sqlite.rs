@@ -248,7 +248,7 @@ fn write_loop(
             }
         };
         if let Err(message) = still_ours() {
-            tracing::error!(%message, "inbox: nothing of this batch was stored");
+            tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
             outcome(Batch::Failed);
             fail_all(jobs, &message);
             continue;
@@ -261,7 +261,7 @@ fn write_loop(
                 }
                 _ => format!("could not begin a transaction: {error}"),
             };
-            tracing::error!(%message, "inbox: nothing of this batch was stored");
+            tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
             outcome(Batch::Failed);
             fail_all(jobs, &message);
             continue;
@@ -295,7 +295,7 @@ fn write_loop(
                 }
             }
             Err(message) => {
-                tracing::error!(%message, "inbox: nothing of this batch was stored");
+                tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
                 if !connection.is_autocommit() {
                     let _ = connection.execute_batch("ROLLBACK");
                 }
