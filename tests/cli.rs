@@ -718,13 +718,35 @@ async fn inbound_sends_a_message_a_receipt_and_typing_to_the_api() {
             "--to",
             "customer-42",
             "--status",
-            "read",
+            "Delivered",
         ],
         b"",
         &env,
     )
     .await;
     assert_eq!(receipt.status.code(), Some(0), "{}", stderr(&receipt));
+    // There is no inbound `Read`: refused before any call, naming the five.
+    let read = run(
+        &[
+            "inbound",
+            "receipt",
+            "--message-id",
+            "8085",
+            "--to",
+            "c",
+            "--status",
+            "read",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(read.status.code(), Some(2), "{}", stderr(&read));
+    assert!(
+        stderr(&read).contains("Sent, Delivered, Failed, Published, Removed"),
+        "{}",
+        stderr(&read)
+    );
     let typing = run(
         &[
             "inbound",
@@ -751,10 +773,65 @@ async fn inbound_sends_a_message_a_receipt_and_typing_to_the_api() {
     assert_eq!(calls[1].0, format!("{base_path}/receipt"));
     assert_eq!(
         (&calls[1].1["id"], &calls[1].1["status"]),
-        (&"8085".into(), &"Read".into())
+        (&"8085".into(), &"Delivered".into())
     );
+    assert_eq!(calls.len(), 3, "the refused receipt was not sent");
     assert_eq!(calls[2].0, format!("{base_path}/event"));
     assert_eq!(calls[2].1["events"][0]["eventType"], "Typing");
+
+    let button = run(
+        &[
+            "inbound",
+            "button-response",
+            "--from",
+            "customer-42",
+            "--originating-message-id",
+            "8085",
+            "--text",
+            "Sales",
+            "--payload",
+            "sales",
+            "--kind",
+            "button",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(button.status.code(), Some(0), "{}", stderr(&button));
+    let file = run(
+        &[
+            "inbound",
+            "message",
+            "--from",
+            "customer-42",
+            "--attachment",
+            "https://cdn.example.com/a.png",
+            "--media-type",
+            "image",
+            "--mime",
+            "image/png",
+            "--message-id",
+            "provider-9",
+        ],
+        b"",
+        &env,
+    )
+    .await;
+    assert_eq!(file.status.code(), Some(0), "{}", stderr(&file));
+    let calls = fake.inbound_calls();
+    assert_eq!(calls[3].0, format!("{base_path}/structured/response"));
+    assert_eq!(calls[3].1["originatingMessageId"], "8085");
+    assert_eq!(
+        calls[3].1["buttonResponse"],
+        serde_json::json!({"type": "Button", "text": "Sales", "payload": "sales"})
+    );
+    assert_eq!(calls[4].1["channel"]["messageId"], "provider-9");
+    assert_eq!(calls[4].1["content"][0]["attachment"]["mediaType"], "Image");
+    assert_eq!(
+        calls[4].1["content"][0]["attachment"]["url"],
+        "https://cdn.example.com/a.png"
+    );
 
     let missing = run(&["inbound", "typing", "--from", "c"], b"", &env[..3]).await;
     assert_eq!(missing.status.code(), Some(2));

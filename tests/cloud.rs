@@ -611,6 +611,12 @@ async fn a_patch_closed_unanswered_is_not_sent_again() {
         .await
         .unwrap_err();
     assert!(matches!(error, CloudError::Transport(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("the connection to Genesys Cloud was cut")
+            && !text.contains("could not connect"),
+        "{text}"
+    );
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen.iter().filter(|l| l.starts_with("PATCH")).count(),
@@ -647,8 +653,11 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
 #[cfg(feature = "openmessaging")]
 mod inbound {
     use super::*;
-    use genesys_webhook::cloud::{InboundEvent, InboundMessage, InboundReceipt};
-    use genesys_webhook::openmessaging::{OpenMessage, ReceiptStatus};
+    use genesys_webhook::cloud::{
+        ButtonResponseKind, InboundEvent, InboundMessage, InboundReceipt, InboundReceiptStatus,
+        InboundStructuredResponse, MediaType,
+    };
+    use genesys_webhook::openmessaging::{OpenMessage, ReasonCode};
 
     const INTEGRATION: &str = "6685f1e2-0000-4000-8000-000000000001";
 
@@ -693,7 +702,8 @@ mod inbound {
     async fn a_delivered_receipt_names_the_outbound_message_by_its_id() {
         let fake = FakeCloud::start().await;
         let outbound = OpenMessage::from_slice(br#"{"id":"8085","type":"Text","text":"Hi","direction":"Outbound","channel":{"platform":"Open","messageId":"provider-8085","to":{"id":"customer-42","idType":"Opaque"}}}"#).unwrap();
-        let receipt = InboundReceipt::for_message(&outbound, ReceiptStatus::Delivered).unwrap();
+        let receipt =
+            InboundReceipt::for_message(&outbound, InboundReceiptStatus::Delivered).unwrap();
         let mut built = serde_json::to_value(&receipt).unwrap();
         let mut one_line =
             serde_json::to_value(InboundReceipt::delivered("8085", "customer-42")).unwrap();
@@ -724,8 +734,10 @@ mod inbound {
             .await
             .unwrap();
         inbound
-            .structured_response(&InboundMessage::quick_reply_response(
+            .structured_response(&InboundStructuredResponse::new(
                 "customer-42",
+                "8085a2b4c1",
+                ButtonResponseKind::QuickReply,
                 "Small",
                 "size-s",
             ))
@@ -738,10 +750,89 @@ mod inbound {
             serde_json::json!([{"eventType": "Typing", "typing": {"type": "On"}}])
         );
         assert_eq!(calls[1].0, format!("{}/structured/response", base()));
+        // `OpenInboundStructuredResponseMessage`: not a normalized message.
+        let body = &calls[1].1;
         assert_eq!(
-            calls[1].1["content"],
-            serde_json::json!([{"contentType": "ButtonResponse", "buttonResponse": {"type": "QuickReply", "text": "Small", "payload": "size-s"}}])
+            body["buttonResponse"],
+            serde_json::json!({"type": "QuickReply", "text": "Small", "payload": "size-s"})
         );
+        assert_eq!(body["originatingMessageId"], "8085a2b4c1");
+        assert_eq!(body["channel"]["from"]["id"], "customer-42");
+        assert!(
+            body.get("content").is_none() && body.get("text").is_none(),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attachment_goes_as_sdk_content_with_its_message_id() {
+        let fake = FakeCloud::start().await;
+        let message = InboundMessage::attachment(
+            "customer-42",
+            "https://cdn.example.com/a.pdf",
+            MediaType::File,
+            "application/pdf",
+        )
+        .filename("a.pdf")
+        .message_id("provider-7");
+        client(&fake)
+            .inbound(INTEGRATION)
+            .unwrap()
+            .message(&message)
+            .await
+            .unwrap();
+        let (_, body) = fake.inbound_calls().remove(0);
+        assert_eq!(
+            body["content"],
+            serde_json::json!([{"contentType": "Attachment", "attachment": {"mediaType": "File", "url": "https://cdn.example.com/a.pdf", "mime": "application/pdf", "filename": "a.pdf"}}])
+        );
+        assert_eq!(body["channel"]["messageId"], "provider-7");
+    }
+
+    #[test]
+    fn receipt_statuses_are_the_five_genesys_accepts_in_any_case() {
+        for (text, status) in [
+            ("sent", InboundReceiptStatus::Sent),
+            ("Delivered", InboundReceiptStatus::Delivered),
+            ("FAILED", InboundReceiptStatus::Failed),
+            ("published", InboundReceiptStatus::Published),
+            ("Removed", InboundReceiptStatus::Removed),
+        ] {
+            let parsed: InboundReceiptStatus = text.parse().unwrap();
+            assert_eq!(parsed, status);
+            assert_eq!(
+                serde_json::to_value(parsed).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        let read = "Read"
+            .parse::<InboundReceiptStatus>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            read.contains("Sent, Delivered, Failed, Published, Removed"),
+            "{read}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_receipt_carries_a_typed_reason() {
+        let fake = FakeCloud::start().await;
+        let receipt = InboundReceipt::new("8085", "customer-42", InboundReceiptStatus::Failed)
+            .reason(ReasonCode::RecipientOptedOut, "the customer opted out")
+            .final_receipt(true);
+        client(&fake)
+            .inbound(INTEGRATION)
+            .unwrap()
+            .receipt(&receipt)
+            .await
+            .unwrap();
+        let (_, body) = fake.inbound_calls().remove(0);
+        assert_eq!(
+            body["reasons"],
+            serde_json::json!([{"code": "RecipientOptedOut", "message": "the customer opted out"}])
+        );
+        assert_eq!(body["isFinalReceipt"], true);
     }
 
     #[tokio::test(start_paused = true)]
@@ -991,4 +1082,26 @@ mod receipts {
             (Some("s-1"), Some("Delivered"))
         );
     }
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_nothing_was_sent() {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let error = GenesysCloud::builder()
+        .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .api_base(format!("http://{addr}"))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+        .open_messaging()
+        .list()
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("could not connect to Genesys Cloud (nothing was sent)"),
+        "{text}"
+    );
 }

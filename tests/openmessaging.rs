@@ -66,8 +66,8 @@ fn a_receipt_parses_and_round_trips() {
     assert_eq!(message.status, Some(ReceiptStatus::Failed));
     assert_eq!(message.is_final_receipt, Some(true));
     assert_eq!(
-        message.reasons.unwrap()[0].code.as_deref(),
-        Some("MessageExpired")
+        message.reasons.unwrap()[0].code,
+        Some(genesys_webhook::openmessaging::ReasonCode::MessageExpired)
     );
 }
 

@@ -159,7 +159,16 @@ impl fmt::Display for CloudError {
                 }
                 Ok(())
             }
-            Self::Transport(error) => write!(f, "could not reach Genesys Cloud: {error}"),
+            Self::Transport(error) => {
+                let what = if error.is_connect() {
+                    "could not connect to Genesys Cloud (nothing was sent)"
+                } else if error.is_timeout() {
+                    "Genesys Cloud did not answer in time (the request may have been processed)"
+                } else {
+                    "the connection to Genesys Cloud was cut before a whole answer came back (the request may have been processed)"
+                };
+                write!(f, "{what}: {error}")
+            }
             Self::TokenTimeout(deadline) => write!(
                 f,
                 "could not get an OAuth token within {} s",

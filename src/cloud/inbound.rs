@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{CloudError, GenesysCloud};
 use crate::openmessaging::{
-    ButtonResponse, Content, ContentType, Direction, Event, EventType, IdType, MessageType,
-    OpenMessage, Participant, Reason, ReceiptStatus, Typing, TypingType,
+    Attachment, ButtonResponse, Content, ContentType, Direction, Event, EventType, IdType,
+    MessageType, OpenMessage, Participant, Reason, ReasonCode, Typing, TypingType,
 };
 
 /// Sends into one Open Messaging integration; made by [`GenesysCloud::inbound`].
@@ -155,7 +155,7 @@ impl Inbound<'_> {
     /// [`CloudError`] from the token or the API.
     pub async fn structured_response(
         &self,
-        response: &InboundMessage,
+        response: &InboundStructuredResponse,
     ) -> Result<InboundAnswer, CloudError> {
         self.post("/structured/response", response).await
     }
@@ -236,6 +236,67 @@ impl InboundMessage {
         }
     }
 
+    /// A file from the customer `from_id`: Genesys fetches it from `url`
+    /// (`{contentType: Attachment, attachment: {mediaType, url, mime}}`). Add a caption
+    /// with [`caption`](Self::caption) and a name with [`filename`](Self::filename).
+    ///
+    /// ```
+    /// # #[cfg(feature = "cloud")] {
+    /// use genesys_webhook::cloud::{InboundMessage, MediaType};
+    ///
+    /// let photo = InboundMessage::attachment(
+    ///     "customer-42",
+    ///     "https://cdn.example.com/receipt.jpg",
+    ///     MediaType::Image,
+    ///     "image/jpeg",
+    /// )
+    /// .filename("receipt.jpg")
+    /// .caption("my receipt");
+    /// # }
+    /// ```
+    pub fn attachment(
+        from_id: &str,
+        url: impl Into<String>,
+        media_type: MediaType,
+        mime: impl Into<String>,
+    ) -> Self {
+        let mut message = Self::text(from_id, "");
+        message.text = None;
+        message.content = Some(vec![Content {
+            content_type: ContentType::Attachment,
+            attachment: Some(Attachment {
+                media_type: Some(media_type.as_str().to_owned()),
+                url: Some(url.into()),
+                mime: Some(mime.into()),
+                ..Attachment::default()
+            }),
+            quick_reply: None,
+            button_response: None,
+            card: None,
+            carousel: None,
+            template: None,
+            extra: Map::new(),
+        }]);
+        message
+    }
+
+    /// The file name of each attachment of this message.
+    pub fn filename(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        for content in self.content.iter_mut().flatten() {
+            if let Some(attachment) = &mut content.attachment {
+                attachment.filename = Some(name.clone());
+            }
+        }
+        self
+    }
+
+    /// A text sent with the attachment (the message's `text`).
+    pub fn caption(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
     /// The customer's choice of a quick reply: its label and payload.
     pub fn quick_reply_response(from_id: &str, text: &str, payload: &str) -> Self {
         Self::button_response_of("QuickReply", from_id, text, payload)
@@ -297,7 +358,7 @@ impl InboundMessage {
 pub struct InboundReceipt {
     id: String,
     channel: InboundChannel,
-    status: ReceiptStatus,
+    status: InboundReceiptStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasons: Option<Vec<Reason>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,7 +368,7 @@ pub struct InboundReceipt {
 impl InboundReceipt {
     /// A receipt with `status` for the outbound message `message_id`, which went to the
     /// customer `to_id`.
-    pub fn new(message_id: impl Into<String>, to_id: &str, status: ReceiptStatus) -> Self {
+    pub fn new(message_id: impl Into<String>, to_id: &str, status: InboundReceiptStatus) -> Self {
         let mut channel = InboundChannel::now();
         channel.to = Some(customer(to_id));
         Self {
@@ -321,12 +382,12 @@ impl InboundReceipt {
 
     /// `Delivered` for the outbound message `message_id`, sent to `to_id`.
     pub fn delivered(message_id: impl Into<String>, to_id: &str) -> Self {
-        Self::new(message_id, to_id, ReceiptStatus::Delivered)
+        Self::new(message_id, to_id, InboundReceiptStatus::Delivered)
     }
 
     /// A receipt with `status` for an outbound message as the webhook delivered it
     /// (its `id` and `channel.to`); `None` when it has no id or no recipient.
-    pub fn for_message(message: &OpenMessage, status: ReceiptStatus) -> Option<Self> {
+    pub fn for_message(message: &OpenMessage, status: InboundReceiptStatus) -> Option<Self> {
         let id = message.id.as_deref()?;
         let to = message.channel.as_ref()?.to.as_ref()?.id.as_deref()?;
         Some(Self::new(id, to, status))
@@ -341,14 +402,15 @@ impl InboundReceipt {
                 .as_ref()
                 .is_none_or(|d| *d == Direction::Outbound);
         outbound_text
-            .then(|| Self::for_message(message, ReceiptStatus::Delivered))
+            .then(|| Self::for_message(message, InboundReceiptStatus::Delivered))
             .flatten()
     }
 
-    /// Adds a reason (for `Failed`).
-    pub fn reason(mut self, code: impl Into<String>, message: impl Into<String>) -> Self {
+    /// Adds a reason (for `Failed`): one of the 13 codes, and a description (which
+    /// Genesys requires).
+    pub fn reason(mut self, code: ReasonCode, message: impl Into<String>) -> Self {
         self.reasons.get_or_insert_with(Vec::new).push(Reason {
-            code: Some(code.into()),
+            code: Some(code),
             message: Some(message.into()),
             ..Reason::default()
         });
@@ -359,6 +421,221 @@ impl InboundReceipt {
     pub fn final_receipt(mut self, last: bool) -> Self {
         self.is_final_receipt = Some(last);
         self
+    }
+}
+
+/// The status of an inbound receipt: the five Genesys accepts
+/// (`OpenInboundNormalizedReceipt`). There is no `Read`.
+///
+/// Parsed in any case, written as Genesys spells it:
+///
+/// ```
+/// use genesys_webhook::cloud::InboundReceiptStatus;
+///
+/// let status: InboundReceiptStatus = "delivered".parse()?;
+/// assert_eq!(status.as_str(), "Delivered");
+/// let refused = "Read".parse::<InboundReceiptStatus>().unwrap_err();
+/// assert!(refused.to_string().contains("Sent, Delivered, Failed, Published, Removed"));
+/// # Ok::<_, genesys_webhook::cloud::UnknownReceiptStatus>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum InboundReceiptStatus {
+    /// Sent to the customer's platform.
+    Sent,
+    /// Delivered to the customer.
+    Delivered,
+    /// Could not be delivered; give a [`reason`](InboundReceipt::reason).
+    Failed,
+    /// Published.
+    Published,
+    /// Removed.
+    Removed,
+}
+
+impl InboundReceiptStatus {
+    /// Every status, in the order Genesys documents them.
+    pub const ALL: [Self; 5] = [
+        Self::Sent,
+        Self::Delivered,
+        Self::Failed,
+        Self::Published,
+        Self::Removed,
+    ];
+
+    /// The status as Genesys spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sent => "Sent",
+            Self::Delivered => "Delivered",
+            Self::Failed => "Failed",
+            Self::Published => "Published",
+            Self::Removed => "Removed",
+        }
+    }
+}
+
+impl std::fmt::Display for InboundReceiptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for InboundReceiptStatus {
+    type Err = UnknownReceiptStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownReceiptStatus(text.chars().take(32).collect()))
+    }
+}
+
+/// A text that is not an [`InboundReceiptStatus`]; its message names the five.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownReceiptStatus(String);
+
+impl std::fmt::Display for UnknownReceiptStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} is not a receipt status Genesys accepts inbound; use one of Sent, Delivered, Failed, Published, Removed",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownReceiptStatus {}
+
+/// What the customer answered a structured message with (`buttonResponse.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum ButtonResponseKind {
+    /// A button of a card or a list.
+    Button,
+    /// A quick reply.
+    QuickReply,
+    /// A date picker.
+    DatePicker,
+}
+
+/// The customer's answer to a structured message, for
+/// [`Inbound::structured_response`] (`OpenInboundStructuredResponseMessage`): the
+/// button or quick reply chosen, and the id of the outbound message it answers. Not a
+/// normalized message: Genesys requires all three of `channel`, `buttonResponse` and
+/// `originatingMessageId`.
+///
+/// ```
+/// use genesys_webhook::cloud::{ButtonResponseKind, InboundStructuredResponse};
+///
+/// let answer = InboundStructuredResponse::new(
+///     "customer-42",
+///     "8085a2b4c1",
+///     ButtonResponseKind::QuickReply,
+///     "Small",
+///     "size-s",
+/// );
+/// let json = serde_json::to_value(&answer)?;
+/// assert_eq!(json["originatingMessageId"], "8085a2b4c1");
+/// assert_eq!(json["buttonResponse"]["type"], "QuickReply");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundStructuredResponse {
+    channel: InboundChannel,
+    button_response: InboundButtonResponse,
+    originating_message_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundButtonResponse {
+    #[serde(rename = "type")]
+    kind: ButtonResponseKind,
+    text: String,
+    payload: String,
+}
+
+impl InboundStructuredResponse {
+    /// The customer `from_id` chose the button or quick reply labelled `text` with
+    /// `payload`, answering the outbound message `originating_message_id` (its `id`, as
+    /// the webhook delivered it).
+    pub fn new(
+        from_id: &str,
+        originating_message_id: impl Into<String>,
+        kind: ButtonResponseKind,
+        text: impl Into<String>,
+        payload: impl Into<String>,
+    ) -> Self {
+        let mut channel = InboundChannel::now();
+        channel.from = Some(customer(from_id));
+        channel.message_id = Some(random_id());
+        Self {
+            channel,
+            button_response: InboundButtonResponse {
+                kind,
+                text: text.into(),
+                payload: payload.into(),
+            },
+            originating_message_id: originating_message_id.into(),
+        }
+    }
+
+    /// Uses `id` as the provider message id (`channel.messageId`) instead of a random
+    /// one.
+    pub fn message_id(mut self, id: impl Into<String>) -> Self {
+        self.channel.message_id = Some(id.into());
+        self
+    }
+}
+
+/// What an inbound attachment is (`attachment.mediaType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum MediaType {
+    /// A picture.
+    Image,
+    /// A video.
+    Video,
+    /// A sound.
+    Audio,
+    /// Any other file.
+    File,
+    /// A link.
+    Link,
+}
+
+impl MediaType {
+    /// The type as Genesys spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Image => "Image",
+            Self::Video => "Video",
+            Self::Audio => "Audio",
+            Self::File => "File",
+            Self::Link => "Link",
+        }
+    }
+}
+
+impl std::str::FromStr for MediaType {
+    type Err = String;
+
+    /// In any case: `image`, `Video`, …
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            Self::Image,
+            Self::Video,
+            Self::Audio,
+            Self::File,
+            Self::Link,
+        ]
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| "expected one of Image, Video, Audio, File, Link".to_owned())
     }
 }
 

@@ -23,7 +23,10 @@ mod retry;
 pub use self::client::{GenesysCloud, GenesysCloudBuilder};
 pub use self::error::{ApiError, CloudError, TransportError};
 #[cfg(feature = "openmessaging")]
-pub use self::inbound::{Inbound, InboundAnswer, InboundEvent, InboundMessage, InboundReceipt};
+pub use self::inbound::{
+    ButtonResponseKind, Inbound, InboundAnswer, InboundEvent, InboundMessage, InboundReceipt,
+    InboundReceiptStatus, InboundStructuredResponse, MediaType, UnknownReceiptStatus,
+};
 pub use self::integrations::{
     Created, NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
     OpenMessagingIntegrationUpdate,

@@ -95,7 +95,42 @@ string_enum! {
 }
 
 string_enum! {
-    /// A receipt's status.
+    /// Why a receipt is `Failed` (`reasons[].code`): the 13 codes of the SDKs'
+    /// `Reason` model.
+    ReasonCode {
+        /// The message expired before it could be delivered.
+        MessageExpired = "MessageExpired",
+        /// The platform rate-limited the message.
+        RateLimited = "RateLimited",
+        /// The message is not allowed.
+        MessageNotAllowed = "MessageNotAllowed",
+        /// Any other error.
+        GeneralError = "GeneralError",
+        /// The platform does not support this message.
+        UnsupportedMessage = "UnsupportedMessage",
+        /// The message is not known.
+        UnknownMessage = "UnknownMessage",
+        /// The message is malformed.
+        InvalidMessageStructure = "InvalidMessageStructure",
+        /// The recipient cannot be reached.
+        InvalidDestination = "InvalidDestination",
+        /// The platform failed.
+        ServerError = "ServerError",
+        /// The media type is not allowed.
+        MediaTypeNotAllowed = "MediaTypeNotAllowed",
+        /// The media is too large (or has no valid length).
+        InvalidMediaContentLength = "InvalidMediaContentLength",
+        /// The recipient opted out.
+        RecipientOptedOut = "RecipientOptedOut",
+        /// Filtered by a data policy.
+        DataFiltered = "DataFiltered",
+    }
+}
+
+string_enum! {
+    /// A receipt's status, as the outbound webhook may carry it. Genesys accepts only
+    /// five of them on an inbound receipt: see
+    /// [`InboundReceiptStatus`](crate::cloud::InboundReceiptStatus) (no `Read`).
     ReceiptStatus {
         /// Sent to the customer's platform.
         Sent = "Sent",
@@ -505,7 +540,7 @@ pub struct Template {
 pub struct Reason {
     /// A code such as `MessageExpired`, `RateLimited`, `GeneralError`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<ReasonCode>,
     /// A description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

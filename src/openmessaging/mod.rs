@@ -39,7 +39,7 @@ pub use self::extract::OpenMessageRejection;
 pub use self::message::{
     Attachment, ButtonResponse, Card, CardAction, Carousel, Channel, Content, ContentType,
     Direction, Event, EventType, Extra, IdType, MessageType, OpenMessage, OriginatingEntity,
-    Participant, QuickReply, Reason, ReceiptStatus, Template, Typing, TypingType,
+    Participant, QuickReply, Reason, ReasonCode, ReceiptStatus, Template, Typing, TypingType,
 };
 #[cfg(feature = "cloud")]
 pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};
