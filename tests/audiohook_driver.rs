@@ -355,3 +355,105 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout() {
     }
     assert!(ended.unwrap().error.unwrap().contains("idle"));
 }
+
+/// A transcriber that names each utterance by where it starts.
+struct Fixed;
+
+impl genesys_webhook::audiohook::transcription::Transcriber for Fixed {
+    fn wants_audio(&self) -> bool {
+        false
+    }
+
+    async fn utterance(
+        &mut self,
+        _: genesys_webhook::audiohook::transcription::ChannelUtterance,
+        _: Option<&str>,
+    ) -> Option<(String, f64)> {
+        Some(("words".to_owned(), 0.9))
+    }
+}
+
+/// The transcripts (offset, duration, channel) of 12 s of stereo audio with voice on
+/// the external channel at 1–2.5 s, 4–5 s, 7.2–9.4 s (across 8 s) and 10–11 s, sent at
+/// once; with `discard`, `discarded {start: PT8.0S, discarded: PT0.5S}` goes out after
+/// the frame that ends at 8 s, as Genesys' "Test Discard During Utterance" sends it.
+async fn transcripts_of_the_suites_audio(discard: bool) -> Vec<(f64, f64, u64)> {
+    use genesys_webhook::audiohook::transcription::TranscriptionHandler;
+    let layer = AudioHookSignatureLayer::builder()
+        .unsigned_key(KEY)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(|upgrade: AudioHookUpgrade| async move {
+                // All 12 s arrive at once: room for every frame.
+                upgrade
+                    .config(DriverConfig::default().queue(256))
+                    .serve(TranscriptionHandler::new(Fixed))
+            }),
+        )
+        .route_layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    let voiced = |ms: u64| {
+        [(1000, 2500), (4000, 5000), (7200, 9400), (10_000, 11_000)]
+            .iter()
+            .any(|(from, to)| (*from..*to).contains(&ms))
+    };
+    for frame in 0..120u64 {
+        let external = if voiced(frame * 100) { 0x10u8 } else { 0xff };
+        let data: Vec<u8> = (0..800).flat_map(|_| [external, 0xff]).collect();
+        client
+            .socket
+            .send(Message::Binary(data.into()))
+            .await
+            .unwrap();
+        if discard && frame == 79 {
+            client
+                .send(
+                    "discarded",
+                    json!({"start": "PT8.0S", "discarded": "PT0.5S"}),
+                )
+                .await;
+        }
+    }
+    client.send("close", json!({"reason": "end"})).await;
+    let mut transcripts = Vec::new();
+    loop {
+        let message = client.next(Duration::from_secs(10)).await.expect("closed");
+        match message["type"].as_str() {
+            Some("event") => {
+                for entity in message["parameters"]["entities"].as_array().unwrap() {
+                    let data = &entity["data"];
+                    let seconds = |field: &str| {
+                        let text = data[field].as_str().unwrap();
+                        text.trim_start_matches("PT")
+                            .trim_end_matches('S')
+                            .parse::<f64>()
+                            .unwrap()
+                    };
+                    transcripts.push((
+                        seconds("offset"),
+                        seconds("duration"),
+                        data["channelId"].as_u64().unwrap(),
+                    ));
+                }
+            }
+            Some("closed") => break,
+            _ => {}
+        }
+    }
+    transcripts
+}
+
+#[tokio::test]
+async fn a_discard_during_an_utterance_leaves_the_transcripts_as_they_were() {
+    let plain = transcripts_of_the_suites_audio(false).await;
+    let discarded = transcripts_of_the_suites_audio(true).await;
+    assert_eq!(plain.len(), 4, "{plain:?}");
+    assert_eq!(discarded, plain);
+}

@@ -3,8 +3,8 @@
 //! in), one final transcript `event` sent per utterance.
 //!
 //! [`UtteranceDetector`] is the part with no I/O: it places utterances on the stream
-//! timeline, ends them at a pause, a discard, an update or the close, and restarts
-//! the detectors with the next frame. With the `axum` feature,
+//! timeline, ends them at a pause, an update or the close, and restarts the detectors
+//! with the next frame. A `discarded` report ends nothing: the stream goes on. With the `axum` feature,
 //! `TranscriptionHandler` is an `AudioHookHandler` that does
 //! the whole job.
 //!
@@ -14,7 +14,7 @@
 //!
 //! let mut detector = UtteranceDetector::new(&[MediaChannel::External]);
 //! // Feed it the session's frames (`SessionEvent::Audio`); call `flush` on a pause,
-//! // a discard, an update and the close.
+//! // an update and the close.
 //! assert!(detector.flush().is_empty());
 //! ```
 
@@ -99,7 +99,7 @@ impl UtteranceDetector {
         ended
     }
 
-    /// Ends the utterances under way (at a pause, a discard, an update, the close);
+    /// Ends the utterances under way (at a pause, an update, the close);
     /// the detectors restart with the next frame.
     pub fn flush(&mut self) -> Vec<ChannelUtterance> {
         self.restart = true;
@@ -214,8 +214,8 @@ mod handler {
     /// A Transcription Connector session: takes the first stereo offer (else the
     /// first supported one), detects utterances on each channel, asks the
     /// [`Transcriber`] for their text and sends one final transcript each. Pauses,
-    /// discards, updates (which change the language) and the close end the
-    /// utterances under way.
+    /// updates (which change the language) and the close end the utterances under
+    /// way; a `discarded` report does not (the stream goes on).
     ///
     /// ```
     /// use genesys_webhook::audiohook::transcription::{ChannelUtterance, Transcriber, TranscriptionHandler};
@@ -317,9 +317,14 @@ mod handler {
 
         async fn event(&mut self, event: SessionEvent, session: &SessionControl) {
             match event {
-                SessionEvent::Paused | SessionEvent::Resumed(_) | SessionEvent::Discarded(_) => {
+                SessionEvent::Paused | SessionEvent::Resumed(_) => {
                     self.flush(session).await;
                 }
+                // A discard reports audio Genesys did not send; the stream goes on, and
+                // so does the utterance under way (the reference server's detectors
+                // keep running, and Genesys' suite expects the same transcripts, at the
+                // same offsets, with or without it).
+                SessionEvent::Discarded(_) => {}
                 SessionEvent::Update { language } => {
                     self.flush(session).await;
                     tracing::debug!(?language, "language updated");
