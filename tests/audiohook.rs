@@ -133,6 +133,39 @@ fn the_simulator_completes_a_session_and_the_recording_has_the_right_length() {
 }
 
 #[test]
+fn a_connection_probe_records_nothing_and_is_opened_then_closed() {
+    let record = tempfile::tempdir().unwrap();
+    let server = start(&[
+        ("AUDIOHOOK_API_KEY", API_KEY),
+        ("AUDIOHOOK_CLIENT_SECRET", SECRET),
+        ("AUDIOHOOK_RECORD_DIR", record.path().to_str().unwrap()),
+    ]);
+    for mode in ["monitor", "transcription", "connector"] {
+        let report = simulate_json(server.addr, &["--probe", "--mode", mode]);
+        assert_eq!(report["passed"], true, "{report}");
+    }
+    // A real session afterwards is recorded: the directory is in use.
+    let output = simulate(server.addr, &["--seconds", "1", "--fast"], Some(SECRET));
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let files = loop {
+        let files: Vec<_> = std::fs::read_dir(record.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        if !files.is_empty() || Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        files.len(),
+        1,
+        "one recording, for the real session only: {files:?}"
+    );
+}
+
+#[test]
 fn a_wav_file_is_streamed_at_real_time_pace() {
     let server = start(&[
         ("AUDIOHOOK_API_KEY", API_KEY),

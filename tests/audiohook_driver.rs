@@ -457,3 +457,24 @@ async fn a_discard_during_an_utterance_leaves_the_transcripts_as_they_were() {
     assert_eq!(plain.len(), 4, "{plain:?}");
     assert_eq!(discarded, plain);
 }
+
+#[tokio::test]
+async fn a_connection_probe_is_answered_without_the_handler() {
+    let handler = Slow::default();
+    let ended = Arc::clone(&handler.ended);
+    let addr = serve(handler, DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    let zero = "00000000-0000-0000-0000-000000000000";
+    client.send("open", json!({
+        "organizationId": ORG, "conversationId": zero,
+        "participant": {"id": zero, "ani": "", "aniName": "", "dnis": ""},
+        "media": [{"type": "audio", "format": "PCMU", "channels": ["external"], "rate": 8000}],
+    })).await;
+    let opened = client.expect("opened").await;
+    assert_eq!(opened["parameters"]["media"], json!([]), "{opened}");
+    client.send("close", json!({"reason": "end"})).await;
+    client.expect("closed").await;
+    // The server closes the socket; the handler heard nothing, not even the end.
+    assert!(client.next(Duration::from_secs(5)).await.is_none());
+    assert!(ended.lock().await.is_none());
+}

@@ -482,6 +482,8 @@ struct Run {
     hold_until: Option<Instant>,
     error: Option<String>,
     close_timeout: Duration,
+    /// The session is a connection probe, answered without the handler.
+    probe: bool,
 }
 
 impl Run {
@@ -509,7 +511,29 @@ impl Run {
     }
 
     fn incoming(&mut self, event: SessionEvent) {
+        if self.probe {
+            // A connection probe is answered here: the handler never hears of it.
+            match event {
+                SessionEvent::Close(_) => {
+                    let _ = self.session.closed();
+                }
+                SessionEvent::Failed(info) => {
+                    self.disconnect_by =
+                        Some(Instant::now() + self.close_timeout.min(ERROR_CLOSE_WAIT));
+                    self.error.get_or_insert(info);
+                }
+                _ => {}
+            }
+            return;
+        }
         match event {
+            SessionEvent::Open(request) if request.is_probe() => {
+                tracing::debug!("AudioHook connection probe: answered without the handler");
+                self.probe = true;
+                if let Err(error) = self.session.open(request.accept_probe()) {
+                    tracing::debug!(%error, "AudioHook probe not answered");
+                }
+            }
             SessionEvent::Ping { .. } => {}
             SessionEvent::Close(reason) => {
                 self.closing_by = Some(Instant::now() + self.close_timeout);
@@ -601,6 +625,7 @@ async fn run<H: AudioHookHandler>(
         hold_until: None,
         error: None,
         close_timeout: config.close_timeout,
+        probe: false,
     };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut handler_gone = false;
@@ -684,11 +709,14 @@ async fn run<H: AudioHookHandler>(
         error: run.error.take(),
         position: run.session.position(),
     };
-    let Run { events, .. } = run;
+    let Run { events, probe, .. } = run;
     // Commands fail from now on, so a handler waiting to send one moves on.
     drop(commands);
-    // The handler may be behind: wait for room rather than drop the end.
-    let _ = events.send(ToHandler::End(end)).await;
+    // The handler may be behind: wait for room rather than drop the end. A probe's
+    // handler heard nothing, and hears no end either.
+    if !probe {
+        let _ = events.send(ToHandler::End(end)).await;
+    }
     drop(events);
     let _ = handler_task.await;
 }

@@ -259,6 +259,30 @@ pub struct OpenParameters {
     pub input_variables: Option<Map<String, Value>>,
 }
 
+/// The all-zero UUID Genesys puts in a connection probe's conversation and participant.
+pub const NULL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+impl OpenParameters {
+    /// Whether this `open` is a connection probe: when an admin activates an
+    /// integration, Genesys opens a session whose `conversationId` and
+    /// `participant.id` are the all-zero UUID, then closes it at once. A probe is no
+    /// call: start no recording, recogniser or bot for it.
+    ///
+    /// ```
+    /// use genesys_webhook::audiohook::protocol::OpenParameters;
+    ///
+    /// let open: OpenParameters = serde_json::from_str(r#"{"organizationId":"o",
+    ///     "conversationId":"00000000-0000-0000-0000-000000000000",
+    ///     "participant":{"id":"00000000-0000-0000-0000-000000000000","ani":"","aniName":"","dnis":""},
+    ///     "media":[]}"#)?;
+    /// assert!(open.is_probe());
+    /// # Ok::<_, serde_json::Error>(())
+    /// ```
+    pub fn is_probe(&self) -> bool {
+        self.conversation_id.trim() == NULL_UUID && self.participant.id.trim() == NULL_UUID
+    }
+}
+
 /// `opened` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -148,6 +148,19 @@ impl OpenRequest {
         self.selected.as_ref()
     }
 
+    /// Whether this is a connection probe ([`OpenParameters::is_probe`]): answer it
+    /// with [`accept_probe`](Self::accept_probe) and start nothing.
+    ///
+    /// [`OpenParameters::is_probe`]: super::protocol::OpenParameters::is_probe
+    pub fn is_probe(&self) -> bool {
+        self.parameters.is_probe()
+    }
+
+    /// The answer to a probe: `opened` with no media (the server wants no audio).
+    pub fn accept_probe(&self) -> OpenReply {
+        self.accept_media(None)
+    }
+
     /// The first supported offer with exactly `channels` channels.
     pub fn first_with_channels(&self, channels: usize) -> Option<&Media> {
         self.parameters
@@ -801,4 +814,4 @@ impl ServerSession {
 }
 
 /// The id the reference uses before it knows the session's.
-const NULL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+use super::protocol::NULL_UUID;

@@ -100,6 +100,11 @@ pub(crate) struct Args {
     /// After the audio, press these keys (`dtmf`), 200 ms apart, e.g. `12#`.
     #[arg(long, value_name = "KEYS")]
     dtmf: Option<String>,
+    /// Act as Genesys' connection probe (all-zero conversation and participant ids):
+    /// `open`, then `close` at once; the server should answer `opened` and `closed`
+    /// and start nothing.
+    #[arg(long)]
+    probe: bool,
 }
 
 /// Interleaved μ-law audio and its channel count.
@@ -550,11 +555,18 @@ fn open_parameters(organization: &str, audio: &Audio, args: &Args) -> OpenParame
     };
     let mut input_variables = Map::new();
     input_variables.insert("greeting".into(), "hello".into());
+    let id = || {
+        if args.probe {
+            genesys_webhook::audiohook::protocol::NULL_UUID.to_owned()
+        } else {
+            uuid()
+        }
+    };
     OpenParameters {
         organization_id: organization.to_owned(),
-        conversation_id: uuid(),
+        conversation_id: id(),
         participant: Participant {
-            id: uuid(),
+            id: id(),
             ani: "+15551230000".into(),
             ani_name: "genesys-webhook simulator".into(),
             dnis: "+15557650000".into(),
@@ -726,6 +738,22 @@ async fn run_steps(
     };
     if let Some(languages) = &parameters.supported_languages {
         done.push(format!("supported languages {}", languages.join(" ")));
+    }
+    if args.probe {
+        done.push(format!(
+            "probe answered with {} media",
+            parameters.media.len()
+        ));
+        listener
+            .send(ClientBody::Close(CloseParameters {
+                reason: CloseReason::End,
+            }))
+            .await?;
+        let closed = listener.expect("closed").await?;
+        if matches!(closed.body, ServerBody::Disconnect(_)) {
+            return answer_disconnect(listener, &closed).await;
+        }
+        return Ok(Ending::Closed);
     }
     let chosen = parameters.media.first().map_or(0, |m| m.channels.len());
     if chosen != audio.channels && args.mode != "connector" {
