@@ -93,3 +93,50 @@ pub(crate) fn misconfigured(logged: &std::sync::atomic::AtomicBool, message: &st
         tracing::error!("{message} (logged once)");
     }
 }
+
+/// How often, at most, a [`RefusalLog`] sums up at WARN.
+pub(crate) const REFUSAL_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Counts what a part refused (or noticed going wrong, request after request) and logs
+/// it the way the webhook layer logs its rejections: each one at DEBUG, and a WARN
+/// summary with the count and the latest reason at most once a minute, so that a flood
+/// cannot fill the disk and a lasting problem is still seen.
+#[derive(Debug)]
+pub(crate) struct RefusalLog {
+    /// What is counted, as the summary says it ("AudioHook upgrades refused").
+    what: &'static str,
+    total: std::sync::atomic::AtomicU64,
+    summaries: SummaryGate,
+}
+
+impl RefusalLog {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            total: std::sync::atomic::AtomicU64::new(0),
+            summaries: SummaryGate::new(REFUSAL_SUMMARY_EVERY),
+        }
+    }
+
+    /// Counts one, logs it at DEBUG, and sums up at WARN when a summary is due.
+    pub(crate) fn record(&self, code: &str, reason: &dyn std::fmt::Display) {
+        let total = self
+            .total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        tracing::debug!(code, %reason, "{}", self.what);
+        if self.summaries.due() {
+            tracing::warn!(
+                total,
+                last_reason = %format_args!("{code}: {reason}"),
+                "{} so far (at most one such summary a minute; set RUST_LOG=genesys_webhook=debug to see each one)",
+                self.what
+            );
+        }
+    }
+
+    /// How many were counted.
+    pub(crate) fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -3,6 +3,8 @@
 //! handler's last events go out before `closed`.
 #![cfg(all(feature = "audiohook", feature = "axum"))]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -213,11 +215,15 @@ async fn a_handler_that_falls_behind_meets_a_bounded_queue() {
         audio_delay: Duration::from_secs(60),
         ..Slow::default()
     };
+    let logs = common::CapturedLogs::start();
     let addr = serve(handler.clone(), DriverConfig::default().queue(8)).await;
     let mut client = Client::connect(addr).await;
     client.open().await;
     client.audio(40).await;
     let disconnect = client.expect("disconnect").await;
+    // More frames after the disconnect: none of them is logged again.
+    client.audio(200).await;
+    client.send("ping", json!({})).await;
     assert_eq!(disconnect["parameters"]["reason"], "error");
     assert!(
         disconnect["parameters"]["info"]
@@ -228,7 +234,9 @@ async fn a_handler_that_falls_behind_meets_a_bounded_queue() {
     );
     // Genesys closes; the server answers and ends the session, handler still stuck.
     client.send("close", json!({"reason": "disconnect"})).await;
+    while client.next(Duration::from_secs(5)).await.is_some() {}
     assert_eq!(handler.frames.load(Ordering::SeqCst), 1);
+    assert_eq!(logs.count("WARN", "too slow"), 1, "{:?}", logs.lines());
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! pinned inside its window, and every hostile case answered 401.
 #![cfg(feature = "audiohook")]
 
+mod common;
+
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -448,4 +450,37 @@ fn the_service_gives_access_to_the_one_it_wraps() {
 fn the_required_components_are_a_slice_of_the_six() {
     let required: &[&str] = genesys_webhook::audiohook::signature::REQUIRED_COMPONENTS;
     assert_eq!(required.len(), 6);
+}
+
+#[tokio::test]
+async fn refusals_are_logged_at_debug_counted_and_summed_up_once_a_minute() {
+    let logs = common::CapturedLogs::start();
+    let layer = AudioHookSignatureLayer::builder()
+        .key(API_KEY, SECRET)
+        .clock(at(INSIDE))
+        .failure_delay(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(PATH, get(|| async { "ok" }))
+        .route_layer(layer.clone());
+    for _ in 0..300 {
+        let request = Request::get(PATH)
+            .header("host", HOST)
+            .header("x-api-key", API_KEY)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(layer.rejections().refused, 300);
+    assert_eq!(layer.rejections().total(), 300);
+    assert_eq!(logs.count("WARN", "AudioHook"), 1, "{:?}", logs.lines());
+    assert_eq!(logs.count("DEBUG", "AudioHook upgrades refused"), 300);
+    let summary = logs
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(" WARN "))
+        .unwrap();
+    assert!(summary.contains("unsigned"), "the last reason: {summary}");
 }

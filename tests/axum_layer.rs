@@ -532,3 +532,32 @@ async fn route_layer_leaves_other_routes_unsigned() {
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "ok");
 }
+
+#[tokio::test]
+async fn duplicates_are_logged_at_debug_and_summed_up_not_at_info_each() {
+    use genesys_webhook::replay::ReplayProtection;
+    use genesys_webhook::signature::signed_request;
+    use tower::ServiceExt;
+    let logs = CapturedLogs::start();
+    let protection = ReplayProtection::in_memory();
+    let app = Router::new()
+        .route("/", post(|| async { "processed" }))
+        .route_layer(
+            GenesysSignatureLayer::builder()
+                .secret("dup-secret")
+                .replay_protection(protection.clone())
+                .build()
+                .unwrap(),
+        );
+    for _ in 0..100 {
+        let request = signed_request::<axum::body::Body>("/", "dup-secret", r#"{"id":"same"}"#);
+        assert_eq!(app.clone().oneshot(request).await.unwrap().status(), 200);
+    }
+    assert_eq!(protection.duplicates(), 99);
+    assert_eq!(logs.count("INFO", "duplicate"), 0, "{:?}", logs.lines());
+    assert_eq!(logs.count("WARN", "duplicate"), 1, "{:?}", logs.lines());
+    assert_eq!(
+        logs.count("DEBUG", "duplicate webhook not processed again"),
+        99
+    );
+}

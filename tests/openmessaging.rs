@@ -180,23 +180,19 @@ async fn valid_json_that_is_no_open_message_is_a_400_that_says_why() {
 }
 
 #[tokio::test]
-#[tracing_test::traced_test]
 async fn the_extractor_without_the_layer_refuses_with_500_and_logs_it_once() {
     async fn handler(message: OpenMessage) -> String {
         message.kind.to_string()
     }
+    let logs = CapturedLogs::start();
     let addr = serve_axum(Router::new().route("/", post(handler))).await;
     for _ in 0..3 {
         let response = post_bytes(addr, "/", &[], TEXT.as_bytes()).await;
         assert_eq!(response.status, 500);
         assert_eq!(response.json()["error"], "signature_layer_missing");
     }
-    logs_assert(|lines| {
-        let errors = lines.iter().filter(|l| l.contains("ERROR")).count();
-        (errors <= 1)
-            .then_some(())
-            .ok_or(format!("{errors} ERROR lines"))
-    });
+    let errors = logs.count("ERROR", "without GenesysSignatureLayer");
+    assert_eq!(errors, 1, "{:?}", logs.lines());
 }
 
 #[tokio::test]

@@ -9,6 +9,9 @@ use genesys_webhook::audiohook::protocol::{DisconnectReason, MediaChannel, Media
 use genesys_webhook::audiohook::session::{OpenReply, OpenRequest, SessionEvent};
 use genesys_webhook::audiohook::SessionControl;
 
+/// The most digits kept until `#`; further ones are not kept (a stuck key cannot grow it).
+const MAX_DIGITS: usize = 32;
+
 pub struct Connector {
     format: Option<MediaFormat>,
     digits: String,
@@ -34,7 +37,8 @@ impl Connector {
             tracing::debug!(?event, "session event");
             return;
         };
-        tracing::info!(%digit, "DTMF");
+        // Keypad digits can be a card number (PCI DSS): never above DEBUG.
+        tracing::debug!(%digit, "DTMF");
         if digit == '#' {
             let mut variables = BTreeMap::new();
             variables.insert("digits".to_owned(), std::mem::take(&mut self.digits));
@@ -43,7 +47,9 @@ impl Connector {
                 .await;
             return;
         }
-        self.digits.push(digit);
+        if self.digits.len() < MAX_DIGITS {
+            self.digits.push(digit);
+        }
         let (Some(format), Some(frequencies)) = (self.format, codec::dtmf_frequencies(digit))
         else {
             return;

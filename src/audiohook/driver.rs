@@ -484,19 +484,26 @@ struct Run {
     close_timeout: Duration,
     /// The session is a connection probe, answered without the handler.
     probe: bool,
+    /// The handler fell behind and the session is being disconnected.
+    fell_behind: bool,
 }
 
 impl Run {
     /// Hands an event to the handler without waiting; a full queue disconnects.
     fn forward(&mut self, event: SessionEvent) {
+        if self.fell_behind {
+            // Disconnecting already: what still arrives is dropped, quietly.
+            return;
+        }
         match self.events.try_send(ToHandler::Event(event)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.fell_behind = true;
                 let info = format!(
                     "Server Error: the application fell behind by {} events",
                     self.queue
                 );
-                tracing::warn!(%info, "AudioHook handler too slow; disconnecting");
+                tracing::warn!(%info, "AudioHook handler too slow; disconnecting (logged once per session)");
                 if self
                     .session
                     .disconnect(DisconnectReason::Error, Some(info.clone()), None)
@@ -626,6 +633,7 @@ async fn run<H: AudioHookHandler>(
         error: None,
         close_timeout: config.close_timeout,
         probe: false,
+        fell_behind: false,
     };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut handler_gone = false;

@@ -133,8 +133,9 @@ where
                             }
                         }
                         Ok(_) | Err(_) => {
-                            tracing::warn!(
-                                "AudioHook nonce store unavailable; refusing the upgrade"
+                            config.store_unavailable.record(
+                                "replay_store_unavailable",
+                                &"the nonce store could not answer; refusing the upgrade",
                             );
                             let response = with_retry_after(
                                 json_error(

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::service::AudioHookSignature;
 use super::signature::Policy;
 use crate::replay::{LeaseId, MemoryStore, ReplayStore};
+use crate::response::RefusalLog;
 
 type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -31,6 +32,10 @@ pub(super) struct Config {
     pub(super) nonces: Arc<dyn ReplayStore>,
     pub(super) failure_delay: Duration,
     pub(super) failure_mode: FailureMode,
+    /// Upgrades refused for their signature (401, or `disconnect unauthorized`).
+    pub(super) refused: RefusalLog,
+    /// Upgrades answered 503 because the nonce store could not answer.
+    pub(super) store_unavailable: RefusalLog,
 }
 
 /// How a refused upgrade is answered.
@@ -154,7 +159,36 @@ pub struct AudioHookSignatureLayer {
     config: Arc<Config>,
 }
 
+/// How many upgrades an [`AudioHookSignatureLayer`] turned away since it was built
+/// ([`AudioHookSignatureLayer::rejections`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AudioHookRejections {
+    /// Refused for their signature: `401`, or `disconnect` reason `unauthorized` under
+    /// [`FailureMode::Disconnect`].
+    pub refused: u64,
+    /// Answered `503` because the nonce store could not answer.
+    pub store_unavailable: u64,
+}
+
+impl AudioHookRejections {
+    /// All of them together.
+    pub fn total(&self) -> u64 {
+        self.refused + self.store_unavailable
+    }
+}
+
 impl AudioHookSignatureLayer {
+    /// How many upgrades this layer (and every clone of it) turned away. Each one is
+    /// logged at DEBUG; a WARN line sums them up, with the latest reason, at most once a
+    /// minute.
+    pub fn rejections(&self) -> AudioHookRejections {
+        AudioHookRejections {
+            refused: self.config.refused.total(),
+            store_unavailable: self.config.store_unavailable.total(),
+        }
+    }
+
     /// Starts configuring a layer; at least one [`key`](AudioHookSignatureLayerBuilder::key)
     /// or [`unsigned_key`](AudioHookSignatureLayerBuilder::unsigned_key) is required.
     pub fn builder() -> AudioHookSignatureLayerBuilder {
@@ -305,6 +339,10 @@ impl AudioHookSignatureLayerBuilder {
                     .unwrap_or_else(|| Arc::new(MemoryStore::default())),
                 failure_delay: self.failure_delay,
                 failure_mode: self.failure_mode,
+                refused: RefusalLog::new("AudioHook upgrades refused"),
+                store_unavailable: RefusalLog::new(
+                    "AudioHook upgrades answered 503: the nonce store could not answer",
+                ),
             }),
         })
     }

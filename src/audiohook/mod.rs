@@ -85,7 +85,7 @@ pub use self::driver::{
 };
 pub use self::future::ResponseFuture;
 pub use self::layer::{
-    AudioHookConfigError, AudioHookRefused, AudioHookSignatureLayer,
+    AudioHookConfigError, AudioHookRefused, AudioHookRejections, AudioHookSignatureLayer,
     AudioHookSignatureLayerBuilder, FailureMode, VerifiedAudioHook, DEFAULT_FAILURE_DELAY,
 };
 pub use self::service::AudioHookSignature;

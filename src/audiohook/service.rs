@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use tower_service::Service;
@@ -153,8 +153,9 @@ impl Config {
     }
 
     pub(super) fn refuse(&self, failure: &Failure) -> Response<Bytes> {
-        tracing::warn!(reason = %failure, status = 401, "AudioHook upgrade refused");
-        json_error(StatusCode::UNAUTHORIZED, "invalid_signature")
+        self.refused.record(failure.error_code(), failure);
+        // No detail for the sender, as the reference answers.
+        json_error(failure.status(), "invalid_signature")
     }
 
     /// Under [`FailureMode::Disconnect`], marks the request refused and lets it
@@ -163,10 +164,7 @@ impl Config {
         if self.failure_mode != FailureMode::Disconnect {
             return false;
         }
-        tracing::warn!(
-            reason = %failure,
-            "AudioHook upgrade refused; the session will be disconnected as unauthorized"
-        );
+        self.refused.record(failure.error_code(), failure);
         request.extensions_mut().remove::<VerifiedAudioHook>();
         request.extensions_mut().insert(AudioHookRefused {
             delay: self.failure_delay,

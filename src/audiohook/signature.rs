@@ -65,6 +65,37 @@ pub enum Failure {
     ReplayedNonce,
 }
 
+impl Failure {
+    /// The status a refusal is answered with: `401 Unauthorized` for every failure (the
+    /// reference gives no detail; Genesys does not retry it).
+    pub fn status(&self) -> http::StatusCode {
+        http::StatusCode::UNAUTHORIZED
+    }
+
+    /// A short code naming the failure, for logs and metrics (never sent to the peer).
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::MissingApiKey => "missing_api_key",
+            Self::Unsigned => "unsigned",
+            Self::Malformed(_) => "malformed_signature",
+            Self::MultipleSignatures => "multiple_signatures",
+            Self::UnknownParameter(_) => "unknown_parameter",
+            Self::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            Self::KeyIdMismatch => "keyid_mismatch",
+            Self::ShortNonce => "short_nonce",
+            Self::MissingCreated => "missing_created",
+            Self::CreatedInFuture => "created_in_future",
+            Self::Expired => "expired",
+            Self::TooOld => "too_old",
+            Self::MissingComponent(_) => "missing_component",
+            Self::UnresolvableComponent(_) => "unresolvable_component",
+            Self::UnknownKey => "unknown_key",
+            Self::Mismatch => "signature_mismatch",
+            Self::ReplayedNonce => "replayed_nonce",
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -12,11 +12,12 @@ use tower_service::Service;
 
 use super::Inbox;
 use crate::replay::ReplayStore;
-use crate::response::json_text;
+use crate::response::{json_text, RefusalLog};
 
 /// Answers `200 {"status":"ready"}` while the [`Inbox`] (and, when given, the replay
 /// store) answer a ping within [`timeout`](Self::timeout) (2 s by default), else
-/// `503 {"error":"not_ready"}`, logging why at WARN. A SQLite inbox is not ready while
+/// `503 {"error":"not_ready"}`, logging why at DEBUG each time, with a WARN summary
+/// (the count and the latest reason) at most once a minute. A SQLite inbox is not ready while
 /// its writes fail or after its file was removed, so a load balancer stops sending
 /// events that could not be stored.
 ///
@@ -27,6 +28,7 @@ pub struct Readiness {
     inbox: Arc<dyn Inbox>,
     replay: Option<Arc<dyn ReplayStore>>,
     timeout: Duration,
+    not_ready: Arc<RefusalLog>,
 }
 
 impl Readiness {
@@ -36,6 +38,7 @@ impl Readiness {
             inbox,
             replay: None,
             timeout: Duration::from_secs(2),
+            not_ready: Arc::new(RefusalLog::new("readiness probes answered not ready")),
         }
     }
 
@@ -90,7 +93,7 @@ impl Readiness {
                     |_| format!("no answer within {} ms", self.timeout.as_millis()),
                     |answer| answer.err().unwrap_or_default(),
                 );
-                tracing::warn!(%reason, "not ready");
+                self.not_ready.record("not_ready", &reason);
                 (StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"not_ready"}"#)
             }
         };
@@ -128,5 +131,69 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Readiness {
 
     fn call(self, _request: axum::extract::Request, _state: S) -> Self::Future {
         Box::pin(async move { axum::response::IntoResponse::into_response(self.check().await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::MemoryInbox;
+    use crate::replay::{LeaseId, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture};
+
+    /// A replay store that never answers a ping.
+    #[derive(Debug)]
+    struct Down;
+
+    impl ReplayStore for Down {
+        fn reserve(
+            &self,
+            _: &ReplayKey,
+            _: LeaseId,
+            _: Duration,
+        ) -> StoreFuture<Result<Reservation, StoreError>> {
+            StoreFuture::ready(Err(StoreError::new("down")))
+        }
+        fn renew(
+            &self,
+            _: &ReplayKey,
+            _: LeaseId,
+            _: Duration,
+        ) -> StoreFuture<Result<bool, StoreError>> {
+            StoreFuture::ready(Err(StoreError::new("down")))
+        }
+        fn complete(
+            &self,
+            _: &ReplayKey,
+            _: LeaseId,
+            _: Duration,
+        ) -> StoreFuture<Result<(), StoreError>> {
+            StoreFuture::ready(Err(StoreError::new("down")))
+        }
+        fn release(&self, _: &ReplayKey, _: LeaseId) -> StoreFuture<Result<(), StoreError>> {
+            StoreFuture::ready(Err(StoreError::new("down")))
+        }
+        fn ping(&self) -> StoreFuture<Result<(), StoreError>> {
+            StoreFuture::ready(Err(StoreError::new("connection refused")))
+        }
+    }
+
+    #[tokio::test]
+    #[tracing_test::traced_test]
+    async fn failed_probes_are_summed_up_not_logged_each_at_warn() {
+        let ready = Readiness::new(Arc::new(MemoryInbox::new())).replay_store(Arc::new(Down));
+        for _ in 0..50 {
+            assert_eq!(
+                ready.check().await.status(),
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        logs_assert(|lines| {
+            let warnings = lines.iter().filter(|l| l.contains(" WARN ")).count();
+            let debug = lines.iter().filter(|l| l.contains(" DEBUG ")).count();
+            (warnings == 1 && debug == 50)
+                .then_some(())
+                .ok_or(format!("{warnings} WARN, {debug} DEBUG lines"))
+        });
+        assert!(logs_contain("connection refused"));
     }
 }

@@ -129,7 +129,13 @@ pub(crate) fn decide(
 /// processed one (the sender stops retrying) and `503 {"error":"duplicate_in_flight"}`
 /// with `Retry-After` for one still in flight.
 fn duplicate(replay: &ReplayProtection, key: ReplayKey, kind: Duplicate) -> Response<Bytes> {
-    tracing::info!(duplicate = ?kind, key = ?key, "duplicate webhook not processed again");
+    replay.duplicates.record(
+        match kind {
+            Duplicate::Processed => "duplicate_processed",
+            _ => "duplicate_in_flight",
+        },
+        &format_args!("duplicate webhook not processed again ({key:?})"),
+    );
     crate::metrics::request(
         "duplicate",
         Some(match kind {

@@ -375,6 +375,9 @@ pub struct ReplayProtection {
     pub(crate) fail_open: bool,
     pub(crate) retry_after: Duration,
     pub(crate) renewal_failures: Arc<AtomicU64>,
+    /// Duplicates answered without the inner service: each logged at DEBUG, summed up
+    /// at WARN at most once a minute.
+    pub(crate) duplicates: Arc<crate::response::RefusalLog>,
     on_duplicate: Option<DuplicateHandler>,
 }
 
@@ -393,6 +396,9 @@ impl ReplayProtection {
             fail_open: false,
             retry_after: DEFAULT_RETRY_AFTER,
             renewal_failures: Arc::new(AtomicU64::new(0)),
+            duplicates: Arc::new(crate::response::RefusalLog::new(
+                "duplicate webhooks answered without processing them again",
+            )),
             on_duplicate: None,
         }
     }
@@ -430,6 +436,12 @@ impl ReplayProtection {
             }
             _ => Err(InvalidLocation(())),
         }
+    }
+
+    /// How many duplicates were answered without calling the inner service (each
+    /// logged at DEBUG; a WARN line sums them up at most once a minute).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.total()
     }
 
     /// The store behind this protection.

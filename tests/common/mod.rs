@@ -486,3 +486,56 @@ impl Drop for PersistentRedis {
         }
     }
 }
+
+/// Every log line of every crate (the library's included) written on this thread
+/// while the guard lives, at every level: for tests that count what was logged. On a
+/// current-thread runtime that is every task's.
+pub struct CapturedLogs {
+    lines: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn start() -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(Arc::clone(&lines));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        Self {
+            lines,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.lines.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Lines at `level` (`WARN`, `ERROR`, …) that contain `needle`.
+    pub fn count(&self, level: &str, needle: &str) -> usize {
+        let level = format!(" {level} ");
+        self.lines()
+            .iter()
+            .filter(|l| l.contains(&level) && l.contains(needle))
+            .count()
+    }
+}
