@@ -57,6 +57,39 @@ impl AudioHookHandler for Slow {
         if matches!(event, SessionEvent::Dtmf('p')) {
             let _ = session.pause().await;
         }
+        if matches!(event, SessionEvent::Dtmf('d')) {
+            let _ = session
+                .disconnect(
+                    genesys_webhook::audiohook::protocol::DisconnectReason::Completed,
+                    None,
+                    None,
+                )
+                .await;
+        }
+        if matches!(event, SessionEvent::Dtmf('a')) {
+            // Ten 150 ms tones at once: 1.5 s of μ-law.
+            for _ in 0..10 {
+                let _ = session.send_audio(vec![0x7fu8; 1200]).await;
+            }
+        }
+        if matches!(event, SessionEvent::Dtmf('f')) {
+            // A flood of large events, for a peer that does not read.
+            let text = "x".repeat(10_000);
+            for n in 0..5_000 {
+                let t = Transcript::final_text(
+                    format!("flood-{n}"),
+                    MediaChannel::External,
+                    Duration::ZERO,
+                    Duration::from_secs(1),
+                    text.clone(),
+                    0.9,
+                    None,
+                );
+                if session.send_transcript(t).await.is_err() {
+                    break;
+                }
+            }
+        }
     }
 
     async fn close(&mut self, _: CloseReason, session: &SessionControl) {
@@ -485,4 +518,117 @@ async fn a_connection_probe_is_answered_without_the_handler() {
     // The server closes the socket; the handler heard nothing, not even the end.
     assert!(client.next(Duration::from_secs(5)).await.is_none());
     assert!(ended.lock().await.is_none());
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_disconnected_at_the_write_deadline() {
+    let handler = Slow::default();
+    let ended = Arc::clone(&handler.ended);
+    let addr = serve(
+        handler,
+        DriverConfig::default().write_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    // Ask for 50 MB of events, then never read again.
+    client.send("dtmf", json!({"digit": "f"})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        if let Some(end) = ended.lock().await.clone() {
+            break end;
+        }
+        assert!(Instant::now() < deadline, "the session was never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = end.error.unwrap_or_default();
+    assert!(error.contains("stopped reading"), "{error}");
+    drop(client);
+}
+
+#[tokio::test]
+async fn audio_back_leaves_at_real_time_pace_in_frames_of_at_most_200_ms() {
+    let addr = serve(Slow::default(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.send("dtmf", json!({"digit": "a"})).await;
+    let mut frames = Vec::new();
+    let mut received = 0;
+    while received < 12_000 {
+        match tokio::time::timeout(Duration::from_secs(10), client.socket.next()).await {
+            Ok(Some(Ok(Message::Binary(data)))) => {
+                received += data.len();
+                frames.push((Instant::now(), data.len()));
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{other:?} after {received} bytes"),
+        }
+    }
+    assert_eq!(received, 12_000);
+    assert!(frames.iter().all(|(_, n)| *n <= 1600), "{frames:?}");
+    // 1.5 s of audio, at most 400 ms ahead: the last frame at least 1 s after the first.
+    let spread = frames.last().unwrap().0 - frames[0].0;
+    assert!(spread >= Duration::from_millis(1000), "{spread:?}");
+}
+
+#[tokio::test]
+async fn a_text_frame_over_the_websocket_limit_gets_a_disconnect_not_a_bare_close() {
+    let addr = serve(Slow::default(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024));
+    client.socket.send(Message::Text(big.into())).await.unwrap();
+    let disconnect = client.expect("disconnect").await;
+    assert_eq!(disconnect["parameters"]["reason"], "error");
+    let info = disconnect["parameters"]["info"].as_str().unwrap();
+    assert!(info.starts_with("Client Error:"), "{info}");
+}
+
+#[tokio::test]
+async fn closed_is_not_held_back_by_a_429() {
+    let addr = serve(Slow::default(), DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client
+        .send(
+            "error",
+            json!({"code": 429, "message": "Too many requests", "retryAfter": "PT60S"}),
+        )
+        .await;
+    client.send("close", json!({"reason": "end"})).await;
+    // `expect` waits 5 s, far less than the 60 s hold.
+    client.expect("closed").await;
+}
+
+#[tokio::test]
+async fn the_end_names_the_servers_disconnect_after_a_proper_close() {
+    let handler = Slow::default();
+    let ended = Arc::clone(&handler.ended);
+    let addr = serve(handler, DriverConfig::default()).await;
+    let mut client = Client::connect(addr).await;
+    client.open().await;
+    client.send("dtmf", json!({"digit": "d"})).await;
+    client.expect("disconnect").await;
+    client.send("close", json!({"reason": "disconnect"})).await;
+    // The handler's last event, then `closed`.
+    loop {
+        let message = client.next(Duration::from_secs(5)).await.expect("closed");
+        if message["type"] == "closed" {
+            break;
+        }
+    }
+    while client.next(Duration::from_secs(5)).await.is_some() {}
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let end = loop {
+        if let Some(end) = ended.lock().await.clone() {
+            break end;
+        }
+        assert!(Instant::now() < deadline, "no end");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(end.closed);
+    assert_eq!(
+        end.disconnected,
+        Some(genesys_webhook::audiohook::protocol::DisconnectReason::Completed)
+    );
 }

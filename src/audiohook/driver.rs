@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::layer::{AudioHookRefused, VerifiedAudioHook};
+use super::pacing::AudioPacer;
 use super::protocol::{CloseReason, DisconnectReason, EventEntity, MediaFormat, Transcript};
 use super::session::{AudioFrame, OpenReply, OpenRequest, Output, ServerSession, SessionEvent};
 
@@ -100,6 +101,7 @@ pub struct DriverConfig {
     read_buffer: usize,
     max_message: usize,
     idle_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl Default for DriverConfig {
@@ -112,6 +114,7 @@ impl Default for DriverConfig {
             read_buffer: 4096,
             max_message: 256 * 1024,
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -132,7 +135,9 @@ impl DriverConfig {
         self
     }
 
-    /// Formats the default selection accepts (default PCMU, then L16).
+    /// Formats the default selection accepts (default PCMU and L16). The selection is
+    /// the first offer, in Genesys' order of preference, whose format is listed, as the
+    /// reference server chooses: the order of this list does not matter.
     pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
         self.formats = formats.to_vec();
         self
@@ -163,6 +168,14 @@ impl DriverConfig {
         self.idle_timeout = timeout;
         self
     }
+
+    /// How long one write to the socket may wait for the peer to read (default 10 s):
+    /// a peer that stops reading is disconnected, its socket buffers freed, instead of
+    /// holding the session forever.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
 }
 
 /// How long a session that ended on a client error waits for Genesys' `close`.
@@ -182,6 +195,7 @@ enum Command {
         Option<BTreeMap<String, String>>,
     ),
     Reconnect(Option<String>),
+    ClearAudio,
 }
 
 enum ToHandler {
@@ -227,8 +241,10 @@ impl SessionControl {
         self.verified.as_ref()
     }
 
-    /// Sends an `event` with these entities (held back while Genesys asked, with a
-    /// 429 error, to wait). Ignored unless the session is active, paused or closing.
+    /// Sends an `event` with these entities. While Genesys asked, with a 429 error, to
+    /// wait, events and audio are held back; `closed` and `disconnect` are not (they
+    /// end the session, and Genesys waits for them). Ignored unless the session is
+    /// active, paused or closing.
     ///
     /// # Errors
     ///
@@ -247,9 +263,12 @@ impl SessionControl {
             .await
     }
 
-    /// Sends audio to the caller (Audio Connector): mono, in the selected format, in
-    /// frames of at most 64,000 bytes. Ignored unless the session is active or paused
-    /// with media selected, or when not whole samples.
+    /// Sends audio to the caller (Audio Connector): mono, in the selected format. It
+    /// leaves at real-time pace, in frames of at most 200 ms and never more than about
+    /// 400 ms ahead ([`pacing`](super::pacing)), since Genesys answers bursts with 429;
+    /// what waits is dropped by [`clear_audio`](Self::clear_audio), a `barge_in` event
+    /// or a disconnect. Ignored unless the session is active or paused with media
+    /// selected.
     ///
     /// # Errors
     ///
@@ -311,6 +330,17 @@ impl SessionControl {
     /// [`SessionGone`] once the session is over.
     pub async fn reconnect(&self, info: Option<String>) -> Result<(), SessionGone> {
         self.command(Command::Reconnect(info)).await
+    }
+
+    /// Drops the audio that waits to be sent (what [`send_audio`](Self::send_audio)
+    /// queued at real-time pace); what was sent plays on. A `barge_in` event and a
+    /// disconnect do this too.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionGone`] once the session is over.
+    pub async fn clear_audio(&self) -> Result<(), SessionGone> {
+        self.command(Command::ClearAudio).await
     }
 }
 
@@ -486,6 +516,10 @@ struct Run {
     probe: bool,
     /// The handler fell behind and the session is being disconnected.
     fell_behind: bool,
+    /// Audio back to Genesys, sent at real-time pace.
+    pacer: Option<AudioPacer>,
+    /// Events the handler sent while Genesys asked (429) to wait.
+    held: std::collections::VecDeque<Vec<EventEntity>>,
 }
 
 impl Run {
@@ -570,6 +604,51 @@ impl Run {
         }
     }
 
+    fn holding(&self) -> bool {
+        self.hold_until.is_some_and(|t| t > Instant::now())
+    }
+
+    /// Drops the audio waiting to be sent.
+    fn clear_audio(&mut self) {
+        if let Some(pacer) = &mut self.pacer {
+            let dropped = pacer.clear();
+            if !dropped.is_zero() {
+                tracing::debug!(?dropped, "AudioHook audio waiting to be sent was dropped");
+            }
+        }
+    }
+
+    /// Hands the session the audio frames due now, and the events held back once the
+    /// hold is over.
+    fn pump(&mut self) {
+        if self.holding() {
+            return;
+        }
+        self.hold_until = None;
+        while let Some(entities) = self.held.pop_front() {
+            if let Err(error) = self.session.send_event(entities) {
+                tracing::debug!(%error, "AudioHook event not sent");
+            }
+        }
+        let now = Instant::now().into_std();
+        if let Some(pacer) = &mut self.pacer {
+            while let Some(frame) = pacer.poll_frame(now) {
+                if let Err(error) = self.session.send_audio(frame) {
+                    tracing::debug!(%error, "AudioHook audio not sent");
+                    pacer.clear();
+                }
+            }
+        }
+    }
+
+    /// When the next paced frame is due, if audio waits.
+    fn audio_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let pacer = self.pacer.as_ref()?;
+        let due = pacer.poll_timeout(now.into_std())?;
+        Some(now + due.saturating_duration_since(now.into_std()))
+    }
+
     fn command(&mut self, command: Command) {
         let result = match command {
             Command::Open(reply) => self.session.open(*reply),
@@ -577,8 +656,32 @@ impl Run {
                 self.closing_by = None;
                 self.session.closed()
             }
-            Command::Event(entities) => self.session.send_event(entities),
-            Command::Audio(audio) => self.session.send_audio(audio),
+            Command::Event(entities) => {
+                if entities.iter().any(|e| matches!(e, EventEntity::BargeIn)) {
+                    self.clear_audio();
+                }
+                if self.holding() {
+                    // Genesys asked to wait: events go out when the hold is over.
+                    self.held.push_back(entities);
+                    Ok(())
+                } else {
+                    self.session.send_event(entities)
+                }
+            }
+            Command::Audio(audio) => match self.session.media() {
+                // An empty send checks the session's state without sending anything.
+                Some((format, _)) if self.session.send_audio(Bytes::new()).is_ok() => {
+                    self.pacer
+                        .get_or_insert_with(|| AudioPacer::new(format))
+                        .push(audio);
+                    Ok(())
+                }
+                _ => self.session.send_audio(audio),
+            },
+            Command::ClearAudio => {
+                self.clear_audio();
+                Ok(())
+            }
             Command::Pause => {
                 self.session.pause();
                 Ok(())
@@ -592,6 +695,7 @@ impl Run {
                 Ok(())
             }
             Command::Disconnect(reason, info, variables) => {
+                self.clear_audio();
                 let result = self.session.disconnect(reason, info, variables);
                 if result.is_ok() {
                     self.disconnect_by = Some(Instant::now() + self.close_timeout);
@@ -634,6 +738,8 @@ async fn run<H: AudioHookHandler>(
         close_timeout: config.close_timeout,
         probe: false,
         fell_behind: false,
+        pacer: None,
+        held: std::collections::VecDeque::new(),
     };
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut handler_gone = false;
@@ -642,10 +748,8 @@ async fn run<H: AudioHookHandler>(
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
     loop {
-        let holding = run.hold_until.is_some_and(|t| t > Instant::now());
-        if !holding {
-            run.hold_until = None;
-        }
+        let holding = run.holding();
+        let audio_due = run.audio_due();
         tokio::select! {
             biased;
             message = socket.recv() => match message {
@@ -664,11 +768,20 @@ async fn run<H: AudioHookHandler>(
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Err(error)) => {
+                    // A frame over the size limit (or a broken one): say so with a
+                    // `disconnect`, as for any client error, then close.
+                    let info = format!("Client Error: {error}");
+                    let _ = run.session.disconnect(DisconnectReason::Error, Some(info), None);
+                    let _ = tokio::time::timeout(
+                        config.write_timeout.min(ERROR_CLOSE_WAIT),
+                        send_outputs(&mut run.session, &mut socket),
+                    )
+                    .await;
                     run.error.get_or_insert(error.to_string());
                     break;
                 }
             },
-            command = commands.recv(), if !holding && !handler_gone => match command {
+            command = commands.recv(), if !handler_gone => match command {
                 Some(command) => run.command(command),
                 // The handler is gone (it panicked): end the session.
                 None => {
@@ -680,6 +793,7 @@ async fn run<H: AudioHookHandler>(
                 }
             },
             () = sleep_until(run.hold_until.unwrap_or(far)), if holding => {}
+            () = sleep_until(audio_due.unwrap_or(far)), if audio_due.is_some() && !holding => {}
             () = sleep_until(run.closing_by.unwrap_or(far)), if run.closing_by.is_some() => {
                 tracing::warn!("AudioHook handler did not finish closing in time; sending closed");
                 run.closing_by = None;
@@ -697,23 +811,34 @@ async fn run<H: AudioHookHandler>(
                 }
             }
         }
-        match send_outputs(&mut run.session, &mut socket).await {
-            Ok(false) => {}
-            Ok(true) => break,
-            Err(error) => {
+        run.pump();
+        // A peer that stops reading must not hold the session: every write has a
+        // deadline.
+        match tokio::time::timeout(
+            config.write_timeout,
+            send_outputs(&mut run.session, &mut socket),
+        )
+        .await
+        {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => break,
+            Ok(Err(error)) => {
                 run.error.get_or_insert(error);
+                break;
+            }
+            Err(_) => {
+                tracing::info!(timeout = ?config.write_timeout, "AudioHook peer stopped reading; closing");
+                run.error
+                    .get_or_insert_with(|| "the peer stopped reading (write timeout)".into());
                 break;
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = tokio::time::timeout(config.write_timeout, socket.send(Message::Close(None))).await;
     drop(socket);
     let end = SessionEnd {
         closed: run.session.is_closed(),
-        disconnected: match run.session.state() {
-            super::session::State::Disconnecting(reason) => Some(reason),
-            _ => None,
-        },
+        disconnected: run.session.disconnected(),
         error: run.error.take(),
         position: run.session.position(),
     };

@@ -66,6 +66,7 @@ pub mod codec;
 mod driver;
 mod future;
 mod layer;
+pub mod pacing;
 pub mod protocol;
 mod service;
 pub mod session;

@@ -33,8 +33,21 @@ use serde_json::{Map, Value};
 /// The protocol version every message carries.
 pub const VERSION: &str = "2";
 
-/// The largest text message Genesys' reference server accepts (64 KiB less one byte).
+/// The longest text message Genesys' reference server accepts: 65,535 UTF-16 code
+/// units (its check is JavaScript's `data.length > 65535`), so up to about 192 KiB of
+/// UTF-8 when every character takes three bytes.
 pub const MAX_TEXT_MESSAGE: usize = 65_535;
+
+/// The length of `text` as JavaScript counts it (UTF-16 code units), only counted when
+/// it may exceed [`MAX_TEXT_MESSAGE`].
+fn over_text_limit(text: &str) -> Option<usize> {
+    // A UTF-16 code unit takes at least one UTF-8 byte.
+    if text.len() <= MAX_TEXT_MESSAGE {
+        return None;
+    }
+    let units = text.encode_utf16().count();
+    (units > MAX_TEXT_MESSAGE).then_some(units)
+}
 
 /// Formats a duration as ISO 8601 seconds, as AudioHook writes them: `PT0S`, `PT1.25S`.
 pub fn format_duration(duration: Duration) -> String {
@@ -850,7 +863,7 @@ pub struct ServerMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseError {
-    /// More than [`MAX_TEXT_MESSAGE`] bytes.
+    /// More than [`MAX_TEXT_MESSAGE`] UTF-16 code units (the length it had).
     TooLarge(usize),
     /// Not JSON.
     NotJson,
@@ -909,8 +922,8 @@ struct Base {
 
 impl Envelope {
     fn parse(text: &str) -> Result<Self, ParseError> {
-        if text.len() > MAX_TEXT_MESSAGE {
-            return Err(ParseError::TooLarge(text.len()));
+        if let Some(units) = over_text_limit(text) {
+            return Err(ParseError::TooLarge(units));
         }
         let value: Value = serde_json::from_str(text).map_err(|_| ParseError::NotJson)?;
         if !value.is_object() {
@@ -1280,6 +1293,20 @@ mod tests {
         );
         let v1 = base(r#""type":"ping","parameters":{}"#).replace(r#""2""#, r#""1""#);
         assert_eq!(ClientMessage::parse(&v1), Err(ParseError::Version));
+        // The bound counts UTF-16 units as the reference does, not bytes: 30,000
+        // three-byte characters (90,000 bytes) pass the size check.
+        let wide = format!(r#"{{"pad":"{}"}}"#, "€".repeat(30_000));
+        assert!(wide.len() > MAX_TEXT_MESSAGE);
+        assert!(!matches!(
+            ClientMessage::parse(&wide),
+            Err(ParseError::TooLarge(_))
+        ));
+        let exact = format!(r#"{{"p":"{}"}}"#, "x".repeat(MAX_TEXT_MESSAGE - 8));
+        assert_eq!(exact.len(), MAX_TEXT_MESSAGE);
+        assert!(!matches!(
+            ClientMessage::parse(&exact),
+            Err(ParseError::TooLarge(_))
+        ));
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_TEXT_MESSAGE));
         assert!(matches!(
             ClientMessage::parse(&big),

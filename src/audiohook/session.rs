@@ -352,6 +352,8 @@ pub struct ServerSession {
     discarded: Duration,
     output_variables: Option<BTreeMap<String, String>>,
     outputs: VecDeque<Output>,
+    /// Why the server disconnected, once it did (kept after the close handshake).
+    disconnected: Option<DisconnectReason>,
 }
 
 impl ServerSession {
@@ -377,6 +379,7 @@ impl ServerSession {
             discarded: Duration::ZERO,
             output_variables: None,
             outputs: VecDeque::new(),
+            disconnected: None,
         }
     }
 
@@ -386,8 +389,9 @@ impl ServerSession {
         Self::new(verified.session_id(), verified.organization_id())
     }
 
-    /// The formats the default selection accepts, in order of preference among equal
-    /// offers (default PCMU, then L16). The first offer whose format is listed wins.
+    /// The formats the default selection accepts (default PCMU and L16). The first
+    /// offer, in Genesys' order, whose format is listed wins, as in the reference
+    /// server: the order of this list does not matter.
     pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
         self.formats = formats.to_vec();
         self
@@ -418,6 +422,12 @@ impl ServerSession {
     /// The selected media, once `opened` was sent.
     pub fn media(&self) -> Option<(MediaFormat, &'static [MediaChannel])> {
         self.media
+    }
+
+    /// Why the server sent `disconnect`, if it did: kept once Genesys answered with
+    /// `close` and the session is closed.
+    pub fn disconnected(&self) -> Option<DisconnectReason> {
+        self.disconnected
     }
 
     /// The stream position: how much audio was received (at 8 kHz).
@@ -773,6 +783,7 @@ impl ServerSession {
         }
         let output_variables = output_variables.or_else(|| self.output_variables.take());
         self.state = State::Disconnecting(reason);
+        self.disconnected = Some(reason);
         self.send(ServerBody::Disconnect(DisconnectParameters {
             reason,
             info,
