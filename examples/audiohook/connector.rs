@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use genesys_webhook::audiohook::codec;
-use genesys_webhook::audiohook::protocol::{DisconnectReason, MediaChannel, MediaFormat};
+use genesys_webhook::audiohook::protocol::{
+    BotTurnDisposition, BotTurnResponse, DisconnectReason, EventEntity, MediaChannel, MediaFormat,
+};
 use genesys_webhook::audiohook::session::{OpenReply, OpenRequest, SessionEvent};
 use genesys_webhook::audiohook::SessionControl;
 
@@ -40,8 +42,15 @@ impl Connector {
         // Keypad digits can be a card number (PCI DSS): never above DEBUG.
         tracing::debug!(%digit, "DTMF");
         if digit == '#' {
+            let digits = std::mem::take(&mut self.digits);
+            // Architect's bot reporting: the turn matched the digits (the text is
+            // withheld: digits may be a card number).
+            let turn = BotTurnResponse::new(BotTurnDisposition::Match).confidence(1.0);
+            let _ = session
+                .send_event(vec![EventEntity::BotTurnResponse(turn)])
+                .await;
             let mut variables = BTreeMap::new();
-            variables.insert("digits".to_owned(), std::mem::take(&mut self.digits));
+            variables.insert("digits".to_owned(), digits);
             let _ = session
                 .disconnect(DisconnectReason::Completed, None, Some(variables))
                 .await;

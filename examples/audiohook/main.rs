@@ -37,8 +37,8 @@ use genesys_webhook::audiohook::protocol::CloseReason;
 use genesys_webhook::audiohook::session::{AudioFrame, OpenReply, OpenRequest, SessionEvent};
 use genesys_webhook::audiohook::transcription::TranscriptionHandler;
 use genesys_webhook::audiohook::{
-    AudioHookHandler, AudioHookSignatureLayer, AudioHookUpgrade, DriverConfig, FailureMode,
-    SessionControl, SessionEnd,
+    AudioHookHandler, AudioHookSignatureLayer, AudioHookUpgrade, FailureMode, SessionControl,
+    SessionEnd,
 };
 
 mod connector;
@@ -131,13 +131,7 @@ async fn upgrade(
             "AudioHook upgrade verified"
         );
     }
-    let config = DriverConfig::default().supported_languages(
-        transcription::LANGUAGES
-            .iter()
-            .map(|l| (*l).to_owned())
-            .collect(),
-    );
-    upgrade.config(config).serve(App::Undecided {
+    upgrade.serve(App::Undecided {
         settings,
         mode: mode.mode,
     })

@@ -11,7 +11,7 @@
 use genesys_webhook::audiohook::transcription::{ChannelUtterance, Transcriber};
 
 /// Languages listed in `opened` when Genesys asks.
-pub const LANGUAGES: &[&str] = &[
+const LANGUAGES: &[&str] = &[
     "en-US", "en-GB", "en-AU", "fr-FR", "fr-CA", "de-DE", "es-ES", "pt-BR",
 ];
 
@@ -31,6 +31,10 @@ const SENTENCES: &[&str] = &[
 impl Transcriber for SimulatedTranscriber {
     fn wants_audio(&self) -> bool {
         false
+    }
+
+    fn supported_languages(&self) -> Option<Vec<String>> {
+        Some(LANGUAGES.iter().map(|l| (*l).to_owned()).collect())
     }
 
     async fn utterance(&mut self, _: ChannelUtterance, _: Option<&str>) -> Option<(String, f64)> {

@@ -611,6 +611,69 @@ pub struct AgentAssist {
     pub suggestions: Option<Vec<Value>>,
 }
 
+/// How a bot turn ended (`bot_turn_response.disposition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BotTurnDisposition {
+    /// The caller said nothing.
+    NoInput,
+    /// The bot did not understand.
+    NoMatch,
+    /// The bot understood.
+    Match,
+}
+
+/// A `bot_turn_response` event entity (Audio Connector): how a bot turn ended, for
+/// Architect's bot reporting.
+///
+/// ```
+/// use genesys_webhook::audiohook::protocol::{BotTurnDisposition, BotTurnResponse, EventEntity};
+///
+/// let turn = EventEntity::BotTurnResponse(
+///     BotTurnResponse::new(BotTurnDisposition::Match).text("12").confidence(1.0),
+/// );
+/// let json = serde_json::to_value(&turn)?;
+/// assert_eq!(json["type"], "bot_turn_response");
+/// assert_eq!(json["data"]["disposition"], "match");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BotTurnResponse {
+    /// How the turn ended.
+    pub disposition: BotTurnDisposition,
+    /// What the caller said, as the bot understood it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// How sure the bot is, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+}
+
+impl BotTurnResponse {
+    /// A turn that ended so.
+    pub fn new(disposition: BotTurnDisposition) -> Self {
+        Self {
+            disposition,
+            text: None,
+            confidence: None,
+        }
+    }
+
+    /// What the caller said.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// How sure the bot is (clamped to 0–1).
+    pub fn confidence(mut self, confidence: f64) -> Self {
+        self.confidence = Some(confidence.clamp(0.0, 1.0));
+        self
+    }
+}
+
 /// One entity of an `event` message.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -621,7 +684,9 @@ pub enum EventEntity {
     AgentAssist(AgentAssist),
     /// `barge_in` (Audio Connector): the caller interrupted the bot's audio.
     BargeIn,
-    /// Any other entity, such as `bot_turn_response`, as sent.
+    /// `bot_turn_response` (Audio Connector): how a bot turn ended.
+    BotTurnResponse(BotTurnResponse),
+    /// Any other entity, as sent.
     Other {
         /// The entity's `type`.
         kind: String,
@@ -653,6 +718,10 @@ impl Serialize for EventEntity {
                 kind: "barge_in".into(),
                 data: Value::Object(Map::new()),
             },
+            Self::BotTurnResponse(turn) => RawEntity {
+                kind: "bot_turn_response".into(),
+                data: serde_json::to_value(turn).map_err(serde::ser::Error::custom)?,
+            },
             Self::Other { kind, data } => RawEntity {
                 kind: kind.clone(),
                 data: data.clone(),
@@ -673,6 +742,14 @@ impl<'de> Deserialize<'de> for EventEntity {
                 Self::AgentAssist(serde_json::from_value(raw.data).map_err(D::Error::custom)?)
             }
             "barge_in" => Self::BargeIn,
+            "bot_turn_response" => match serde_json::from_value(raw.data.clone()) {
+                Ok(turn) => Self::BotTurnResponse(turn),
+                // A disposition this version does not know: kept as sent.
+                Err(_) => Self::Other {
+                    kind: raw.kind,
+                    data: raw.data,
+                },
+            },
             _ => Self::Other {
                 kind: raw.kind,
                 data: raw.data,

@@ -131,6 +131,13 @@ pub trait Transcriber: Send + 'static {
         true
     }
 
+    /// The languages the engine transcribes, listed in `opened` when Genesys asks
+    /// (`supportedLanguages`; the Transcription Connector's language list). The
+    /// default, `None`, lists what the session was configured with.
+    fn supported_languages(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Audio of one channel at 16 kHz, as it arrives.
     fn audio(&mut self, channel: MediaChannel, samples: &[i16]) {
         let _ = (channel, samples);
@@ -300,7 +307,11 @@ mod handler {
                 self.upsamplers = channels.iter().map(|c| (*c, Upsampler::new())).collect();
             }
             self.language.clone_from(&request.parameters.language);
-            request.accept_media(media)
+            let reply = request.accept_media(media);
+            match self.transcriber.supported_languages() {
+                Some(languages) => reply.supported_languages(languages),
+                None => reply,
+            }
         }
 
         async fn audio(&mut self, frame: AudioFrame, session: &SessionControl) {

@@ -240,6 +240,7 @@ struct Outcome {
     output_variables: Option<BTreeMap<String, String>>,
     audio_back: usize,
     disconnect: Option<String>,
+    bot_turns: Vec<Value>,
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
@@ -296,6 +297,7 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
             "outputVariables": outcome.output_variables,
             "audioBytesReceived": outcome.audio_back,
             "disconnect": outcome.disconnect,
+            "botTurns": outcome.bot_turns,
             "passed": passed,
             "verdict": verdict,
         })
@@ -476,6 +478,12 @@ impl Listener<'_> {
                 }));
             }
             EventEntity::BargeIn => self.outcome.lines.push("event barge_in".into()),
+            EventEntity::BotTurnResponse(turn) => {
+                self.outcome.lines.push("event bot_turn_response".into());
+                self.outcome
+                    .bot_turns
+                    .push(serde_json::to_value(turn).unwrap_or_default());
+            }
             EventEntity::AgentAssist(a) => self.outcome.lines.push(format!(
                 "event agentassist: {} utterance(s), {} suggestion(s)",
                 a.utterances.as_ref().map_or(0, Vec::len),
