@@ -14,6 +14,27 @@
 //! | `genesys_webhook_deliveries_total` | counter | `outcome`: `processed`, `retried`, `dead_lettered` | what the worker did with each delivery |
 //! | `genesys_webhook_handler_seconds` | histogram | | how long the worker's handler took per delivery |
 
+//!
+//! The `_seconds` metrics are histograms in the `metrics` facade. Prometheus exporters
+//! render a histogram as a *summary* (quantiles) unless they are given buckets; give
+//! them [`SECONDS_BUCKETS`] to get `_bucket` series that aggregate across replicas:
+//!
+//! ```
+//! use genesys_webhook::metrics::SECONDS_BUCKETS;
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
+//! let builder = PrometheusBuilder::new()
+//!     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?;
+//! # Ok::<_, metrics_exporter_prometheus::BuildError>(())
+//! ```
+
+/// Histogram buckets for the `_seconds` metrics, from 100 µs to 30 s: appends take
+/// milliseconds (a fsync is about 4 ms), handlers from microseconds to the lease.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+
 /// Requests by outcome (`outcome`, `reason`).
 pub const REQUESTS: &str = "genesys_webhook_requests_total";
 /// Inbox append latency, seconds.

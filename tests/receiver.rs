@@ -466,8 +466,9 @@ async fn metrics_are_served_as_prometheus_text_with_the_documented_names() {
         r#"genesys_webhook_requests_total{outcome="duplicate",reason="processed"} 1"#,
         r#"genesys_webhook_requests_total{outcome="rejected",reason="missing_signature"} 1"#,
         r#"genesys_webhook_deliveries_total{outcome="processed"} 1"#,
-        "genesys_webhook_append_seconds",
-        "genesys_webhook_handler_seconds",
+        // Histograms with buckets, not summaries.
+        r#"genesys_webhook_append_seconds_bucket{le="0.005"}"#,
+        r#"genesys_webhook_handler_seconds_bucket{le="+Inf"}"#,
         r#"genesys_webhook_inbox_events{state="pending"}"#,
         r#"genesys_webhook_inbox_events{state="dead"}"#,
     ] {

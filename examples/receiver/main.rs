@@ -25,7 +25,11 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), BoxError> {
     let settings = app::Settings::from_vars(|name| std::env::var(name).ok())?;
     let (inbox, receipts) = app::open_inboxes(&settings)?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    // Buckets, so the `_seconds` histograms render as histograms, not summaries.
+    let seconds = metrics_exporter_prometheus::Matcher::Suffix("_seconds".into());
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(seconds, genesys_webhook::metrics::SECONDS_BUCKETS)?
+        .install_recorder()?;
     let workers = app::workers(&settings, Arc::clone(&inbox), receipts);
     let router = app::app(&settings, Arc::clone(&inbox), Some(metrics))?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
