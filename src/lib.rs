@@ -7,6 +7,7 @@
 #[cfg(feature = "audiohook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audiohook")))]
 pub mod audiohook;
+mod clock;
 #[cfg(feature = "cloud")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
 pub mod cloud;
@@ -22,6 +23,7 @@ pub mod replay;
 mod response;
 pub mod signature;
 
+pub use crate::clock::Clock;
 pub use crate::layer::{
     ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder,
     PeerAddress, Rejection, RejectionCounts, VerifiedBody, VerifiedSignature,

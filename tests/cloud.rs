@@ -896,6 +896,8 @@ mod receipts {
     use genesys_webhook::inbox::{Delivery, Inbox, ListFilter, MemoryInbox, Worker};
     use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 
+    use crate::common::eventually;
+
     const INTEGRATION: &str = "6685f1e2-0000-4000-8000-000000000001";
 
     fn outbound(n: usize) -> Bytes {
@@ -946,14 +948,6 @@ mod receipts {
             receipts,
             runs,
             workers,
-        }
-    }
-
-    async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !done().await {
-            assert!(std::time::Instant::now() < deadline, "never: {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

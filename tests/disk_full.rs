@@ -2,8 +2,9 @@
 //! needs the right to mount (root, as in CI); where that is refused the test is
 //! reported as ignored, not passed.
 
+mod common;
+
 use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
 use genesys_webhook::inbox::{Inbox, SqliteInbox};
@@ -82,11 +83,7 @@ async fn full_disk() {
 
     // Space comes back: readiness follows, and every event answered Ok is there.
     disk.resize("16m");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while inbox.ping().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "not ready again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually("ready again", async || inbox.ping().await.is_ok()).await;
     inbox.append(Bytes::from_static(b"{}")).await.unwrap();
     drop(inbox);
     let reopened = SqliteInbox::open(&path).unwrap();

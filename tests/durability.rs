@@ -58,14 +58,10 @@ async fn failing_handlers_are_retried_then_dead_lettered_and_the_cli_brings_them
     let wait_dead = |n: usize| {
         let receiver = &receiver;
         async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while receiver.count("moved to the dead letters") < n {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "events never reached the dead letters"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            common::eventually("the events reach the dead letters", async || {
+                receiver.count("moved to the dead letters") >= n
+            })
+            .await;
         }
     };
     wait_dead(2).await;

@@ -3,7 +3,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::ReceiverProcess as Receiver;
 use common::*;
@@ -86,13 +86,11 @@ async fn acknowledges_signed_events_and_processes_them_in_the_background() {
     .await;
     assert_eq!(response.status, 200);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(receiver.output_contains("handled Open Messaging message")
-        && receiver.output_contains("conv-42"))
-    {
-        assert!(Instant::now() < deadline, "events were not processed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("both events are processed", async || {
+        receiver.output_contains("handled Open Messaging message")
+            && receiver.output_contains("conv-42")
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -189,8 +187,8 @@ async fn full_inbox_answers_503_with_retry_after_and_takes_the_retry_later() {
     // The refused event was not remembered: when the sender retries later, it is taken.
     let body = r#"{"event":"routing:conversation:updated","conversationId":"full-2"}"#;
     let sig = sign_open_messaging("dev-secret", body.as_bytes());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    // Genesys retries until it gets a 2xx: so does this sender.
+    eventually("the retry is accepted", async || {
         let retry = post_bytes(
             receiver.addr,
             "/webhook/receive",
@@ -198,21 +196,13 @@ async fn full_inbox_answers_503_with_retry_after_and_takes_the_retry_later() {
             body.as_bytes(),
         )
         .await;
-        if retry.status == 200 {
-            assert_eq!(retry.json(), serde_json::json!({"status": "queued"}));
-            break;
-        }
-        assert!(Instant::now() < deadline, "the retry was never accepted");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while receiver.count("full-2") == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the retried event was not processed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        retry.status == 200 && retry.json() == serde_json::json!({"status": "queued"})
+    })
+    .await;
+    eventually("the retried event is processed", async || {
+        receiver.count("full-2") > 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -239,7 +229,6 @@ async fn sigterm_finishes_deliveries_in_progress_and_keeps_the_rest_for_the_next
     }
     let status = receiver.terminate();
     assert_eq!(status.code(), Some(0));
-    std::thread::sleep(Duration::from_millis(100));
     let first_run = receiver.count("handled conversation update");
     assert!(
         first_run < 5,
@@ -248,13 +237,13 @@ async fn sigterm_finishes_deliveries_in_progress_and_keeps_the_rest_for_the_next
     assert!(receiver.output_contains("what is pending stays stored"));
 
     // The next start processes the rest, each event once in all.
-    let restarted = Receiver::start_in(dir.path(), &env);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while first_run + restarted.count("handled conversation update") < 5 {
-        assert!(Instant::now() < deadline, "pending events were not resumed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut restarted = Receiver::start_in(dir.path(), &env);
+    eventually("the pending events are resumed", async || {
+        first_run + restarted.count("handled conversation update") >= 5
+    })
+    .await;
+    // Stopped and read to the end: nothing more can be processed unseen.
+    assert_eq!(restarted.terminate().code(), Some(0));
     for i in 0..5 {
         let needle = format!("drain-{i}");
         assert_eq!(
@@ -267,7 +256,7 @@ async fn sigterm_finishes_deliveries_in_progress_and_keeps_the_rest_for_the_next
 
 #[tokio::test]
 async fn a_replayed_event_is_acknowledged_as_duplicate_and_processed_once() {
-    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "dev-secret")]);
+    let mut receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "dev-secret")]);
     let body = br#"{"event":"routing:conversation:updated","conversationId":"replayed-1"}"#;
     let sig = sign_genesys("dev-secret", body);
     let first = post_bytes(
@@ -287,7 +276,12 @@ async fn a_replayed_event_is_acknowledged_as_duplicate_and_processed_once() {
     .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json(), serde_json::json!({"status": "duplicate"}));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the event is processed", async || {
+        receiver.count("replayed-1") > 0
+    })
+    .await;
+    // Stopped (the worker finishes what is pending) and read to the end.
+    assert_eq!(receiver.terminate().code(), Some(0));
     assert_eq!(receiver.count("replayed-1"), 1);
 }
 
@@ -323,7 +317,7 @@ fn refuses_an_unknown_replay_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_are_not_logged_one_by_one_above_debug() {
     const SECRET: &str = "flood-secret";
-    let receiver = Receiver::start(&[
+    let mut receiver = Receiver::start(&[
         ("GENESYS_WEBHOOK_SECRET", SECRET),
         ("GENESYS_INBOX_MAX_EVENTS", "1"),
         ("GENESYS_WORKER_DELAY_MS", "60000"),
@@ -366,7 +360,9 @@ async fn refused_requests_are_not_logged_one_by_one_above_debug() {
     assert_eq!(statuses.get(&503), Some(&80), "{statuses:?}");
     assert_eq!(statuses.get(&401), Some(&80), "{statuses:?}");
     assert_eq!(statuses.get(&413), Some(&40), "{statuses:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every line written so far, read to the end (its worker holds an event for a
+    // minute: no graceful stop).
+    receiver.kill();
     let loud: Vec<String> = receiver
         .lines()
         .into_iter()
@@ -448,11 +444,10 @@ async fn metrics_are_served_as_prometheus_text_with_the_documented_names() {
     assert_eq!(duplicate.json(), serde_json::json!({"status": "duplicate"}));
     let unsigned = post_bytes(receiver.addr, "/webhook/receive", &[], body).await;
     assert_eq!(unsigned.status, 401);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !receiver.output_contains("metrics-1") {
-        assert!(Instant::now() < deadline, "the event was not processed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the event is processed", async || {
+        receiver.output_contains("metrics-1")
+    })
+    .await;
     let scraped = exchange(
         receiver.addr,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -482,13 +477,17 @@ async fn an_agents_text_is_acknowledged_with_a_delivered_receipt_through_the_inb
     let fake = FakeCloud::start().await;
     let base = fake.base();
     let integration = "6685f1e2-0000-4000-8000-000000000001";
-    let receiver = Receiver::start(&[
-        ("GENESYS_WEBHOOK_SECRET", "loop-secret"),
-        ("GENESYS_INTEGRATION_ID", integration),
-        ("GENESYS_CLIENT_ID", CLIENT_ID),
-        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
-        ("GENESYS_API_BASE", &base),
-    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start_in(
+        dir.path(),
+        &[
+            ("GENESYS_WEBHOOK_SECRET", "loop-secret"),
+            ("GENESYS_INTEGRATION_ID", integration),
+            ("GENESYS_CLIENT_ID", CLIENT_ID),
+            ("GENESYS_CLIENT_SECRET", CLIENT_SECRET),
+            ("GENESYS_API_BASE", &base),
+        ],
+    );
     let receipt_sample = br#"{"id":"r-1","type":"Receipt","status":"Delivered","direction":"Outbound","channel":{"platform":"Open","to":{"id":"customer-42","idType":"Opaque"}}}"#;
     for body in [OM_MESSAGE, &receipt_sample[..]] {
         let sig = sign_open_messaging("loop-secret", body);
@@ -501,17 +500,24 @@ async fn an_agents_text_is_acknowledged_with_a_delivered_receipt_through_the_inb
         .await;
         assert_eq!(queued.status, 200, "{}", queued.text());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.inbound_calls().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no receipt reached the API: {:?}",
-            receiver.lines()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // One receipt: for the agent's text, not for the receipt.
+    eventually(
+        "both events are handled and a receipt is sent",
+        async || {
+            receiver.count("handled Open Messaging message") == 2
+                && !fake.inbound_calls().is_empty()
+        },
+    )
+    .await;
+    assert_eq!(receiver.terminate().code(), Some(0));
+    // One receipt: for the agent's text, not for the receipt; none waits either.
+    let queued =
+        genesys_webhook::inbox::SqliteInbox::open(dir.path().join("genesys-inbox.receipts.db"))
+            .unwrap();
+    let waiting = genesys_webhook::inbox::Inbox::stats(&queued).await.unwrap();
+    assert_eq!(
+        (waiting.pending, waiting.in_flight, waiting.dead),
+        (0, 0, 0)
+    );
     let calls = fake.inbound_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     let (path, body) = &calls[0];
@@ -545,11 +551,10 @@ async fn without_an_integration_the_receipt_is_logged_at_debug_without_the_custo
     )
     .await;
     assert_eq!(queued.status, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !receiver.output_contains("would send a receipt") {
-        assert!(Instant::now() < deadline, "{:?}", receiver.lines());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the receipt is logged", async || {
+        receiver.output_contains("would send a receipt")
+    })
+    .await;
     let line = receiver.lines_containing("would send a receipt").remove(0);
     assert!(
         line.contains("DEBUG") && line.contains("Delivered"),
@@ -732,11 +737,10 @@ async fn the_rejected_peers_address_is_logged_when_asked_for() {
     ]);
     let unsigned = post_bytes(receiver.addr, "/webhook/receive", &[], b"{}").await;
     assert_eq!(unsigned.status, 401);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !receiver.output_contains("webhook rejected") {
-        assert!(Instant::now() < deadline, "{:?}", receiver.lines());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the rejection is logged", async || {
+        receiver.output_contains("webhook rejected")
+    })
+    .await;
     let line = receiver.lines_containing("webhook rejected").remove(0);
     assert!(line.contains("peer=\"127.0.0.1:"), "{line}");
 }

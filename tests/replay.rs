@@ -6,10 +6,14 @@ mod common;
 use common::replay_suite::*;
 use genesys_webhook::replay::{MemoryStore, ReplayProtection};
 
+/// The memory store on a clock the suite moves by hand: expiry takes no waiting.
 fn memory() -> Backend {
+    let clock = common::inbox_contract::ManualClock::default();
+    let hand = clock.clone();
     Backend {
-        make: Box::new(|| ReplayProtection::new(MemoryStore::default())),
+        make: Box::new(move || ReplayProtection::new(MemoryStore::default().clock(hand.clock()))),
         down: Box::new(|| ReplayProtection::new(DownStore)),
+        clock: Some(clock),
         _server: None,
     }
 }

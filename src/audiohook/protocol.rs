@@ -1305,9 +1305,12 @@ mod tests {
                             "question": "Why was my card declined?", "answer": "<p>…</p>"
                         })]),
                     }),
+                    EventEntity::BotTurnResponse(
+                        BotTurnResponse::new(BotTurnDisposition::Match).text("hi"),
+                    ),
                     EventEntity::Other {
-                        kind: "bot_turn_response".into(),
-                        data: serde_json::json!({"disposition": "match", "text": "hi"}),
+                        kind: "sentiment".into(),
+                        data: serde_json::json!({"score": 0.4}),
                     },
                 ],
             }),

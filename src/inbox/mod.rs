@@ -69,7 +69,6 @@ mod sqlite;
 mod worker;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -94,59 +93,7 @@ pub use self::worker::{
 use crate::BoxError;
 pub use crate::BoxFuture;
 
-/// Where an inbox reads the time for leases, retry delays and timestamps: the system
-/// clock (the default), or one that a test moves by hand, so that lease and delay
-/// tests do not depend on how fast the machine is.
-///
-/// A Redis inbox takes lapsed leases over by Redis' own idle time, which no clock
-/// here changes; its retry delays and timestamps follow this clock.
-///
-/// ```
-/// use std::sync::atomic::{AtomicU64, Ordering};
-/// use std::sync::Arc;
-/// use std::time::{Duration, SystemTime};
-/// use genesys_webhook::inbox::{Clock, MemoryInbox};
-///
-/// let elapsed = Arc::new(AtomicU64::new(0));
-/// let hand = Arc::clone(&elapsed);
-/// let start = SystemTime::now();
-/// let clock = Clock::from_fn(move || start + Duration::from_millis(hand.load(Ordering::SeqCst)));
-/// let inbox = MemoryInbox::new().clock(clock);
-/// elapsed.fetch_add(30_000, Ordering::SeqCst); // thirty seconds later
-/// # let _ = inbox;
-/// ```
-#[derive(Clone, Default)]
-pub struct Clock(Option<Arc<dyn Fn() -> SystemTime + Send + Sync>>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Self {
-        Self(None)
-    }
-
-    /// A clock that reads the time from `now`.
-    pub fn from_fn(now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(now)))
-    }
-
-    /// The time now, by this clock.
-    pub fn now(&self) -> SystemTime {
-        match &self.0 {
-            None => SystemTime::now(),
-            Some(now) => now(),
-        }
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Clock(custom)"
-        } else {
-            "Clock(system)"
-        })
-    }
-}
+pub use crate::clock::Clock;
 
 /// Default number of attempts before an event moves to the dead letters: 10.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;

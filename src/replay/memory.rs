@@ -3,6 +3,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{LeaseId, ReplayKey, ReplayStore, Reservation, StoreError, StoreFuture};
+use crate::clock::Clock;
 
 /// Default for [`MemoryStore::with_capacity`]: 100,000 entries (about 10 MB).
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -21,6 +22,9 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 pub struct MemoryStore {
     capacity: usize,
     state: Mutex<State>,
+    clock: Clock,
+    /// Where the clock's readings start, for monotonic times.
+    origin: (Instant, std::time::SystemTime),
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +64,37 @@ impl MemoryStore {
         Self {
             capacity: capacity.max(1),
             state: Mutex::new(State::default()),
+            clock: Clock::system(),
+            origin: (Instant::now(), std::time::SystemTime::now()),
         }
+    }
+
+    /// Reads the time from `clock` (default: the system's monotonic clock), so that a
+    /// test can move it by hand instead of waiting out TTLs and leases.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::{Duration, SystemTime};
+    /// use genesys_webhook::replay::MemoryStore;
+    /// use genesys_webhook::Clock;
+    ///
+    /// let elapsed = Arc::new(AtomicU64::new(0));
+    /// let hand = Arc::clone(&elapsed);
+    /// let start = SystemTime::now();
+    /// let store = MemoryStore::default()
+    ///     .clock(Clock::from_fn(move || start + Duration::from_millis(hand.load(Ordering::SeqCst))));
+    /// elapsed.fetch_add(600_000, Ordering::SeqCst); // ten minutes later: done keys expired
+    /// # let _ = store;
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.origin = (Instant::now(), clock.now());
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.instant(self.origin)
     }
 
     /// The number of entries held, expired ones included until they are swept.
@@ -221,7 +255,7 @@ impl ReplayStore for MemoryStore {
         lease: LeaseId,
         duration: Duration,
     ) -> StoreFuture<Result<Reservation, StoreError>> {
-        StoreFuture::ready(Ok(self.reserve_now(key, lease, duration, Instant::now())))
+        StoreFuture::ready(Ok(self.reserve_now(key, lease, duration, self.now())))
     }
 
     fn renew(
@@ -230,7 +264,7 @@ impl ReplayStore for MemoryStore {
         lease: LeaseId,
         duration: Duration,
     ) -> StoreFuture<Result<bool, StoreError>> {
-        StoreFuture::ready(Ok(self.renew_now(key, lease, duration, Instant::now())))
+        StoreFuture::ready(Ok(self.renew_now(key, lease, duration, self.now())))
     }
 
     fn complete(
@@ -239,7 +273,7 @@ impl ReplayStore for MemoryStore {
         lease: LeaseId,
         ttl: Duration,
     ) -> StoreFuture<Result<(), StoreError>> {
-        self.complete_now(key, lease, ttl, Instant::now());
+        self.complete_now(key, lease, ttl, self.now());
         StoreFuture::ready(Ok(()))
     }
 

@@ -239,6 +239,8 @@ pub struct ReceiverProcess {
     child: Child,
     pub addr: SocketAddr,
     output: Arc<Mutex<Vec<String>>>,
+    /// The thread reading standard output: once it ends, every line is in `output`.
+    reader: Option<std::thread::JoinHandle<()>>,
     /// The working directory, where the default SQLite inbox lives, when the process
     /// owns it.
     _dir: Option<tempfile::TempDir>,
@@ -269,7 +271,7 @@ impl ReceiverProcess {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let lines = Arc::clone(&output);
         let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     let _ = addr_tx.send(addr.trim().parse::<SocketAddr>().unwrap());
@@ -299,7 +301,15 @@ impl ReceiverProcess {
             child,
             addr,
             output,
+            reader: Some(reader),
             _dir: None,
+        }
+    }
+
+    /// Waits until every line the process wrote has been read (after it exited).
+    fn read_to_the_end(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
         }
     }
 
@@ -311,6 +321,7 @@ impl ReceiverProcess {
             .unwrap();
         assert!(status.success());
         let _ = self.child.wait();
+        self.read_to_the_end();
     }
 
     /// A line of `/proc/<pid>/status` in KiB (`VmHWM`, `VmRSS`).
@@ -366,6 +377,8 @@ impl ReceiverProcess {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The output is complete once the reader has read it all.
+                self.read_to_the_end();
                 return status;
             }
             assert!(Instant::now() < deadline, "the receiver did not exit");
@@ -537,5 +550,19 @@ impl CapturedLogs {
             .iter()
             .filter(|l| l.contains(&level) && l.contains(needle))
             .count()
+    }
+}
+
+/// How long [`eventually`] waits for a fact before the test fails.
+pub const EVENTUALLY: Duration = Duration::from_secs(30);
+
+/// Waits until `fact` holds, checking it every 10 ms: tests wait for facts, never for
+/// time. Fails the test, naming `what`, when it still does not hold after
+/// [`EVENTUALLY`] of real time.
+pub async fn eventually(what: &str, mut fact: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + EVENTUALLY;
+    while !fact().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -17,7 +17,21 @@ use super::*;
 pub struct Backend {
     pub make: Box<dyn Fn() -> ReplayProtection + Send + Sync>,
     pub down: Box<dyn Fn() -> ReplayProtection + Send + Sync>,
+    /// How time passes for the store: moved by hand (the memory store reads this
+    /// clock), or `None` for a store that keeps time on its server (Redis expires keys
+    /// by its own clock), which the test must wait out.
+    pub clock: Option<super::inbox_contract::ManualClock>,
     pub _server: Option<RedisServer>,
+}
+
+impl Backend {
+    /// Lets `by` pass for the store.
+    async fn pass(&self, by: Duration) {
+        match &self.clock {
+            Some(clock) => clock.advance(by),
+            None => tokio::time::sleep(by).await,
+        }
+    }
 }
 
 /// A receiver whose handler counts its calls, behind the layer with `protection`.
@@ -106,7 +120,7 @@ pub async fn ttl_expiry(backend: Backend) {
         h.send(&body).await.json(),
         serde_json::json!({"status": "duplicate"})
     );
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    backend.pass(Duration::from_millis(1300)).await;
     assert_eq!(h.send(&body).await.text(), "processed");
     assert_eq!(h.calls(), 2);
 }
@@ -126,7 +140,7 @@ pub async fn lease_expiry_unblocks_retries(backend: Backend) {
     );
     let h = harness(protection).await;
     assert_eq!(h.send(&body).await.status, 503);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    backend.pass(Duration::from_millis(1300)).await;
     assert_eq!(h.send(&body).await.text(), "processed");
 }
 
@@ -196,6 +210,7 @@ pub fn redis() -> Option<Backend> {
                     .unwrap(),
             )
         }),
+        clock: None,
         _server: Some(server),
     })
 }
