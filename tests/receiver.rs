@@ -744,3 +744,83 @@ async fn the_rejected_peers_address_is_logged_when_asked_for() {
     let line = receiver.lines_containing("webhook rejected").remove(0);
     assert!(line.contains("peer=\"127.0.0.1:"), "{line}");
 }
+
+#[tokio::test]
+async fn connections_over_the_cap_get_a_503_that_genesys_retries_not_a_wait() {
+    let receiver = Receiver::start(&[
+        ("GENESYS_WEBHOOK_SECRET", "cap-secret"),
+        ("GENESYS_MAX_CONNECTIONS", "20"),
+    ]);
+    // An idle client holds every slot.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(receiver.addr).await.unwrap());
+    }
+    let body = br#"{"event":"routing:conversation:updated","conversationId":"cap-1"}"#;
+    let sig = sign_open_messaging("cap-secret", body);
+    let send = async || {
+        post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Hub-Signature-256", sig.as_str())],
+            body,
+        )
+        .await
+    };
+    eventually("a connection over the cap is answered 503", async || {
+        let response = send().await;
+        response.status == 503
+            && response.header("retry-after") == Some("1")
+            && response.json() == serde_json::json!({"error": "too_many_connections"})
+    })
+    .await;
+    // Slots free again: the retry is taken.
+    drop(idle);
+    eventually("the retry is accepted", async || send().await.status == 200).await;
+}
+
+#[tokio::test]
+async fn sigterm_ends_within_the_shutdown_budget_even_with_a_stuck_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start_in(
+        dir.path(),
+        &[
+            ("GENESYS_WEBHOOK_SECRET", "stuck-secret"),
+            ("GENESYS_WORKER_DELAY_MS", "600000"),
+            ("GENESYS_SHUTDOWN_SECS", "3"),
+            ("GENESYS_REQUEST_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let body = br#"{"event":"routing:conversation:updated","conversationId":"stuck-1"}"#;
+    let sig = sign_open_messaging("stuck-secret", body);
+    let queued = post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", sig.as_str())],
+        body,
+    )
+    .await;
+    assert_eq!(queued.status, 200);
+    // The handler has it (in flight), and will not let go for ten minutes.
+    let inbox =
+        genesys_webhook::inbox::SqliteInbox::open(dir.path().join("genesys-inbox.db")).unwrap();
+    eventually("the handler is running", async || {
+        genesys_webhook::inbox::Inbox::stats(&inbox)
+            .await
+            .is_ok_and(|s| s.in_flight == 1)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(receiver.terminate().code(), Some(0));
+    // The handler got its grace (3 s less the 1 s drain), and no more: a slow machine
+    // adds to the budget, a stuck handler does not.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // The stuck event went back to the inbox for the next start.
+    assert!(
+        receiver.output_contains("pending=1"),
+        "{:?}",
+        receiver.lines()
+    );
+}

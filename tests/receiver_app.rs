@@ -347,3 +347,17 @@ fn a_bare_inbox_path_is_an_sqlite_file() {
     ]);
     assert!(settings.is_ok(), "{:?}", settings.err());
 }
+
+#[test]
+fn the_default_shutdown_fits_a_30_second_stop_timeout_whatever_the_request_deadline() {
+    for timeout in ["1", "10", "60", "600"] {
+        let settings = settings(&[
+            ("GENESYS_WEBHOOK_SECRET", SECRET),
+            ("GENESYS_REQUEST_TIMEOUT_SECS", timeout),
+        ])
+        .unwrap();
+        // The drain is at most 5 s, and the worker gets the rest of 25 s.
+        assert!(settings.serve.drain <= Duration::from_secs(5), "{timeout}");
+        assert_eq!(settings.shutdown, Duration::from_secs(25));
+    }
+}

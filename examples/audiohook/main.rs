@@ -107,7 +107,12 @@ async fn run() -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    serve::serve(listener, app, timeout).await;
+    let limits = serve::Limits {
+        request_timeout: timeout,
+        max_connections: 4096,
+        drain: timeout.min(Duration::from_secs(5)),
+    };
+    serve::serve(listener, app, limits).await;
     tracing::info!("bye");
     Ok(())
 }

@@ -1,20 +1,44 @@
 //! Serving an axum router as both examples need it under abuse: hyper's HTTP/1.1
-//! builder rather than `axum::serve`, for two limits. The request head must arrive
-//! within the deadline (a client dripping header bytes is cut off), and each
-//! connection's read buffer stays at 64 KiB (hyper's default grows to about 400 KiB),
-//! so that memory goes to bodies, not buffers. The whole request, body included, has
-//! the same deadline. WebSocket upgrades are served too.
+//! builder rather than `axum::serve`, for these limits.
+//! - The request head must arrive within the deadline (a client dripping header bytes
+//!   is cut off), and the whole request, body included, has the same deadline.
+//! - Each connection's read buffer stays at 64 KiB (hyper's default grows to about
+//!   400 KiB), so that memory goes to bodies, not buffers.
+//! - At most `max_connections` connections at once: past that a new connection is
+//!   answered `503` with `Retry-After` and closed, a status Genesys retries, instead of
+//!   waiting behind idle ones or running the process out of file descriptors.
+//! - Accept errors (out of descriptors) back off, logged at DEBUG with a WARN at most
+//!   once a minute.
+//! - At shutdown, requests in flight get `drain`, then the connections are dropped.
+//!
+//! WebSocket upgrades are served too.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::{BoxError, Json, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
 
-/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish for `deadline`.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Duration) {
+/// How the server protects itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deadline of each request, head and body.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long requests in flight may finish after the shutdown signal.
+    pub drain: Duration,
+}
+
+/// The answer to a connection over the cap: Genesys retries a 503.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}";
+
+/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish for `drain`.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
     let app = app.layer(
         tower::ServiceBuilder::new()
             .layer(axum::error_handling::HandleErrorLayer::new(
@@ -23,35 +47,50 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Dur
                     (StatusCode::REQUEST_TIMEOUT, Json(body))
                 },
             ))
-            .timeout(deadline),
+            .timeout(limits.request_timeout),
     );
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(super::process::shutdown_signal());
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed"); // out of descriptors: back off
+                    // Out of descriptors, most likely: back off.
+                    accept_errors.record(&error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(%peer, "connection over the cap; answered 503");
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let _ = stream.write_all(OVER_CAPACITY).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        };
         // Small messages (AudioHook's pongs and events) go out at once, not after the
         // peer's delayed acknowledgement.
         let _ = stream.set_nodelay(true);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(deadline)
+            .header_read_timeout(limits.request_timeout)
             .max_buf_size(64 * 1024);
         // The peer's address in each request's extensions (`PeerAddress::socket`).
         let service =
             TowerToHyperService::new(tower::Layer::layer(&axum::Extension(peer), app.clone()));
         let mut stop = stop.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let connection = http.serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection.with_upgrades());
             let ended = tokio::select! {
@@ -69,10 +108,35 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, deadline: Dur
     }
     drop(listener);
     let _ = stopping.send(true);
-    let finished = tokio::time::timeout(deadline, async {
+    let finished = tokio::time::timeout(limits.drain, async {
         while connections.join_next().await.is_some() {}
     });
     if finished.await.is_err() {
-        tracing::warn!("some connections were still open at shutdown");
+        tracing::warn!(
+            drain = ?limits.drain,
+            "some connections were still open when the drain ended; closing them"
+        );
+        connections.abort_all();
+    }
+}
+
+/// Accept errors: each at DEBUG, a WARN with the count at most once a minute.
+#[derive(Default)]
+struct AcceptErrors {
+    count: u64,
+    last_warning: Option<Instant>,
+}
+
+impl AcceptErrors {
+    fn record(&mut self, error: &std::io::Error) {
+        self.count += 1;
+        tracing::debug!(%error, "accept failed");
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(%error, failures = self.count, "accept failed (out of file descriptors?); backing off (logged at most once a minute)");
+        }
     }
 }

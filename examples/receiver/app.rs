@@ -1,4 +1,5 @@
 //! The receiver's wiring: settings → inbox → router → worker (tests drive it in process).
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,9 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 /// Everything the receiver reads from its environment (README, "The example receiver").
 pub struct Settings {
     pub listen_addr: SocketAddr,
-    pub request_timeout: Duration,
+    pub serve: ServeLimits,
+    /// `GENESYS_SHUTDOWN_SECS`: the HTTP drain and the worker's grace together.
+    pub shutdown: Duration,
     layer: GenesysSignatureLayerBuilder,
     replay: (Option<String>, Duration, Duration), // GENESYS_REPLAY_STORE, TTL, lease
     bench_baseline: bool,
@@ -87,7 +90,11 @@ impl Settings {
         Ok(Self {
             receipts,
             listen_addr,
-            request_timeout: secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
+            serve: serve_limits(
+                secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
+                num("GENESYS_MAX_CONNECTIONS", 768)? as usize,
+            ),
+            shutdown: secs("GENESYS_SHUTDOWN_SECS", SHUTDOWN_BUDGET.as_secs())?,
             layer,
             replay: (
                 text("GENESYS_REPLAY_STORE"),
@@ -104,6 +111,33 @@ impl Settings {
                 text("GENESYS_WORKER_FAIL_ON"),
             ),
         })
+    }
+}
+
+/// The default shutdown budget (`GENESYS_SHUTDOWN_SECS`), under a service manager's
+/// usual 30 s stop timeout (systemd's `TimeoutStopSec=30`, Kubernetes' grace period):
+/// the HTTP drain, then the worker.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
+/// The longest HTTP drain at shutdown; the worker gets the rest of the budget.
+const MAX_DRAIN: Duration = Duration::from_secs(5);
+
+/// How the server protects itself (`examples/common/serve.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// `GENESYS_REQUEST_TIMEOUT_SECS`: the deadline of each request.
+    pub request_timeout: Duration,
+    /// `GENESYS_MAX_CONNECTIONS`: connections served at once.
+    pub max_connections: usize,
+    /// The HTTP drain at shutdown.
+    pub drain: Duration,
+}
+
+/// The server's limits: the drain is the request deadline, at most 5 s.
+fn serve_limits(request_timeout: Duration, max_connections: usize) -> ServeLimits {
+    ServeLimits {
+        request_timeout,
+        max_connections: max_connections.max(1),
+        drain: request_timeout.min(MAX_DRAIN),
     }
 }
 
@@ -187,11 +221,17 @@ pub fn workers(settings: &Settings, inbox: Arc<dyn Inbox>, receipts: Arc<dyn Inb
     let (lease, concurrency, retry_base, delay, fail_on) = settings.worker.clone();
     let handler = tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()));
     let handler = DeliveredReceipts::new(handler, Arc::clone(&receipts));
+    // What the HTTP drain leaves of the shutdown budget.
+    let grace = settings.shutdown.saturating_sub(settings.serve.drain);
     let events = Worker::builder(inbox).concurrency(concurrency).lease(lease);
-    let events = events.backoff(retry_base, Duration::from_secs(300));
+    let events = events
+        .backoff(retry_base, Duration::from_secs(300))
+        .shutdown_timeout(grace);
     Workers {
         events: events.build(handler).spawn(),
+        // Stopped while the event worker stops, so within the same budget.
         receipts: Worker::builder(receipts)
+            .shutdown_timeout(grace)
             .build(settings.receipts.clone())
             .spawn(),
     }

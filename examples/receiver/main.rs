@@ -36,7 +36,13 @@ async fn run() -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    serve::serve(listener, router, settings.request_timeout).await;
+    let limits = &settings.serve;
+    let limits = serve::Limits {
+        request_timeout: limits.request_timeout,
+        max_connections: limits.max_connections,
+        drain: limits.drain,
+    };
+    serve::serve(listener, router, limits).await;
     tracing::info!("stopped accepting requests; the worker finishes what it runs");
     let report = workers.shutdown().await;
     let pending = inbox.stats().await.map_or(0, |s| s.pending);
