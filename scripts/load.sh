@@ -13,6 +13,8 @@
 #                              DURATION (30 s) into SQLite and into Redis (appendfsync
 #                              always), the worker's handler doing nothing; /metrics
 #                              sampled every second
+#   scripts/load.sh anchor     the example receiver's verified route (memory inbox)
+#                              against bench_server's hand-written check, 1 KiB
 #   scripts/load.sh flood      200 concurrent 1 MiB wrongly signed bodies against the
 #                              64 MiB buffering budget, valid requests alongside and after
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
@@ -163,6 +165,47 @@ for n, r in zip(names, rounds):
 PY
     unset rps
   done
+  stop_receiver
+  exit 0
+fi
+
+if [ "$MODE" = anchor ]; then
+  # The example receiver's verified route (memory inbox, replay protection off, its
+  # worker and metrics on) against the hand-written verification anchor
+  # (bench_server's /hand: axum's Bytes, HMAC, a JSON answer), 1 KiB, CONNECTIONS
+  # connections, rounds alternating which goes first.
+  cargo build --release --example bench_server >&2
+  payload anchor1k 1024 valid
+  start_receiver
+  r_pid=$receiver_pid; r_port=$port
+  b_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$b_port "$target_dir"/release/examples/bench_server >"$work/bench.log" 2>&1 &
+  b_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$b_port/plain" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## receiver /webhook/receive against bench_server /hand: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB, $ROUNDS rounds"
+  recv=(); hand=()
+  measure_receiver() {
+    receiver_pid=$r_pid port=$r_port
+    read -r r p99 bad cpu rest < <(run anchor1k /webhook/receive)
+    echo "round $round receiver : $r req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+    recv+=("$r")
+  }
+  measure_hand() {
+    receiver_pid=$b_pid port=$b_port
+    read -r r p99 bad cpu rest < <(run anchor1k /hand)
+    echo "round $round hand     : $r req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+    hand+=("$r")
+  }
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then measure_receiver; measure_hand; else measure_hand; measure_receiver; fi
+  done
+  python3 -c "import statistics; r = [float(x) for x in '${recv[*]}'.split()]; h = [float(x) for x in '${hand[*]}'.split()]; print(f'receiver/hand per-round ratio: median {statistics.median(a / b for a, b in zip(r, h)):.3f} (rounds: {\" \".join(f\"{a / b:.3f}\" for a, b in zip(r, h))}); medians {statistics.median(r):.0f} and {statistics.median(h):.0f} req/s')"
+  kill "$b_pid"; wait "$b_pid" 2>/dev/null || true
+  receiver_pid=$r_pid port=$r_port
   stop_receiver
   exit 0
 fi

@@ -340,15 +340,7 @@ where
         depth.abort();
         counts.report()
     }
-}
 
-impl<S> Worker<S>
-where
-    S: Service<Delivery> + Clone + Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
-{
     /// Runs the worker on its own Tokio task until [`WorkerHandle::shutdown`] (or until
     /// the handle is dropped, which stops it the same way without waiting for it).
     ///

@@ -706,6 +706,24 @@ enum Ending {
     Disconnected(String, Option<BTreeMap<String, String>>),
 }
 
+/// Sends `close` (reason `end`) and waits for the answer: `closed`, or the server's
+/// `disconnect` as the error.
+async fn close(
+    listener: &mut Listener<'_>,
+) -> Result<Result<ServerMessage, ServerMessage>, String> {
+    listener
+        .send(ClientBody::Close(CloseParameters {
+            reason: CloseReason::End,
+        }))
+        .await?;
+    let answer = listener.expect("closed").await?;
+    Ok(if matches!(answer.body, ServerBody::Disconnect(_)) {
+        Err(answer)
+    } else {
+        Ok(answer)
+    })
+}
+
 /// After the server's `disconnect`: `close` with reason `disconnect`, then `closed`.
 async fn answer_disconnect(
     listener: &mut Listener<'_>,
@@ -752,16 +770,10 @@ async fn run_steps(
             "probe answered with {} media",
             parameters.media.len()
         ));
-        listener
-            .send(ClientBody::Close(CloseParameters {
-                reason: CloseReason::End,
-            }))
-            .await?;
-        let closed = listener.expect("closed").await?;
-        if matches!(closed.body, ServerBody::Disconnect(_)) {
-            return answer_disconnect(listener, &closed).await;
-        }
-        return Ok(Ending::Closed);
+        return match close(listener).await? {
+            Ok(_) => Ok(Ending::Closed),
+            Err(disconnect) => answer_disconnect(listener, &disconnect).await,
+        };
     }
     let chosen = parameters.media.first().map_or(0, |m| m.channels.len());
     if chosen != audio.channels && args.mode != "connector" {
@@ -858,15 +870,10 @@ async fn run_steps(
         return answer_disconnect(listener, &pong).await;
     }
     done.push("pong".into());
-    listener
-        .send(ClientBody::Close(CloseParameters {
-            reason: CloseReason::End,
-        }))
-        .await?;
-    let closed = listener.expect("closed").await?;
-    if matches!(closed.body, ServerBody::Disconnect(_)) {
-        return answer_disconnect(listener, &closed).await;
-    }
+    let closed = match close(listener).await? {
+        Ok(closed) => closed,
+        Err(disconnect) => return answer_disconnect(listener, &disconnect).await,
+    };
     if let ServerBody::Closed(closed) = closed.body {
         if let Some(variables) = closed.output_variables {
             listener.outcome.lines.push(format!(
