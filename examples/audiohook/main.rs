@@ -111,6 +111,7 @@ async fn run() -> Result<(), BoxError> {
         request_timeout: timeout,
         max_connections: 4096,
         drain: timeout.min(Duration::from_secs(5)),
+        peer_address: false,
     };
     serve::serve(listener, app, limits).await;
     tracing::info!("bye");

@@ -22,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
+use tower::Layer as _;
 
 /// How the server protects itself.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long requests in flight may finish after the shutdown signal.
     pub drain: Duration,
+    /// Put the peer's `SocketAddr` in each request's extensions, for
+    /// `PeerAddress::socket` (an extension map allocated per request: only when asked).
+    pub peer_address: bool,
 }
 
 /// The answer to a connection over the cap: Genesys retries a 503.
@@ -85,23 +89,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limit
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.request_timeout)
             .max_buf_size(64 * 1024);
-        // The peer's address in each request's extensions (`PeerAddress::socket`).
-        let service =
-            TowerToHyperService::new(tower::Layer::layer(&axum::Extension(peer), app.clone()));
         let mut stop = stop.clone();
+        let app = app.clone();
+        let peer_address = limits.peer_address;
         connections.spawn(async move {
             let _slot = slot;
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection.with_upgrades());
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = async { drop(stop.wait_for(|stop| *stop).await) } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%error, "connection ended with an error");
+            let stream = TokioIo::new(stream);
+            if peer_address {
+                // The peer's address in each request's extensions (`PeerAddress::socket`).
+                let service = axum::Extension(peer).layer(app);
+                serve_one(http, stream, TowerToHyperService::new(service), &mut stop).await;
+            } else {
+                serve_one(http, stream, TowerToHyperService::new(app), &mut stop).await;
             }
         });
         while connections.try_join_next().is_some() {}
@@ -117,6 +116,32 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limit
             "some connections were still open when the drain ended; closing them"
         );
         connections.abort_all();
+    }
+}
+
+/// Serves one connection until it ends, or gracefully once `stop` turns true.
+async fn serve_one<S>(
+    http: http1::Builder,
+    stream: TokioIo<tokio::net::TcpStream>,
+    service: S,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<BoxError>,
+    S::ResBody: 'static,
+    <S::ResBody as axum::body::HttpBody>::Error: Into<BoxError>,
+{
+    let connection = http.serve_connection(stream, service);
+    let mut connection = std::pin::pin!(connection.with_upgrades());
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, "connection ended with an error");
     }
 }
 

@@ -1,5 +1,6 @@
 //! The receiver's wiring: settings → inbox → router → worker (tests drive it in process).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,6 @@ use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::Value;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 /// Everything the receiver reads from its environment (README, "The example receiver").
@@ -71,8 +71,12 @@ impl Settings {
         if let Some(previous) = text("GENESYS_WEBHOOK_SECRET_PREVIOUS") {
             layer = layer.secret(previous);
         }
+        let mut peer_address = false;
         match text("GENESYS_LOG_PEER").as_deref() {
-            Some("socket") => layer = layer.peer_address(PeerAddress::socket()),
+            Some("socket") => {
+                peer_address = true;
+                layer = layer.peer_address(PeerAddress::socket());
+            }
             Some("forwarded-for") => layer = layer.peer_address(PeerAddress::forwarded_for()),
             _ => {}
         }
@@ -90,10 +94,13 @@ impl Settings {
         Ok(Self {
             receipts,
             listen_addr,
-            serve: serve_limits(
-                secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
-                num("GENESYS_MAX_CONNECTIONS", 768)? as usize,
-            ),
+            serve: ServeLimits {
+                peer_address,
+                ..serve_limits(
+                    secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
+                    num("GENESYS_MAX_CONNECTIONS", 768)? as usize,
+                )
+            },
             shutdown: secs("GENESYS_SHUTDOWN_SECS", SHUTDOWN_BUDGET.as_secs())?,
             layer,
             replay: (
@@ -130,6 +137,8 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// The HTTP drain at shutdown.
     pub drain: Duration,
+    /// `GENESYS_LOG_PEER=socket`: the peer's address goes into each request.
+    pub peer_address: bool,
 }
 
 /// The server's limits: the drain is the request deadline, at most 5 s.
@@ -138,6 +147,7 @@ fn serve_limits(request_timeout: Duration, max_connections: usize) -> ServeLimit
         request_timeout,
         max_connections: max_connections.max(1),
         drain: request_timeout.min(MAX_DRAIN),
+        peer_address: false,
     }
 }
 
@@ -187,7 +197,12 @@ pub fn app(
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
         app = app.route("/bench/unverified", post(enqueue.allow_unverified(true)));
     }
-    // Refusals (503) are the library's to log: one by one at DEBUG only, flood or not.
+    // Per-request traces only when the log filter shows them (`tower_http=debug`):
+    // a span per request costs even when nothing is written. Refusals (503) are the
+    // library's to log: one by one at DEBUG only, flood or not.
+    if !tracing::enabled!(target: "tower_http::trace::on_request", tracing::Level::DEBUG) {
+        return Ok(app);
+    }
     let on_failure = DefaultOnFailure::new().level(tracing::Level::DEBUG);
     let trace = TraceLayer::new_for_http().on_failure(on_failure);
     Ok(app.layer(trace))
@@ -248,14 +263,29 @@ async fn handle(delivery: Delivery, delay: Duration, fail: Option<String>) -> Re
         assert!(delivery.attempt() % 2 == 1, "simulated handler panic");
         return Err("simulated handler failure (GENESYS_WORKER_FAIL_ON)".to_owned());
     }
-    let event: Value = serde_json::from_slice(body).unwrap_or_default();
-    let field = |name| event.get(name).and_then(Value::as_str).unwrap_or("-");
-    let what = match (field("event"), field("type")) {
+    // Only the fields logged, borrowed from the body.
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Event<'a> {
+        #[serde(borrow)]
+        event: Option<Cow<'a, str>>,
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        direction: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        conversation_id: Option<Cow<'a, str>>,
+    }
+    let event: Event<'_> = serde_json::from_slice(body).unwrap_or_default();
+    fn field<'a>(value: &'a Option<Cow<'_, str>>) -> &'a str {
+        value.as_deref().unwrap_or("-")
+    }
+    let what = match (field(&event.event), field(&event.kind)) {
         ("routing:conversation:updated", _) => "conversation update",
         (_, "Text" | "Structured" | "Receipt" | "Event") => "Open Messaging message",
         _ => "event",
     };
-    let (id, attempt, kind) = (delivery.id(), delivery.attempt(), field("type"));
-    tracing::info!(%id, attempt, kind, direction = field("direction"), conversation_id = field("conversationId"), "handled {what}");
+    let (id, attempt, kind) = (delivery.id(), delivery.attempt(), field(&event.kind));
+    tracing::info!(%id, attempt, kind, direction = field(&event.direction), conversation_id = field(&event.conversation_id), "handled {what}");
     Ok(())
 }

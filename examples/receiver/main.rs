@@ -41,6 +41,7 @@ async fn run() -> Result<(), BoxError> {
         request_timeout: limits.request_timeout,
         max_connections: limits.max_connections,
         drain: limits.drain,
+        peer_address: limits.peer_address,
     };
     serve::serve(listener, router, limits).await;
     tracing::info!("stopped accepting requests; the worker finishes what it runs");

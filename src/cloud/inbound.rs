@@ -406,6 +406,41 @@ impl InboundReceipt {
             .flatten()
     }
 
+    /// [`delivered_for`](Self::delivered_for) straight from a webhook's body, reading
+    /// only the four fields it needs (borrowed, no tree built): the worker's path.
+    pub(crate) fn delivered_for_body(body: &[u8]) -> Option<Self> {
+        use std::borrow::Cow;
+        #[derive(serde::Deserialize)]
+        struct Peek<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(default, borrow)]
+            direction: Option<Cow<'a, str>>,
+            #[serde(default, borrow)]
+            id: Option<Cow<'a, str>>,
+            #[serde(default, borrow)]
+            channel: Option<PeekChannel<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PeekChannel<'a> {
+            #[serde(default, borrow)]
+            to: Option<PeekParticipant<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PeekParticipant<'a> {
+            #[serde(default, borrow)]
+            id: Option<Cow<'a, str>>,
+        }
+        let peek: Peek<'_> = serde_json::from_slice(body).ok()?;
+        let outbound = matches!(&*peek.kind, "Text" | "Structured")
+            && peek.direction.as_deref().is_none_or(|d| d == "Outbound");
+        if !outbound {
+            return None;
+        }
+        let to = peek.channel?.to?.id?;
+        Some(Self::new(peek.id?, &to, InboundReceiptStatus::Delivered))
+    }
+
     /// Adds a reason (for `Failed`): one of the 13 codes, and a description (which
     /// Genesys requires).
     pub fn reason(mut self, code: ReasonCode, message: impl Into<String>) -> Self {
@@ -681,4 +716,33 @@ fn random_id() -> String {
         bytes[8..].copy_from_slice(&(t as u64).to_le_bytes());
     }
     const_hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_peek_agrees_with_the_typed_message() {
+        for body in [
+            r#"{"id":"1","type":"Text","direction":"Outbound","channel":{"to":{"id":"c"}}}"#,
+            r#"{"id":"2","type":"Structured","channel":{"platform":"Open","to":{"id":"c","idType":"Opaque"}},"content":[]}"#,
+            r#"{"id":"3","type":"Text","direction":"Inbound","channel":{"to":{"id":"c"}}}"#,
+            r#"{"id":"4","type":"Receipt","status":"Delivered","channel":{"to":{"id":"c"}}}"#,
+            r#"{"type":"Text","channel":{"to":{"id":"c"}}}"#,
+            r#"{"id":"6","type":"Text","channel":{}}"#,
+            r#"{"id":"7\u00e9","type":"Text","channel":{"to":{"id":"c\"q"}}}"#,
+            r#"{"event":"routing:conversation:updated"}"#,
+            "not json",
+        ] {
+            let typed = OpenMessage::from_slice(body.as_bytes())
+                .ok()
+                .and_then(|m| InboundReceipt::delivered_for(&m));
+            let peeked = InboundReceipt::delivered_for_body(body.as_bytes());
+            let strip = |r: Option<InboundReceipt>| {
+                r.map(|r| (r.id, r.channel.to.and_then(|t| t.id), r.status))
+            };
+            assert_eq!(strip(peeked), strip(typed), "{body}");
+        }
+    }
 }

@@ -248,6 +248,16 @@ impl Inbox for MemoryInbox {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    fn ack_all<'a>(&'a self, deliveries: &'a [Delivery]) -> BoxFuture<'a, Result<(), InboxError>> {
+        let mut state = self.lock();
+        for id in deliveries.iter().filter_map(|d| numeric(d.id())) {
+            if let Some(entry) = state.events.remove(&id) {
+                state.bytes -= entry.body.len() as u64;
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn extend_lease<'a>(
         &'a self,
         delivery: &'a Delivery,

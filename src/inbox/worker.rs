@@ -20,6 +20,8 @@ use crate::BoxError;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default for [`WorkerBuilder::lease`]: 30 seconds.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Default for [`WorkerBuilder::gather`]: 1 millisecond.
+const DEFAULT_GATHER: Duration = Duration::from_millis(1);
 
 /// The most acknowledgements sent to the inbox in one operation.
 const ACK_BATCH: usize = 1024;
@@ -48,8 +50,9 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///   with jitter ([`backoff`](WorkerBuilder::backoff)), or after the delay a
 ///   [`RetryAfter`] error names; the inbox moves an event to the dead letters after its
 ///   last attempt, or at once when the handler fails with [`Abort`].
-/// - **Waking:** at once after an append made through the same inbox handle, otherwise
-///   every [`poll_interval`](WorkerBuilder::poll_interval).
+/// - **Waking:** 1 ms after an append made through the same inbox handle
+///   ([`gather`](WorkerBuilder::gather): the appends of that millisecond are claimed
+///   together), otherwise every [`poll_interval`](WorkerBuilder::poll_interval).
 /// - **Shutdown:** [`run_until`](Self::run_until) stops claiming when its signal
 ///   resolves, lets the deliveries in flight finish for up to
 ///   [`shutdown_timeout`](WorkerBuilder::shutdown_timeout), then hands the rest back to
@@ -96,6 +99,7 @@ struct Settings {
     backoff_base: Duration,
     backoff_max: Duration,
     poll_interval: Duration,
+    gather: Duration,
     shutdown_timeout: Duration,
 }
 
@@ -151,6 +155,7 @@ impl Worker<()> {
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(300),
                 poll_interval: Duration::from_millis(250),
+                gather: DEFAULT_GATHER,
                 shutdown_timeout: Duration::from_secs(25),
             },
         }
@@ -196,6 +201,15 @@ impl WorkerBuilder {
     /// processes (default 250 ms).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.settings.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long an idle worker woken by an append waits before it claims (default
+    /// 1 ms), so that the appends of that moment are claimed together: under load, one
+    /// wake-up and one claim serve many events instead of one each. `Duration::ZERO`
+    /// claims at once.
+    pub fn gather(mut self, wait: Duration) -> Self {
+        self.settings.gather = wait.min(Duration::from_secs(1));
         self
     }
 
@@ -296,7 +310,13 @@ where
             if deliveries.is_empty() {
                 drop(free);
                 tokio::select! {
-                    () = inbox.appended() => {}
+                    () = inbox.appended() => {
+                        // Let the appends of the next moment gather, so that one claim
+                        // (one wake-up of this task, one transaction) takes them all.
+                        if !settings.gather.is_zero() {
+                            tokio::time::sleep(settings.gather).await;
+                        }
+                    }
                     () = tokio::time::sleep(settings.poll_interval) => {}
                     () = &mut shutdown => break 'claiming,
                 }
@@ -316,11 +336,21 @@ where
                 };
                 let service = service.clone();
                 let finished = Arc::clone(&finished);
-                running.spawn(async move {
+                let mut job = Box::pin(async move {
                     job.run(service, delivery).await;
                     drop(slot);
                     finished.notify_one();
                 });
+                // Most handlers finish within their first poll: run it here, and give
+                // a task of its own only to what is left (a task per event costs a
+                // spawn and a wake-up).
+                let done = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(job.as_mut().poll(cx).is_ready())
+                })
+                .await;
+                if !done {
+                    running.spawn(job);
+                }
             }
         }
 
@@ -476,23 +506,41 @@ impl Job {
     {
         let mut cancelled = self.cancelled.clone();
         let mut stopping = self.stopping.clone();
+        // The lease is extended every third of it while the delivery waits or runs. The
+        // timer is made only when needed: most handlers start at once and finish
+        // within their first poll, and then cost no timer at all.
         let period = self.settings.lease / 3;
-        let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Wait for a handler, keeping the lease meanwhile.
-        let permit = loop {
-            tokio::select! {
-                // Once the worker stops, nothing waiting starts.
-                biased;
-                () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
-                    self.release(&delivery).await;
-                    return;
+        let lease_timer = || {
+            let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            extend
+        };
+        let mut extend = None;
+        // Once the worker stops, nothing waiting starts.
+        if *stopping.borrow() {
+            self.release(&delivery).await;
+            return;
+        }
+        let permit = match Arc::clone(&self.handlers).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return,
+            // Wait for a handler, keeping the lease meanwhile.
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let timer = extend.get_or_insert_with(lease_timer);
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
+                            self.release(&delivery).await;
+                            return;
+                        }
+                        permit = Arc::clone(&self.handlers).acquire_owned() => match permit {
+                            Ok(permit) => break permit,
+                            Err(_) => return,
+                        },
+                        _ = timer.tick() => self.extend(&delivery).await,
+                    }
                 }
-                permit = Arc::clone(&self.handlers).acquire_owned() => match permit {
-                    Ok(permit) => break permit,
-                    Err(_) => return,
-                },
-                _ = extend.tick() => self.extend(&delivery).await,
             }
         };
         // Tokio's clock, which tests can pause.
@@ -506,13 +554,20 @@ impl Job {
                 service.call(given).await.map_err(Into::into)
             }
         });
-        let outcome = loop {
-            tokio::select! {
-                outcome = handler.as_mut() => break outcome,
-                _ = extend.tick() => self.extend(&delivery).await,
-                () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
-                    self.release(&delivery).await;
-                    return;
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(handler.as_mut().poll(cx)));
+        let outcome = match first.await {
+            std::task::Poll::Ready(outcome) => outcome,
+            std::task::Poll::Pending => {
+                let timer = extend.get_or_insert_with(lease_timer);
+                loop {
+                    tokio::select! {
+                        outcome = handler.as_mut() => break outcome,
+                        _ = timer.tick() => self.extend(&delivery).await,
+                        () = async { drop(cancelled.wait_for(|cancelled| *cancelled).await) } => {
+                            self.release(&delivery).await;
+                            return;
+                        }
+                    }
                 }
             }
         };

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use tower_service::Service;
 
-use super::OpenMessage;
 use crate::cloud::{CloudError, GenesysCloud, InboundReceipt, RetryPolicy};
 use crate::inbox::{Abort, Delivery, Inbox, RetryAfter};
 use crate::BoxError;
@@ -105,8 +104,7 @@ where
         let receipts = Arc::clone(&self.receipts);
         Box::pin(async move {
             let response = processed.await.map_err(Into::into)?;
-            let message = OpenMessage::from_slice(&body).ok();
-            let Some(receipt) = message.as_ref().and_then(InboundReceipt::delivered_for) else {
+            let Some(receipt) = InboundReceipt::delivered_for_body(&body) else {
                 return Ok(response);
             };
             let Ok(receipt) = serde_json::to_vec(&receipt) else {
