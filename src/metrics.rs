@@ -52,6 +52,17 @@ mod record {
     use std::time::Duration;
 
     pub(crate) fn request(outcome: &'static str, reason: Option<&'static str>) {
+        // The two of every accepted request with labels written out: a key made of
+        // constants is built without allocating.
+        match (outcome, reason) {
+            ("verified", None) => {
+                return metrics::counter!(super::REQUESTS, "outcome" => "verified").increment(1)
+            }
+            ("queued", None) => {
+                return metrics::counter!(super::REQUESTS, "outcome" => "queued").increment(1)
+            }
+            _ => {}
+        }
         match reason {
             Some(reason) => {
                 metrics::counter!(super::REQUESTS, "outcome" => outcome, "reason" => reason)
@@ -66,6 +77,10 @@ mod record {
     }
 
     pub(crate) fn delivery(outcome: &'static str) {
+        if outcome == "processed" {
+            // Every delivery's, with constant labels (no allocation).
+            return metrics::counter!(super::DELIVERIES, "outcome" => "processed").increment(1);
+        }
         metrics::counter!(super::DELIVERIES, "outcome" => outcome).increment(1);
     }
 

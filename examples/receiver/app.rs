@@ -276,6 +276,10 @@ async fn handle(delivery: Delivery, delay: Duration, fail: Option<String>) -> Re
         #[serde(borrow)]
         conversation_id: Option<Cow<'a, str>>,
     }
+    // The body is read only to be logged: not at all when INFO is off.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return Ok(());
+    }
     let event: Event<'_> = serde_json::from_slice(body).unwrap_or_default();
     fn field<'a>(value: &'a Option<Cow<'_, str>>) -> &'a str {
         value.as_deref().unwrap_or("-")

@@ -431,6 +431,9 @@ impl InboundReceipt {
             #[serde(default, borrow)]
             id: Option<Cow<'a, str>>,
         }
+        // Most webhooks that are no Open Messaging message (conversation events) have
+        // no `type` key at all: found without parsing.
+        memchr::memmem::find(body, br#""type""#)?;
         let peek: Peek<'_> = serde_json::from_slice(body).ok()?;
         let outbound = matches!(&*peek.kind, "Text" | "Structured")
             && peek.direction.as_deref().is_none_or(|d| d == "Outbound");
