@@ -85,7 +85,7 @@ impl SummaryGate {
 }
 
 /// Logs a wiring mistake at ERROR the first time `logged` sees it, and at DEBUG after.
-#[cfg(any(feature = "axum", feature = "openmessaging"))]
+#[cfg(feature = "axum")]
 pub(crate) fn misconfigured(logged: &std::sync::atomic::AtomicBool, message: &str) {
     if logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::debug!("{message}");

@@ -202,6 +202,10 @@ impl InboxLocation {
         path.with_file_name(file)
     }
 
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "redis")),
+        allow(unused_variables)
+    )]
     fn open_in(
         &self,
         options: &InboxOptions,
