@@ -47,8 +47,8 @@ impl GenesysSignatureLayer {
     }
 
     /// The replay store the layer consults, when replay protection is on: a
-    /// readiness probe should require it to answer too
-    /// ([`Readiness::signature_layer`](crate::inbox::Readiness::signature_layer)).
+    /// readiness probe should require it to answer too (`Readiness::signature_layer`,
+    /// feature `enqueue`).
     pub fn replay_store(&self) -> Option<&Arc<dyn crate::replay::ReplayStore>> {
         self.config.replay.as_ref().map(|replay| replay.store())
     }
