@@ -188,7 +188,13 @@ impl Enqueue {
             }
         }
         let started = Instant::now();
-        let appended = tokio::time::timeout(self.append_timeout, self.inbox.append(body)).await;
+        let mut append = self.inbox.append(body);
+        // An append that completes at once (the memory inbox) needs no timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(append.as_mut().poll(cx))).await;
+        let appended = match first {
+            Poll::Ready(appended) => Ok(appended),
+            Poll::Pending => tokio::time::timeout(self.append_timeout, append).await,
+        };
         crate::metrics::append_finished(started.elapsed());
         let (code, reason) = match appended {
             Ok(Ok(id)) => {
