@@ -920,6 +920,15 @@ mod receipts {
         workers: Vec<genesys_webhook::inbox::WorkerHandle>,
     }
 
+    impl Running {
+        /// Shuts both workers down.
+        async fn stop(&mut self) {
+            for worker in self.workers.drain(..) {
+                worker.shutdown().await;
+            }
+        }
+    }
+
     /// An event worker whose handler counts its runs, and a receipt worker sending
     /// through the fake; both with 3 attempts and millisecond backoffs.
     fn start(fake: &FakeCloud, slots: usize) -> Running {
@@ -959,16 +968,14 @@ mod receipts {
                 Forced::new(500).body(r#"{"message":"boom","code":"internal.server.error"}"#),
             );
         }
-        let running = start(&fake, 4);
+        let mut running = start(&fake, 4);
         running.events.append(outbound(1)).await.unwrap();
         let receipts = Arc::clone(&running.receipts);
         eventually("the receipt is dead-lettered", async || {
             receipts.stats().await.unwrap().dead == 1
         })
         .await;
-        for worker in running.workers {
-            worker.shutdown().await;
-        }
+        running.stop().await;
         assert_eq!(
             running.runs.load(Ordering::SeqCst),
             1,
@@ -988,16 +995,14 @@ mod receipts {
     async fn a_retry_after_above_the_cap_dead_letters_the_receipt_at_once() {
         let fake = FakeCloud::start().await;
         fake.force_api(Forced::new(429).header("retry-after", "1000000000"));
-        let running = start(&fake, 4);
+        let mut running = start(&fake, 4);
         running.events.append(outbound(1)).await.unwrap();
         let receipts = Arc::clone(&running.receipts);
         eventually("the receipt is dead-lettered", async || {
             receipts.stats().await.unwrap().dead == 1
         })
         .await;
-        for worker in running.workers {
-            worker.shutdown().await;
-        }
+        running.stop().await;
         assert_eq!(receipt_posts(&fake), 1, "not retried");
         assert_eq!(running.runs.load(Ordering::SeqCst), 1);
         let dead = running.receipts.list(ListFilter::Dead, 1).await.unwrap();
@@ -1012,7 +1017,7 @@ mod receipts {
     async fn a_rate_limited_receipt_waits_in_its_inbox_not_in_a_handler_slot() {
         let fake = FakeCloud::start().await;
         fake.force_api(Forced::new(429).header("retry-after", "20"));
-        let running = start(&fake, 1);
+        let mut running = start(&fake, 1);
         running.events.append(outbound(0)).await.unwrap();
         let receipts = Arc::clone(&running.receipts);
         eventually("the receipt is scheduled", async || {
@@ -1049,15 +1054,13 @@ mod receipts {
             "{first:?}"
         );
         assert_eq!(running.receipts.stats().await.unwrap().dead, 0);
-        for worker in running.workers {
-            worker.shutdown().await;
-        }
+        running.stop().await;
     }
 
     #[tokio::test]
     async fn structured_messages_get_a_delivered_receipt_too() {
         let fake = FakeCloud::start().await;
-        let running = start(&fake, 4);
+        let mut running = start(&fake, 4);
         running
             .events
             .append(Bytes::from_static(br#"{"id":"s-1","type":"Structured","direction":"Outbound","content":[],"channel":{"platform":"Open","to":{"id":"customer-9","idType":"Opaque"}}}"#))
@@ -1067,9 +1070,7 @@ mod receipts {
             !fake.inbound_calls().is_empty()
         })
         .await;
-        for worker in running.workers {
-            worker.shutdown().await;
-        }
+        running.stop().await;
         let (_, body) = fake.inbound_calls().remove(0);
         assert_eq!(
             (body["id"].as_str(), body["status"].as_str()),

@@ -624,11 +624,10 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
     }
 }
 
-#[tokio::test]
-async fn a_failed_sqlite_batch_logs_json_with_unique_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(common::receiver_binary())
-        .current_dir(dir.path())
+/// The receiver in `dir`, logging JSON lines to a piped standard output.
+fn json_logging_receiver(dir: &std::path::Path) -> std::process::Child {
+    Command::new(common::receiver_binary())
+        .current_dir(dir)
         .env_clear()
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("GENESYS_WEBHOOK_SECRET", "json-logs")
@@ -636,7 +635,13 @@ async fn a_failed_sqlite_batch_logs_json_with_unique_keys() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_sqlite_batch_logs_json_with_unique_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = json_logging_receiver(dir.path());
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -692,16 +697,7 @@ async fn a_failed_sqlite_batch_logs_json_with_unique_keys() {
 #[test]
 fn logs_are_one_json_object_a_line_with_genesys_log_format_json() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(common::receiver_binary())
-        .current_dir(dir.path())
-        .env_clear()
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("GENESYS_WEBHOOK_SECRET", "json-logs")
-        .env("GENESYS_LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = json_logging_receiver(dir.path());
     let stdout = child.stdout.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     let mut seen = Vec::new();
