@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Where the time comes from, for the inbox (leases, retry delays, timestamps) and the
-/// in-memory replay store (TTLs, leases): the system clock (the default), or one that a
+/// Where the time comes from, for the inbox (leases, retry delays, timestamps), the
+/// in-memory replay store (TTLs, leases) and the AudioHook signature checks
+/// (`created`, `expires`): the system clock (the default), or one that a
 /// test moves by hand, so that lease, delay and expiry tests do not depend on how fast
 /// the machine is.
 ///
@@ -57,6 +58,15 @@ impl Clock {
             None => std::time::Instant::now(),
             Some(now) => origin.0 + now().duration_since(origin.1).unwrap_or_default(),
         }
+    }
+}
+
+impl<F> From<F> for Clock
+where
+    F: Fn() -> SystemTime + Send + Sync + 'static,
+{
+    fn from(now: F) -> Self {
+        Self::from_fn(now)
     }
 }
 

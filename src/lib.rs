@@ -7,12 +7,14 @@
 #[cfg(feature = "audiohook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audiohook")))]
 pub mod audiohook;
+mod boxed;
 mod clock;
 #[cfg(feature = "cloud")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cloud")))]
 pub mod cloud;
+pub mod endpoint;
+pub mod http;
 pub mod inbox;
-pub mod layer;
 pub mod metrics;
 #[cfg(feature = "openmessaging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
@@ -20,18 +22,12 @@ pub mod openmessaging;
 #[cfg(feature = "redis")]
 mod redis_connection;
 pub mod replay;
-mod response;
 pub mod signature;
+pub mod webhook;
 
+pub use crate::boxed::{BoxError, BoxFuture};
 pub use crate::clock::Clock;
-pub use crate::layer::{
+pub use crate::webhook::{
     ConfigError, GenesysSignature, GenesysSignatureLayer, GenesysSignatureLayerBuilder,
     PeerAddress, Rejection, RejectionCounts, VerifiedBody, VerifiedSignature,
 };
-
-/// The boxed error type that request bodies' errors convert into.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A boxed, sendable future, as the [`replay::ReplayStore`] and [`inbox::Inbox`]
-/// traits return.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

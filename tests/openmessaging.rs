@@ -220,7 +220,8 @@ async fn the_extractor_honours_axums_body_limit() {
 #[cfg(feature = "enqueue")]
 mod enqueue {
     use super::*;
-    use genesys_webhook::inbox::{Enqueue, Inbox, MemoryInbox};
+    use genesys_webhook::endpoint::Enqueue;
+    use genesys_webhook::inbox::{Inbox, MemoryInbox};
     use std::sync::Arc;
 
     async fn enqueue_server(enqueue: Enqueue, layered: bool, limit: usize) -> std::net::SocketAddr {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
+use genesys_webhook::endpoint::{Enqueue, Readiness};
 use genesys_webhook::inbox::{
-    Delivery, Enqueue, Inbox, InboxLocation, InboxOptions, Readiness, Worker, WorkerHandle,
-    WorkerReport,
+    Delivery, Inbox, InboxLocation, InboxOptions, Worker, WorkerHandle, WorkerReport,
 };
 use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::replay::ReplayProtection;

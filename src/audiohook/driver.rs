@@ -14,10 +14,10 @@ use http::StatusCode;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use super::layer::{AudioHookRefused, VerifiedAudioHook};
 use super::pacing::AudioPacer;
 use super::protocol::{CloseReason, DisconnectReason, EventEntity, MediaFormat, Transcript};
 use super::session::{AudioFrame, OpenReply, OpenRequest, Output, ServerSession, SessionEvent};
+use super::verified::{AudioHookRefused, VerifiedAudioHook};
 
 /// What an application does with an AudioHook session. Every method has a default:
 /// accept the default media, ignore the rest.

@@ -10,11 +10,11 @@ use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::layer::Config;
 use super::signature::Failure;
-use crate::layer::ResponseBody;
+use super::verify::Config;
+use crate::http::json::{json_error, with_retry_after, POLLED_AFTER_COMPLETION};
+use crate::http::ResponseBody;
 use crate::replay::{Reservation, StoreError, StoreFuture};
-use crate::response::{json_error, with_retry_after, POLLED_AFTER_COMPLETION};
 
 pin_project! {
     /// Response future of [`AudioHookSignature`].

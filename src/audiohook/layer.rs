@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tower_layer::Layer;
@@ -9,66 +9,14 @@ use zeroize::Zeroizing;
 
 use super::service::AudioHookSignature;
 use super::signature::Policy;
+use super::verify::{Config, FailureMode, Key};
+use crate::clock::Clock;
+use crate::http::log::RefusalLog;
 use crate::replay::{LeaseId, MemoryStore, ReplayStore};
-use crate::response::RefusalLog;
-
-type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The delay before a refusal is answered, by default: Genesys' reference waits at
 /// least 500 ms, so that failures cannot be timed.
 pub const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(500);
-
-/// One configured API key: its decoded client secret, or none (unsigned requests).
-pub(super) struct Key {
-    pub(super) secret: Option<Zeroizing<Vec<u8>>>,
-}
-
-pub(super) struct Config {
-    pub(super) keys: HashMap<String, Key>,
-    /// Verified against when the API key is unknown, so that failing costs the same.
-    pub(super) dummy: [u8; 32],
-    pub(super) policy: Policy,
-    pub(super) clock: Clock,
-    pub(super) nonces: Arc<dyn ReplayStore>,
-    pub(super) failure_delay: Duration,
-    pub(super) failure_mode: FailureMode,
-    /// Upgrades refused for their signature (401, or `disconnect unauthorized`).
-    pub(super) refused: RefusalLog,
-    /// Upgrades answered 503 because the nonce store could not answer.
-    pub(super) store_unavailable: RefusalLog,
-}
-
-/// How a refused upgrade is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum FailureMode {
-    /// `401` before the upgrade, after the failure delay (as the Audio Connector
-    /// blueprint answers). The default.
-    #[default]
-    Reject,
-    /// Let the upgrade through with an [`AudioHookRefused`] extension instead of
-    /// [`VerifiedAudioHook`]; the session driver
-    /// (`AudioHookUpgrade`, feature `axum`) then sends `disconnect` reason
-    /// `unauthorized` once the failure delay has passed since the upgrade, as Genesys'
-    /// reference server does. Only for routes served by that driver. Each refused
-    /// upgrade holds its connection for the delay plus at most the driver's close
-    /// timeout.
-    Disconnect,
-}
-
-/// Request extension set instead of [`VerifiedAudioHook`] on an upgrade refused under
-/// [`FailureMode::Disconnect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AudioHookRefused {
-    pub(super) delay: Duration,
-}
-
-impl AudioHookRefused {
-    /// How long after the upgrade the `disconnect` goes out.
-    pub fn delay(&self) -> Duration {
-        self.delay
-    }
-}
 
 /// Why an [`AudioHookSignatureLayer`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,58 +53,12 @@ impl fmt::Display for AudioHookConfigError {
 
 impl std::error::Error for AudioHookConfigError {}
 
-impl Config {
-    pub(super) fn now(&self) -> i64 {
-        (self.clock)()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-    }
-}
-
-/// Request extension set on every AudioHook upgrade that passed verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedAudioHook {
-    pub(super) api_key: String,
-    pub(super) organization_id: Option<String>,
-    pub(super) session_id: Option<String>,
-    pub(super) correlation_id: Option<String>,
-    pub(super) signed: bool,
-}
-
-impl VerifiedAudioHook {
-    /// The `X-API-KEY` the request carried (a key, not a secret).
-    pub fn api_key(&self) -> &str {
-        &self.api_key
-    }
-
-    /// `Audiohook-Organization-Id`.
-    pub fn organization_id(&self) -> Option<&str> {
-        self.organization_id.as_deref()
-    }
-
-    /// `Audiohook-Session-Id`.
-    pub fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
-    }
-
-    /// `Audiohook-Correlation-Id`.
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.correlation_id.as_deref()
-    }
-
-    /// Whether the request was signed (false only for a key configured with
-    /// [`unsigned_key`](AudioHookSignatureLayerBuilder::unsigned_key)).
-    pub fn signed(&self) -> bool {
-        self.signed
-    }
-}
-
 /// Verifies the HTTP Message Signature of AudioHook (and Audio Connector,
 /// Transcription Connector) WebSocket upgrades before the inner service sees them.
 /// Built with [`AudioHookSignatureLayer::builder`]; cheap to clone.
 #[derive(Clone)]
 pub struct AudioHookSignatureLayer {
-    config: Arc<Config>,
+    pub(super) config: Arc<Config>,
 }
 
 /// How many upgrades an [`AudioHookSignatureLayer`] turned away since it was built
@@ -207,7 +109,7 @@ impl<S> Layer<S> for AudioHookSignatureLayer {
     type Service = AudioHookSignature<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AudioHookSignature::new(inner, Arc::clone(&self.config))
+        AudioHookSignature::from_config(inner, Arc::clone(&self.config))
     }
 }
 
@@ -272,9 +174,10 @@ impl AudioHookSignatureLayerBuilder {
         self
     }
 
-    /// The clock the time checks use (default the system clock): tests pin it.
-    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+    /// The clock the time checks use (default the system clock): tests pin it. A
+    /// [`Clock`](crate::Clock), or a closure returning the time.
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = Some(clock.into());
         self
     }
 
@@ -333,7 +236,7 @@ impl AudioHookSignatureLayerBuilder {
                 keys,
                 dummy,
                 policy: self.policy,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+                clock: self.clock.unwrap_or_default(),
                 nonces: self
                     .nonces
                     .unwrap_or_else(|| Arc::new(MemoryStore::default())),

@@ -73,12 +73,8 @@ pub mod session;
 pub mod signature;
 pub mod transcription;
 pub mod vad;
-
-/// The μ-law functions, now in [`codec`].
-#[doc(hidden)]
-pub mod media {
-    pub use super::codec::{decode_mulaw, encode_mulaw};
-}
+mod verified;
+mod verify;
 
 #[cfg(feature = "axum")]
 pub use self::driver::{
@@ -86,8 +82,10 @@ pub use self::driver::{
 };
 pub use self::future::ResponseFuture;
 pub use self::layer::{
-    AudioHookConfigError, AudioHookRefused, AudioHookRejections, AudioHookSignatureLayer,
-    AudioHookSignatureLayerBuilder, FailureMode, VerifiedAudioHook, DEFAULT_FAILURE_DELAY,
+    AudioHookConfigError, AudioHookRejections, AudioHookSignatureLayer,
+    AudioHookSignatureLayerBuilder, DEFAULT_FAILURE_DELAY,
 };
 pub use self::service::AudioHookSignature;
 pub use self::signature::{Failure, Policy};
+pub use self::verified::{AudioHookRefused, VerifiedAudioHook};
+pub use self::verify::FailureMode;

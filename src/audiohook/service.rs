@@ -2,18 +2,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
+use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::{AudioHookRefused, Config, FailureMode, Key, VerifiedAudioHook};
-use super::signature::{compute, parse, signature_base, Failure};
-use crate::layer::ResponseBody;
-use crate::replay::{LeaseId, ReplayKey};
-use crate::response::json_error;
+use super::layer::AudioHookSignatureLayer;
+use super::verify::{Checked, Config};
+use crate::http::ResponseBody;
+use crate::replay::LeaseId;
 
 /// The middleware made by [`AudioHookSignatureLayer`](super::AudioHookSignatureLayer).
 #[derive(Clone)]
@@ -23,7 +19,13 @@ pub struct AudioHookSignature<S> {
 }
 
 impl<S> AudioHookSignature<S> {
-    pub(super) fn new(inner: S, config: Arc<Config>) -> Self {
+    /// Wraps `inner` with the checks `layer` was configured with, as
+    /// [`Layer::layer`](tower_layer::Layer::layer) does.
+    pub fn new(inner: S, layer: &AudioHookSignatureLayer) -> Self {
+        Self::from_config(inner, Arc::clone(&layer.config))
+    }
+
+    pub(super) fn from_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
     }
 
@@ -48,128 +50,6 @@ impl<S: fmt::Debug> fmt::Debug for AudioHookSignature<S> {
         f.debug_struct("AudioHookSignature")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    let values: Vec<String> = headers
-        .get_all(name)
-        .iter()
-        .map(|v| v.to_str().map(|s| s.trim().to_owned()))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    (!values.is_empty()).then(|| values.join(", "))
-}
-
-/// What a verified request needs next: the nonce check.
-pub(super) struct Checked {
-    pub(super) verified: VerifiedAudioHook,
-    pub(super) nonce: Option<(ReplayKey, std::time::Duration)>,
-}
-
-impl Config {
-    /// Every synchronous check of the reference verifier.
-    pub(super) fn check<B>(&self, request: &Request<B>) -> Result<Checked, Failure> {
-        let headers = request.headers();
-        let api_key = header(headers, "x-api-key").ok_or(Failure::MissingApiKey)?;
-        let input = header(headers, "signature-input");
-        let signature = header(headers, "signature");
-        let verified = |signed| VerifiedAudioHook {
-            api_key: api_key.clone(),
-            organization_id: header(headers, "audiohook-organization-id"),
-            session_id: header(headers, "audiohook-session-id"),
-            correlation_id: header(headers, "audiohook-correlation-id"),
-            signed,
-        };
-        let key = self.keys.get(&api_key);
-        let (input, signature) = match (input, signature) {
-            (None, None) => {
-                return match key {
-                    Some(Key { secret: None }) => Ok(Checked {
-                        verified: verified(false),
-                        nonce: None,
-                    }),
-                    _ => Err(Failure::Unsigned),
-                }
-            }
-            (Some(input), Some(signature)) => (input, signature),
-            _ => {
-                return Err(Failure::Malformed(
-                    "Signature and Signature-Input go together".into(),
-                ))
-            }
-        };
-        let parsed = parse(&input, &signature)?;
-        let now = self.now();
-        self.policy.check(&parsed.parameters, &api_key, now)?;
-        let base = signature_base(
-            &parsed.components,
-            &parsed.signature_params,
-            |name| match name {
-                "@request-target" => request
-                    .uri()
-                    .path_and_query()
-                    .map(|pq| pq.as_str().to_owned()),
-                "@authority" => request
-                    .uri()
-                    .authority()
-                    .map(|a| a.as_str().to_ascii_lowercase())
-                    .or_else(|| header(headers, "host").map(|h| h.to_ascii_lowercase())),
-                "@method" => Some(request.method().as_str().to_owned()),
-                "@path" => Some(request.uri().path().to_owned()),
-                "@query" => Some(format!("?{}", request.uri().query().unwrap_or(""))),
-                derived if derived.starts_with('@') => None,
-                field => header(headers, field),
-            },
-        )?;
-        // A known key with a secret, or the dummy key: the same work either way.
-        let (secret, known): (&[u8], bool) = match key.and_then(|k| k.secret.as_deref()) {
-            Some(secret) => (secret.as_slice(), true),
-            None => (&self.dummy, false),
-        };
-        let computed = compute(secret, &base);
-        let matches: bool = computed.ct_eq(parsed.signature.as_slice()).into();
-        if !known {
-            return Err(Failure::UnknownKey);
-        }
-        if !matches {
-            return Err(Failure::Mismatch);
-        }
-        let nonce = parsed.parameters.nonce.as_deref().unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(b"audiohook-nonce\n");
-        hasher.update(api_key.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(nonce.as_bytes());
-        let key: [u8; 32] = hasher.finalize().into();
-        let created = parsed.parameters.created.unwrap_or(now);
-        Ok(Checked {
-            verified: verified(true),
-            nonce: Some((
-                ReplayKey::new(key),
-                self.policy.nonce_lifetime(created, now),
-            )),
-        })
-    }
-
-    pub(super) fn refuse(&self, failure: &Failure) -> Response<Bytes> {
-        self.refused.record(failure.error_code(), failure);
-        // No detail for the sender, as the reference answers.
-        json_error(failure.status(), "invalid_signature")
-    }
-
-    /// Under [`FailureMode::Disconnect`], marks the request refused and lets it
-    /// through; otherwise `None`.
-    pub(super) fn pass_refused<B>(&self, failure: &Failure, request: &mut Request<B>) -> bool {
-        if self.failure_mode != FailureMode::Disconnect {
-            return false;
-        }
-        self.refused.record(failure.error_code(), failure);
-        request.extensions_mut().remove::<VerifiedAudioHook>();
-        request.extensions_mut().insert(AudioHookRefused {
-            delay: self.failure_delay,
-        });
-        true
     }
 }
 

@@ -56,12 +56,8 @@
 //! # }
 //! ```
 
-#[cfg(feature = "enqueue")]
-mod enqueue;
 mod location;
 mod memory;
-#[cfg(feature = "enqueue")]
-mod readiness;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -73,12 +69,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-#[cfg(feature = "enqueue")]
-pub use self::enqueue::{check_json_object, Enqueue, DEFAULT_APPEND_TIMEOUT, DEFAULT_RETRY_AFTER};
 pub use self::location::{InboxLocation, InboxOptions, DEFAULT_SQLITE_FILE};
 pub use self::memory::MemoryInbox;
-#[cfg(feature = "enqueue")]
-pub use self::readiness::Readiness;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisInbox, RedisInboxBuilder};
@@ -90,8 +82,8 @@ pub use self::worker::{
     DEFAULT_LEASE,
 };
 
-use crate::BoxError;
-pub use crate::BoxFuture;
+use crate::boxed::BoxError;
+pub use crate::boxed::BoxFuture;
 
 pub use crate::clock::Clock;
 

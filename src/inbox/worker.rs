@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tower_service::Service;
 
 use super::{Delivery, Inbox, RetryOutcome};
-use crate::BoxError;
+use crate::boxed::BoxError;
 
 /// Default for [`WorkerBuilder::concurrency`]: 16 deliveries at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -803,7 +803,7 @@ async fn report_depth(inbox: Arc<dyn Inbox>) {
     }
     loop {
         if let Ok(stats) = inbox.stats().await {
-            crate::metrics::inbox_depth(&stats);
+            crate::metrics::inbox_depth(stats.pending, stats.in_flight, stats.dead);
         }
         tokio::time::sleep(DEPTH_EVERY).await;
     }

@@ -68,7 +68,7 @@ impl<S: Send + Sync> FromRequest<S> for OpenMessage {
             .get::<crate::VerifiedSignature>()
             .is_none()
         {
-            crate::response::misconfigured(
+            crate::http::log::misconfigured(
                 &MISSING_LAYER_LOGGED,
                 "the OpenMessage extractor is used on a route without GenesysSignatureLayer: unsigned requests are refused with 500",
             );

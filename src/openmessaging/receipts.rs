@@ -10,9 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tower_service::Service;
 
+use crate::boxed::BoxError;
 use crate::cloud::{CloudError, GenesysCloud, InboundReceipt, RetryPolicy};
 use crate::inbox::{Abort, Delivery, Inbox, RetryAfter};
-use crate::BoxError;
 
 /// Default for [`ReceiptSender::max_retry_after`]: 180 s, the longest wait the
 /// official SDKs honour.

@@ -60,7 +60,7 @@ pub use self::memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "redis")]
 pub use self::redis::{InvalidUrl, RedisStore};
 
-use crate::BoxError;
+use crate::boxed::BoxError;
 
 /// Default for [`ReplayProtection::ttl`]: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -257,7 +257,7 @@ pub struct StoreFuture<T>(StoreFutureKind<T>);
 
 enum StoreFutureKind<T> {
     Ready(Option<T>),
-    Boxed(crate::BoxFuture<'static, T>),
+    Boxed(crate::boxed::BoxFuture<'static, T>),
 }
 
 impl<T> StoreFuture<T> {
@@ -288,7 +288,7 @@ impl<T> std::future::Future for StoreFuture<T> {
             StoreFutureKind::Ready(value) => std::task::Poll::Ready(
                 value
                     .take()
-                    .expect(crate::response::POLLED_AFTER_COMPLETION),
+                    .expect(crate::http::json::POLLED_AFTER_COMPLETION),
             ),
             StoreFutureKind::Boxed(future) => future.as_mut().poll(cx),
         }
@@ -377,7 +377,7 @@ pub struct ReplayProtection {
     pub(crate) renewal_failures: Arc<AtomicU64>,
     /// Duplicates answered without the inner service: each logged at DEBUG, summed up
     /// at WARN at most once a minute.
-    pub(crate) duplicates: Arc<crate::response::RefusalLog>,
+    pub(crate) duplicates: Arc<crate::http::log::RefusalLog>,
     on_duplicate: Option<DuplicateHandler>,
 }
 
@@ -396,7 +396,7 @@ impl ReplayProtection {
             fail_open: false,
             retry_after: DEFAULT_RETRY_AFTER,
             renewal_failures: Arc::new(AtomicU64::new(0)),
-            duplicates: Arc::new(crate::response::RefusalLog::new(
+            duplicates: Arc::new(crate::http::log::RefusalLog::new(
                 "duplicate webhooks answered without processing them again",
             )),
             on_duplicate: None,

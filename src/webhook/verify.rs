@@ -3,8 +3,14 @@
 
 use crate::signature::{digest_prefix, find_match, Digest, ParsedSignature, Scheme};
 
-use super::rejection::{Diagnostics, Rejection};
-use super::service::Signatures;
+use super::rejection::Rejection;
+use http::HeaderMap;
+
+/// Digest prefixes for comparing by eye, when diagnostics are on.
+pub(crate) struct Diagnostics {
+    pub(crate) received: String,
+    pub(crate) computed: String,
+}
 
 /// How much of a digest diagnostics may show: enough to compare by eye, far too little
 /// to be a usable MAC.
@@ -72,6 +78,29 @@ fn mismatch(
                 .join(","),
         }),
     }
+}
+
+/// The signatures of one request; usually one, kept inline.
+pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 1]>;
+
+/// Every signature value present in the accepted schemes' headers.
+pub(crate) fn read_signatures(
+    headers: &HeaderMap,
+    schemes: &[Scheme],
+) -> Result<Signatures, Rejection> {
+    let mut signatures = Signatures::new();
+    for &scheme in schemes {
+        for value in headers.get_all(scheme.header()) {
+            let parsed = scheme
+                .parse(value.as_bytes())
+                .map_err(|reason| Rejection::MalformedSignature { scheme, reason })?;
+            signatures.push((scheme, parsed));
+        }
+    }
+    if signatures.is_empty() {
+        return Err(Rejection::MissingSignature);
+    }
+    Ok(signatures)
 }
 
 #[cfg(test)]

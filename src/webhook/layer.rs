@@ -4,7 +4,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::builder::{Config, GenesysSignatureLayerBuilder};
-use super::rejection::RejectionCounts;
+use super::log::RejectionCounts;
 use super::service::GenesysSignature;
 
 /// Applies [`GenesysSignature`] to a service: only requests whose body carries a valid
@@ -86,7 +86,7 @@ impl GenesysSignatureLayer {
         body: &[u8],
     ) -> Result<crate::VerifiedSignature, crate::Rejection> {
         let config = &self.config;
-        let signatures = super::service::read_signatures(headers, &config.schemes)?;
+        let signatures = super::verify::read_signatures(headers, &config.schemes)?;
         if body.len() > config.max_body_bytes {
             return Err(crate::Rejection::PayloadTooLarge {
                 limit: config.max_body_bytes,

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
-use super::{Inbox, InboxError};
-use crate::layer::VerifiedBody;
-use crate::response::{json_text, SummaryGate};
+use crate::http::json::json_text;
+use crate::http::log::SummaryGate;
+use crate::inbox::{Inbox, InboxError};
+use crate::webhook::VerifiedBody;
 
 /// Default for [`Enqueue::append_timeout`]: 5 seconds, well inside Genesys' 10-second
 /// timeout.
@@ -49,7 +50,8 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// # #[cfg(feature = "axum")] {
 /// use std::sync::Arc;
 /// use axum::{routing::post, Router};
-/// use genesys_webhook::inbox::{Enqueue, Inbox, MemoryInbox};
+/// use genesys_webhook::inbox::{Inbox, MemoryInbox};
+/// use genesys_webhook::endpoint::Enqueue;
 /// use genesys_webhook::GenesysSignatureLayer;
 ///
 /// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
@@ -94,7 +96,8 @@ impl Enqueue {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use genesys_webhook::inbox::{Enqueue, MemoryInbox};
+    /// use genesys_webhook::inbox::MemoryInbox;
+    /// use genesys_webhook::endpoint::Enqueue;
     ///
     /// let enqueue = Enqueue::new(Arc::new(MemoryInbox::new()))
     ///     .validate(|body| match body.len() {
@@ -117,7 +120,8 @@ impl Enqueue {
     /// ```
     /// # #[cfg(feature = "openmessaging")] {
     /// use std::sync::Arc;
-    /// use genesys_webhook::inbox::{Enqueue, MemoryInbox};
+    /// use genesys_webhook::inbox::MemoryInbox;
+    /// use genesys_webhook::endpoint::Enqueue;
     /// use genesys_webhook::openmessaging::OpenMessage;
     ///
     /// let enqueue = Enqueue::new(Arc::new(MemoryInbox::new())).validate_as::<OpenMessage>();
@@ -266,9 +270,9 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
                 .get::<crate::VerifiedSignature>()
                 .is_some();
             if !verified && !self.allow_unverified {
-                crate::response::misconfigured(
+                crate::http::log::misconfigured(
                     &MISSING_LAYER_LOGGED,
-                    "inbox::Enqueue is mounted on a route without GenesysSignatureLayer: unsigned requests are refused with 500",
+                    "endpoint::Enqueue is mounted on a route without GenesysSignatureLayer: unsigned requests are refused with 500",
                 );
                 return json_text(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -326,7 +330,7 @@ impl Refusals {
 /// are borrowed from the body where they have no escapes.
 ///
 /// ```
-/// use genesys_webhook::inbox::check_json_object;
+/// use genesys_webhook::endpoint::check_json_object;
 ///
 /// assert!(check_json_object(br#"{"type":"Text"}"#).is_ok());
 /// assert!(check_json_object(b"[1]").is_err());

@@ -10,18 +10,20 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::{Buffer, ResponseBody, VerifiedBody};
 use super::budget::Held;
 use super::builder::Config;
-use super::rejection::{Event, Rejection};
+use super::log::Event;
+use super::rejection::Rejection;
 use super::reservation::{decide, Attempt, Decision, Guard};
-use super::service::Signatures;
+use super::verified::{Buffer, VerifiedBody};
+use super::verify::Signatures;
 use super::verify::{verify, Verified};
 use super::VerifiedSignature;
+use crate::boxed::BoxError;
+use crate::http::json::{closing, POLLED_AFTER_COMPLETION};
+use crate::http::ResponseBody;
 use crate::replay::{BodyKeyHasher, ReplayProtection, Reservation, StoreError, StoreFuture};
-use crate::response::{closing, POLLED_AFTER_COMPLETION};
 use crate::signature::Verification;
-use crate::BoxError;
 
 /// Frames read in one poll before yielding, so that a body of many tiny frames does
 /// not hold the executor's thread.

@@ -1,22 +1,21 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{header, HeaderMap, Request, Response};
+use http::{header, Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::body::{ResponseBody, VerifiedBody};
 use super::budget::Held;
 use super::builder::Config;
 use super::future::ResponseFuture;
-use super::rejection::{Event, Rejection};
-use super::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, RejectionCounts};
-use crate::response::closing;
-use crate::signature::{ParsedSignature, Scheme};
-use crate::BoxError;
-
-/// The signatures of one request; usually one, kept inline.
-pub(crate) type Signatures = smallvec::SmallVec<[(Scheme, ParsedSignature); 1]>;
+use super::log::Event;
+use super::rejection::Rejection;
+use super::verified::VerifiedBody;
+use super::verify::read_signatures;
+use super::{GenesysSignatureLayer, RejectionCounts};
+use crate::boxed::BoxError;
+use crate::http::json::closing;
+use crate::http::ResponseBody;
 
 /// Middleware that verifies the HMAC-SHA256 signature of each request body before the
 /// inner service sees it. Made by [`GenesysSignatureLayer`], or by
@@ -53,12 +52,6 @@ impl<S> GenesysSignature<S> {
 
     pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
-    }
-
-    /// Starts configuring a [`GenesysSignatureLayer`], as
-    /// [`GenesysSignatureLayer::builder`] does.
-    pub fn layer() -> GenesysSignatureLayerBuilder {
-        GenesysSignatureLayer::builder()
     }
 
     /// How many requests this service (and every clone of its layer) turned away.
@@ -147,26 +140,6 @@ where
         peer,
     });
     ResponseFuture::answered(closing(config.rejection_response(rejection)))
-}
-
-/// Every signature value present in the accepted schemes' headers.
-pub(crate) fn read_signatures(
-    headers: &HeaderMap,
-    schemes: &[Scheme],
-) -> Result<Signatures, Rejection> {
-    let mut signatures = Signatures::new();
-    for &scheme in schemes {
-        for value in headers.get_all(scheme.header()) {
-            let parsed = scheme
-                .parse(value.as_bytes())
-                .map_err(|reason| Rejection::MalformedSignature { scheme, reason })?;
-            signatures.push((scheme, parsed));
-        }
-    }
-    if signatures.is_empty() {
-        return Err(Rejection::MissingSignature);
-    }
-    Ok(signatures)
 }
 
 /// The body length announced by `Content-Length`, or by the body itself.

@@ -12,12 +12,13 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use super::builder::Config;
-use super::rejection::{Event, Rejection};
+use super::log::Event;
+use super::rejection::Rejection;
+use crate::http::json::{json_error, json_response, with_retry_after};
 use crate::replay::{
     Duplicate, LeaseId, ReplayKey, ReplayProtection, ReplayStore, Reservation, StoreError,
     StoreFuture,
 };
-use crate::response::{json_error, json_response, with_retry_after};
 
 /// A reservation asked of the store whose answer is not used yet. Dropped before
 /// [`decide`] takes it (the request was dropped, a timeout fired), it releases the key.

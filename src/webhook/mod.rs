@@ -1,4 +1,4 @@
-//! The tower middleware: [`GenesysSignatureLayer`] and its service [`GenesysSignature`].
+//! The webhook middleware: [`GenesysSignatureLayer`] and its service [`GenesysSignature`].
 //!
 //! For each request the service, in this order:
 //!
@@ -62,24 +62,27 @@
 //!
 //! [`Scheme`]: crate::signature::Scheme
 
-mod body;
 mod budget;
 mod builder;
 mod future;
+mod layer;
+mod log;
+mod peer;
 mod rejection;
 mod reservation;
 mod service;
-mod signature_layer;
 mod verified;
 mod verify;
 
-pub use self::body::{ResponseBody, VerifiedBody};
 pub use self::builder::{ConfigError, GenesysSignatureLayerBuilder, DEFAULT_MAX_BODY_BYTES};
 pub use self::future::ResponseFuture;
-pub use self::rejection::{PeerAddress, Rejection, RejectionCounts};
+pub use self::layer::GenesysSignatureLayer;
+pub use self::log::RejectionCounts;
+pub use self::peer::PeerAddress;
+pub use self::rejection::Rejection;
 pub use self::service::GenesysSignature;
-pub use self::signature_layer::GenesysSignatureLayer;
-pub use self::verified::VerifiedSignature;
+pub use self::verified::{VerifiedBody, VerifiedSignature};
+pub use crate::http::ResponseBody;
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,10 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use tower_service::Service;
 
-use super::Inbox;
+use crate::http::json::json_text;
+use crate::http::log::RefusalLog;
+use crate::inbox::Inbox;
 use crate::replay::ReplayStore;
-use crate::response::{json_text, RefusalLog};
 
 /// Answers `200 {"status":"ready"}` while the [`Inbox`] (and, when given, the replay
 /// store) answer a ping within [`timeout`](Self::timeout) (2 s by default), else
@@ -53,7 +54,8 @@ impl Readiness {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use genesys_webhook::inbox::{MemoryInbox, Readiness};
+    /// use genesys_webhook::inbox::MemoryInbox;
+    /// use genesys_webhook::endpoint::Readiness;
     /// use genesys_webhook::replay::ReplayProtection;
     /// use genesys_webhook::GenesysSignatureLayer;
     ///

@@ -7,7 +7,9 @@ use http::Response;
 use tracing::Level;
 
 use super::budget::BufferBudget;
-use super::rejection::{PeerAddress, Rejection, RejectionHandler, RejectionLog};
+use super::log::RejectionLog;
+use super::peer::PeerAddress;
+use super::rejection::{Rejection, RejectionHandler};
 use super::GenesysSignatureLayer;
 use crate::replay::ReplayProtection;
 use crate::signature::{KeyRing, Scheme, Secret};

@@ -1,11 +1,12 @@
 use std::convert::Infallible;
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::signature::Scheme;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 
 /// The request body handed to the inner service once its signature verified: the
 /// exact bytes that were signed, already in memory.
@@ -129,83 +130,45 @@ impl Buffer {
     }
 }
 
-pin_project! {
-    /// The response body of [`GenesysSignature`](crate::GenesysSignature): the inner
-    /// service's body, or the body of an answer the layer gave itself (a rejection,
-    /// a duplicate).
-    pub struct ResponseBody<B> {
-        #[pin]
-        kind: Kind<B>,
+/// Request extension set on every request that passed verification: which scheme and
+/// which secret the first signature verified with.
+///
+/// ```
+/// use axum::Extension;
+/// use genesys_webhook::{signature::Scheme, VerifiedSignature};
+///
+/// async fn handler(Extension(verified): Extension<VerifiedSignature>) {
+///     if verified.secret_index() > 0 {
+///         tracing::info!("sender still signs with an older secret");
+///     }
+///     let _is_genesys_cloud = verified.scheme() == Scheme::OpenMessaging;
+/// }
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    pub(crate) scheme: Scheme,
+    pub(crate) secret_index: usize,
+}
+
+impl VerifiedSignature {
+    /// The scheme of the first signature header.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The position of the secret it verified with, counting from 0 in the order the
+    /// secrets were given to the builder.
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
     }
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Inner { #[pin] body: B },
-        Rejection { data: Option<Bytes> },
-    }
-}
-
-impl<B> ResponseBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
-        Self {
-            kind: Kind::Inner { body },
-        }
-    }
-
-    pub(crate) fn answered(data: Bytes) -> Self {
-        Self {
-            kind: Kind::Rejection {
-                data: (!data.is_empty()).then_some(data),
-            },
-        }
-    }
-}
-
-impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.kind {
-            Kind::Inner { body } => f.debug_tuple("ResponseBody::Inner").field(body).finish(),
-            Kind::Rejection { data } => f
-                .debug_tuple("ResponseBody::Rejection")
-                .field(&data.as_ref().map_or(0, Bytes::len))
-                .finish(),
-        }
-    }
-}
-
-impl<B> Body for ResponseBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Rejection { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Rejection { data } => data.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Rejection { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-        }
+impl fmt::Debug for VerifiedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedSignature")
+            .field("scheme", &self.scheme)
+            .field("secret_index", &self.secret_index)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,55 @@
+//! The request extensions an AudioHook upgrade leaves for the handler.
+
+use std::time::Duration;
+
+/// Request extension set instead of [`VerifiedAudioHook`] on an upgrade refused under
+/// [`FailureMode::Disconnect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioHookRefused {
+    pub(super) delay: Duration,
+}
+
+impl AudioHookRefused {
+    /// How long after the upgrade the `disconnect` goes out.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+}
+
+/// Request extension set on every AudioHook upgrade that passed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAudioHook {
+    pub(super) api_key: String,
+    pub(super) organization_id: Option<String>,
+    pub(super) session_id: Option<String>,
+    pub(super) correlation_id: Option<String>,
+    pub(super) signed: bool,
+}
+
+impl VerifiedAudioHook {
+    /// The `X-API-KEY` the request carried (a key, not a secret).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// `Audiohook-Organization-Id`.
+    pub fn organization_id(&self) -> Option<&str> {
+        self.organization_id.as_deref()
+    }
+
+    /// `Audiohook-Session-Id`.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// `Audiohook-Correlation-Id`.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
+    }
+
+    /// Whether the request was signed (false only for a key configured with
+    /// [`unsigned_key`](AudioHookSignatureLayerBuilder::unsigned_key)).
+    pub fn signed(&self) -> bool {
+        self.signed
+    }
+}
