@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use genesys_webhook::inbox::{Inbox, SqliteInbox};
+use genesys_webhook::inbox::{Inbox, InboxLimits, SqliteInbox};
 
 #[tokio::main]
 async fn main() {
@@ -25,8 +25,11 @@ async fn main() {
         std::process::exit(2);
     };
     let inbox = SqliteInbox::builder(path)
-        .max_events(u64::MAX / 2)
-        .max_bytes(u64::MAX / 2)
+        .limits(
+            InboxLimits::default()
+                .max_events(u64::MAX / 2)
+                .max_bytes(u64::MAX / 2),
+        )
         .open()
         .expect("inbox");
     let body = Bytes::from(format!(r#"{{"pad":"{}"}}"#, "a".repeat(1000)));

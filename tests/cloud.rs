@@ -893,7 +893,9 @@ mod receipts {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use genesys_webhook::inbox::{Delivery, Inbox, ListFilter, MemoryInbox, Worker};
+    use genesys_webhook::inbox::{
+        Delivery, InboxAdmin, InboxLimits, ListFilter, MemoryInbox, Worker,
+    };
     use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 
     use crate::common::eventually;
@@ -914,8 +916,8 @@ mod receipts {
     }
 
     struct Running {
-        events: Arc<dyn Inbox>,
-        receipts: Arc<dyn Inbox>,
+        events: Arc<dyn InboxAdmin>,
+        receipts: Arc<dyn InboxAdmin>,
         runs: Arc<AtomicUsize>,
         workers: Vec<genesys_webhook::inbox::WorkerHandle>,
     }
@@ -932,8 +934,10 @@ mod receipts {
     /// An event worker whose handler counts its runs, and a receipt worker sending
     /// through the fake; both with 3 attempts and millisecond backoffs.
     fn start(fake: &FakeCloud, slots: usize) -> Running {
-        let events: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_attempts(3));
-        let receipts: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_attempts(3));
+        let events: Arc<dyn InboxAdmin> =
+            Arc::new(MemoryInbox::new().limits(InboxLimits::default().max_attempts(3)));
+        let receipts: Arc<dyn InboxAdmin> =
+            Arc::new(MemoryInbox::new().limits(InboxLimits::default().max_attempts(3)));
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&runs);
         let handler = tower::service_fn(move |_: Delivery| {
@@ -945,7 +949,7 @@ mod receipts {
             Worker::builder(Arc::clone(&events))
                 .concurrency(slots)
                 .backoff(backoff.0, backoff.1)
-                .build(DeliveredReceipts::new(handler, Arc::clone(&receipts)))
+                .build(DeliveredReceipts::new(handler, receipts.clone()))
                 .spawn(),
             Worker::builder(Arc::clone(&receipts))
                 .backoff(backoff.0, backoff.1)

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use bytes::Bytes;
-use genesys_webhook::inbox::{Inbox, SqliteInbox};
+use genesys_webhook::inbox::{Inbox, InboxAdmin, SqliteInbox};
 use libtest_mimic::{Arguments, Trial};
 
 struct Tmpfs {

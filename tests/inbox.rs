@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::inbox_contract::*;
-use genesys_webhook::inbox::{Inbox, MemoryInbox, SqliteInbox};
+use genesys_webhook::inbox::{Inbox, InboxLimits, MemoryInbox, SqliteInbox};
 
 #[tokio::test]
 async fn memory_inbox_honours_the_contract() {
@@ -16,8 +16,11 @@ async fn memory_inbox_honours_the_contract() {
         Box::new(|attempts, events, clock| {
             Arc::new(
                 MemoryInbox::new()
-                    .max_attempts(attempts)
-                    .max_events(events)
+                    .limits(
+                        InboxLimits::default()
+                            .max_attempts(attempts)
+                            .max_events(events),
+                    )
                     .clock(clock),
             )
         }),
@@ -36,8 +39,11 @@ async fn sqlite_inbox_honours_the_contract() {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Arc::new(
                 SqliteInbox::builder(path.join(format!("inbox-{n}.db")))
-                    .max_attempts(attempts)
-                    .max_events(events)
+                    .limits(
+                        InboxLimits::default()
+                            .max_attempts(attempts)
+                            .max_events(events),
+                    )
                     .clock(clock)
                     .open()
                     .unwrap(),

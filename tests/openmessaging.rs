@@ -221,7 +221,7 @@ async fn the_extractor_honours_axums_body_limit() {
 mod enqueue {
     use super::*;
     use genesys_webhook::endpoint::Enqueue;
-    use genesys_webhook::inbox::{Inbox, MemoryInbox};
+    use genesys_webhook::inbox::{InboxAdmin, MemoryInbox};
     use std::sync::Arc;
 
     async fn enqueue_server(enqueue: Enqueue, layered: bool, limit: usize) -> std::net::SocketAddr {
@@ -239,8 +239,8 @@ mod enqueue {
 
     #[tokio::test]
     async fn enqueue_without_the_layer_stores_nothing_and_answers_500() {
-        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
-        let addr = enqueue_server(Enqueue::new(Arc::clone(&inbox)), false, 1 << 20).await;
+        let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
+        let addr = enqueue_server(Enqueue::new(inbox.clone()), false, 1 << 20).await;
         let response = post_bytes(addr, "/", &[], TEXT.as_bytes()).await;
         assert_eq!(response.status, 500);
         assert_eq!(response.json()["error"], "signature_layer_missing");
@@ -249,8 +249,8 @@ mod enqueue {
 
     #[tokio::test]
     async fn enqueue_honours_axums_body_limit() {
-        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
-        let addr = enqueue_server(Enqueue::new(Arc::clone(&inbox)), true, 64).await;
+        let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
+        let addr = enqueue_server(Enqueue::new(inbox.clone()), true, 64).await;
         let response = send(addr, TEXT).await;
         assert_eq!(response.status, 413);
         assert_eq!(inbox.stats().await.unwrap().pending, 0);
@@ -258,8 +258,8 @@ mod enqueue {
 
     #[tokio::test]
     async fn enqueue_validates_as_an_open_message_before_storing() {
-        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
-        let enqueue = Enqueue::new(Arc::clone(&inbox)).validate_as::<OpenMessage>();
+        let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
+        let enqueue = Enqueue::new(inbox.clone()).validate_as::<OpenMessage>();
         let addr = enqueue_server(enqueue, true, 1 << 20).await;
         let refused = send(addr, r#"{"event":"routing:conversation:updated"}"#).await;
         assert_eq!(refused.status, 400);

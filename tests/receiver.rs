@@ -513,7 +513,9 @@ async fn an_agents_text_is_acknowledged_with_a_delivered_receipt_through_the_inb
     let queued =
         genesys_webhook::inbox::SqliteInbox::open(dir.path().join("genesys-inbox.receipts.db"))
             .unwrap();
-    let waiting = genesys_webhook::inbox::Inbox::stats(&queued).await.unwrap();
+    let waiting = genesys_webhook::inbox::InboxAdmin::stats(&queued)
+        .await
+        .unwrap();
     assert_eq!(
         (waiting.pending, waiting.in_flight, waiting.dead),
         (0, 0, 0)
@@ -801,7 +803,7 @@ async fn sigterm_ends_within_the_shutdown_budget_even_with_a_stuck_handler() {
     let inbox =
         genesys_webhook::inbox::SqliteInbox::open(dir.path().join("genesys-inbox.db")).unwrap();
     eventually("the handler is running", async || {
-        genesys_webhook::inbox::Inbox::stats(&inbox)
+        genesys_webhook::inbox::InboxAdmin::stats(&inbox)
             .await
             .is_ok_and(|s| s.in_flight == 1)
     })

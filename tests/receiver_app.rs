@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use genesys_webhook::inbox::{
-    Delivery, EventId, Inbox, InboxError, InboxStats, ListFilter, MemoryInbox, RetryOutcome,
-    StoredEvent,
+    Delivery, EventId, Inbox, InboxAdmin, InboxError, InboxLimits, InboxStats, ListFilter,
+    MemoryInbox, RetryOutcome, StoredEvent,
 };
 use genesys_webhook::signature::{sign_genesys, sign_open_messaging};
 use genesys_webhook::BoxFuture;
@@ -32,7 +32,7 @@ fn settings(vars: &[(&str, &str)]) -> Result<app::Settings, String> {
     app::Settings::from_vars(|name| map.get(name).cloned()).map_err(|e| e.to_string())
 }
 
-fn router(inbox: Arc<dyn Inbox>) -> axum::Router {
+fn router(inbox: Arc<dyn InboxAdmin>) -> axum::Router {
     let settings = settings(&[("GENESYS_WEBHOOK_SECRET", SECRET)]).unwrap();
     app::app(&settings, inbox, None).unwrap()
 }
@@ -116,7 +116,9 @@ async fn bodies_that_are_not_a_json_object_of_valid_unicode_get_400() {
 
 #[tokio::test]
 async fn a_full_inbox_answers_503_with_retry_after() {
-    let app = router(Arc::new(MemoryInbox::new().max_events(1)));
+    let app = router(Arc::new(
+        MemoryInbox::new().limits(InboxLimits::default().max_events(1)),
+    ));
     assert_eq!(post(&app, br#"{"n":1}"#, true).await.0, StatusCode::OK);
     let (status, retry_after, body) = post(&app, br#"{"n":2}"#, true).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -168,6 +170,12 @@ impl Inbox for Broken {
     ) -> BoxFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        Box::pin(async { Err(InboxError::unavailable("down")) })
+    }
+}
+
+impl InboxAdmin for Broken {
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }

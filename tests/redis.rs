@@ -13,7 +13,7 @@ use common::crash::*;
 use common::faults::{layer, server, slow_handler_keeps_its_reservation, unique};
 use common::ReceiverProcess as Receiver;
 use common::*;
-use genesys_webhook::inbox::{Inbox, RedisInbox};
+use genesys_webhook::inbox::{Inbox, InboxAdmin, InboxLimits, RedisInbox};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::signature::sign_open_messaging;
 use libtest_mimic::{Arguments, Trial};
@@ -118,12 +118,15 @@ async fn redis_inbox_honours_the_contract() {
             Arc::new(
                 RedisInbox::builder(url.as_str())
                     .prefix(format!("test-{run}-{n}:"))
-                    .max_attempts(attempts)
-                    .max_events(events)
+                    .limits(
+                        InboxLimits::default()
+                            .max_attempts(attempts)
+                            .max_events(events),
+                    )
                     .clock(clock)
                     .open()
                     .unwrap(),
-            ) as Arc<dyn Inbox>
+            ) as Arc<dyn InboxAdmin>
         }),
         true,
     )

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use genesys_webhook::inbox::{
-    Abort, Clock, Delivery, Inbox, ListFilter, MemoryInbox, RetryAfter, SqliteInbox, Worker,
-    WorkerReport,
+    Abort, Clock, Delivery, InboxAdmin, InboxLimits, ListFilter, MemoryInbox, RetryAfter,
+    SqliteInbox, Worker, WorkerReport,
 };
 use tokio::sync::oneshot;
 
@@ -22,10 +22,10 @@ fn tokio_clock() -> Clock {
     Clock::from_fn(move || start + origin.elapsed())
 }
 
-fn memory(max_attempts: u32) -> Arc<dyn Inbox> {
+fn memory(max_attempts: u32) -> Arc<dyn InboxAdmin> {
     Arc::new(
         MemoryInbox::new()
-            .max_attempts(max_attempts)
+            .limits(InboxLimits::default().max_attempts(max_attempts))
             .clock(tokio_clock()),
     )
 }
@@ -79,7 +79,7 @@ fn handler(
 async fn run_until_done(
     worker: impl std::future::Future<Output = WorkerReport> + Send + 'static,
     stop: oneshot::Sender<()>,
-    inbox: &Arc<dyn Inbox>,
+    inbox: &Arc<dyn InboxAdmin>,
     done: impl Fn(genesys_webhook::inbox::InboxStats) -> bool,
 ) -> WorkerReport {
     let running = tokio::spawn(worker);
@@ -257,7 +257,7 @@ async fn concurrency_bounds_the_deliveries_running_at_once() {
 
 #[tokio::test]
 async fn an_append_through_the_same_inbox_wakes_an_idle_worker() {
-    let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
     let seen = Arc::new(Seen::default());
     let (stop, stopped) = signal();
     let running = tokio::spawn(
@@ -284,7 +284,7 @@ async fn an_append_through_the_same_inbox_wakes_an_idle_worker() {
 async fn a_worker_drains_a_sqlite_inbox_with_acknowledgements_grouped() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteInbox::open(dir.path().join("inbox.db")).unwrap();
-    let inbox: Arc<dyn Inbox> = Arc::new(sqlite.clone());
+    let inbox: Arc<dyn InboxAdmin> = Arc::new(sqlite.clone());
     for n in 0..500 {
         inbox.append(Bytes::from(format!("e{n}"))).await.unwrap();
     }

@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use axum::{BoxError, Router};
 use genesys_webhook::endpoint::{Enqueue, Readiness};
 use genesys_webhook::inbox::{
-    Delivery, Inbox, InboxLocation, InboxOptions, Worker, WorkerHandle, WorkerReport,
+    Delivery, InboxAdmin, InboxLimits, InboxLocation, SqliteInbox, Worker, WorkerHandle,
+    WorkerReport,
 };
 use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::replay::ReplayProtection;
@@ -24,11 +25,48 @@ pub struct Settings {
     /// `GENESYS_SHUTDOWN_SECS`: the HTTP drain and the worker's grace together.
     pub shutdown: Duration,
     layer: GenesysSignatureLayerBuilder,
-    replay: (Option<String>, Duration, Duration), // GENESYS_REPLAY_STORE, TTL, lease
+    replay: ReplaySettings,
+    inbox: InboxSettings,
+    worker: WorkerSettings,
+    /// Delivered receipts: see [`workers`].
+    receipts: ReceiptSender,
+    knobs: TestKnobs,
+}
+
+/// `GENESYS_REPLAY_STORE`, `GENESYS_REPLAY_TTL_SECS`, `GENESYS_REPLAY_LEASE_SECS`.
+struct ReplaySettings {
+    store: Option<String>,
+    ttl: Duration,
+    lease: Duration,
+}
+
+/// `GENESYS_INBOX` and `GENESYS_INBOX_MAX_*`.
+struct InboxSettings {
+    location: InboxLocation,
+    limits: InboxLimits,
+}
+
+/// `GENESYS_INBOX_LEASE_SECS`, `GENESYS_WORKER_CONCURRENCY`, `GENESYS_WORKER_RETRY_BASE_MS`.
+struct WorkerSettings {
+    lease: Duration,
+    concurrency: usize,
+    retry_base: Duration,
+}
+
+// ---------------------------------------------------------------------------------
+// Test and benchmark knobs. Documented in the README; never set them in production.
+// ---------------------------------------------------------------------------------
+
+/// What the tests and benchmarks turn, and nothing else does.
+struct TestKnobs {
+    /// `GENESYS_WORKER_DELAY_MS`: how long each event's handling takes.
+    worker_delay: Duration,
+    /// `GENESYS_WORKER_FAIL_ON`: bodies holding this text fail (errors and panics).
+    worker_fail_on: Option<String>,
+    /// `GENESYS_INBOX_GROUP_COMMIT=0`: one fsync per event, for comparison only.
+    group_commit: bool,
+    /// `GENESYS_BENCH_BASELINE=1`: an unverified route, the benchmark's baseline.
     bench_baseline: bool,
-    inbox: (InboxLocation, InboxOptions),
-    worker: (Duration, usize, Duration, Duration, Option<String>), // see `worker()`
-    receipts: ReceiptSender, // Delivered receipts: see `workers()`
 }
 
 impl Settings {
@@ -60,7 +98,7 @@ impl Settings {
             None => InboxLocation::default(),
             Some(v) => v.parse().map_err(|e| format!("GENESYS_INBOX: {e}"))?,
         };
-        let defaults = InboxOptions::default();
+        let defaults = InboxLimits::default();
         let secs = |name, default| num(name, default).map(Duration::from_secs);
         let millis = |name, default| num(name, default).map(Duration::from_millis);
         let mut layer = GenesysSignatureLayer::builder()
@@ -81,14 +119,10 @@ impl Settings {
             _ => {}
         }
         let attempts = num("GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts.into())?;
-        let group_commit = num("GENESYS_INBOX_GROUP_COMMIT", 1)? != 0;
-        let options = InboxOptions {
-            max_attempts: attempts.clamp(1, u32::MAX.into()) as u32,
-            max_events: num("GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?,
-            max_bytes: num("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?,
-            // `GENESYS_INBOX_GROUP_COMMIT=0`: one fsync per event, for comparison only.
-            max_batch: [1, defaults.max_batch][usize::from(group_commit)],
-        };
+        let limits = InboxLimits::default()
+            .max_attempts(attempts.clamp(1, u32::MAX.into()) as u32)
+            .max_events(num("GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?)
+            .max_bytes(num("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?);
         let receipts =
             ReceiptSender::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
         Ok(Self {
@@ -103,20 +137,26 @@ impl Settings {
             },
             shutdown: secs("GENESYS_SHUTDOWN_SECS", SHUTDOWN_BUDGET.as_secs())?,
             layer,
-            replay: (
-                text("GENESYS_REPLAY_STORE"),
-                secs("GENESYS_REPLAY_TTL_SECS", 600)?,
-                secs("GENESYS_REPLAY_LEASE_SECS", 30)?,
-            ),
-            bench_baseline: text("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
-            inbox: (inbox, options),
-            worker: (
-                secs("GENESYS_INBOX_LEASE_SECS", 30)?,
-                num("GENESYS_WORKER_CONCURRENCY", 16)? as usize,
-                millis("GENESYS_WORKER_RETRY_BASE_MS", 1000)?,
-                millis("GENESYS_WORKER_DELAY_MS", 0)?,
-                text("GENESYS_WORKER_FAIL_ON"),
-            ),
+            replay: ReplaySettings {
+                store: text("GENESYS_REPLAY_STORE"),
+                ttl: secs("GENESYS_REPLAY_TTL_SECS", 600)?,
+                lease: secs("GENESYS_REPLAY_LEASE_SECS", 30)?,
+            },
+            inbox: InboxSettings {
+                location: inbox,
+                limits,
+            },
+            worker: WorkerSettings {
+                lease: secs("GENESYS_INBOX_LEASE_SECS", 30)?,
+                concurrency: num("GENESYS_WORKER_CONCURRENCY", 16)? as usize,
+                retry_base: millis("GENESYS_WORKER_RETRY_BASE_MS", 1000)?,
+            },
+            knobs: TestKnobs {
+                worker_delay: millis("GENESYS_WORKER_DELAY_MS", 0)?,
+                worker_fail_on: text("GENESYS_WORKER_FAIL_ON"),
+                group_commit: num("GENESYS_INBOX_GROUP_COMMIT", 1)? != 0,
+                bench_baseline: text("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
+            },
         })
     }
 }
@@ -152,15 +192,21 @@ fn serve_limits(request_timeout: Duration, max_connections: usize) -> ServeLimit
 }
 
 /// The events' inbox and the receipts'.
-type Inboxes = (Arc<dyn Inbox>, Arc<dyn Inbox>);
+type Inboxes = (Arc<dyn InboxAdmin>, Arc<dyn InboxAdmin>);
 
 /// The inbox `GENESYS_INBOX` names, and its companion for the receipts.
 pub fn open_inboxes(settings: &Settings) -> Result<Inboxes, BoxError> {
-    let (location, options) = &settings.inbox;
-    let inbox = location
-        .open(options)
-        .map_err(|e| format!("GENESYS_INBOX: {e}"))?;
-    let receipts = location.open_companion("receipts", options);
+    let InboxSettings { location, limits } = &settings.inbox;
+    let inbox = match location {
+        InboxLocation::Sqlite(path) if !settings.knobs.group_commit => SqliteInbox::builder(path)
+            .limits(*limits)
+            .max_batch(1)
+            .open()
+            .map(|inbox| Arc::new(inbox) as Arc<dyn InboxAdmin>),
+        _ => location.open(*limits),
+    };
+    let inbox = inbox.map_err(|e| format!("GENESYS_INBOX: {e}"))?;
+    let receipts = location.open_companion("receipts", *limits);
     let receipts = receipts.map_err(|e| format!("GENESYS_INBOX (receipts): {e}"))?;
     match location {
         InboxLocation::Memory => tracing::warn!("inbox in memory: acknowledged events are lost if the process crashes (set GENESYS_INBOX to sqlite:PATH or a redis:// URL)"),
@@ -172,7 +218,7 @@ pub fn open_inboxes(settings: &Settings) -> Result<Inboxes, BoxError> {
 /// The routes: the signed webhook, health, readiness and (given a handle) metrics.
 pub fn app(
     settings: &Settings,
-    inbox: Arc<dyn Inbox>,
+    inbox: Arc<dyn InboxAdmin>,
     metrics: Option<PrometheusHandle>,
 ) -> Result<Router, BoxError> {
     let mut layer = settings.layer.clone();
@@ -182,8 +228,8 @@ pub fn app(
     let layer = layer
         .build()
         .map_err(|e| format!("GENESYS_WEBHOOK_SECRET*, GENESYS_REPLAY_*: {e}"))?;
-    let readiness = Readiness::new(Arc::clone(&inbox)).signature_layer(&layer);
-    let enqueue = Enqueue::new(Arc::clone(&inbox));
+    let readiness = Readiness::new(inbox.clone()).signature_layer(&layer);
+    let enqueue = Enqueue::new(inbox);
     let mut app = Router::new()
         .route("/webhook/receive", post(enqueue.clone()))
         .route_layer(layer)
@@ -193,7 +239,7 @@ pub fn app(
             "/metrics",
             get(move || async move { metrics.map(|m| m.render()).unwrap_or_default() }),
         );
-    if settings.bench_baseline {
+    if settings.knobs.bench_baseline {
         tracing::warn!("POST /bench/unverified is open: benchmarking only");
         app = app.route("/bench/unverified", post(enqueue.allow_unverified(true)));
     }
@@ -209,7 +255,7 @@ pub fn app(
 }
 
 fn replay_protection(settings: &Settings) -> Result<Option<ReplayProtection>, BoxError> {
-    let (store, ttl, lease) = &settings.replay;
+    let ReplaySettings { store, ttl, lease } = &settings.replay;
     let protection = ReplayProtection::from_location(store.as_deref().unwrap_or("memory"))
         .map_err(|e| format!("GENESYS_REPLAY_STORE: {e}"))?;
     Ok(protection.map(|protection| protection.ttl(*ttl).lease(*lease)))
@@ -232,10 +278,22 @@ impl Workers {
 }
 
 /// Starts the workers on `inbox` and `receipts`.
-pub fn workers(settings: &Settings, inbox: Arc<dyn Inbox>, receipts: Arc<dyn Inbox>) -> Workers {
-    let (lease, concurrency, retry_base, delay, fail_on) = settings.worker.clone();
+pub fn workers(
+    settings: &Settings,
+    inbox: Arc<dyn InboxAdmin>,
+    receipts: Arc<dyn InboxAdmin>,
+) -> Workers {
+    let WorkerSettings {
+        lease,
+        concurrency,
+        retry_base,
+    } = settings.worker;
+    let (delay, fail_on) = (
+        settings.knobs.worker_delay,
+        settings.knobs.worker_fail_on.clone(),
+    );
     let handler = tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()));
-    let handler = DeliveredReceipts::new(handler, Arc::clone(&receipts));
+    let handler = DeliveredReceipts::new(handler, receipts.clone());
     // What the HTTP drain leaves of the shutdown budget.
     let grace = settings.shutdown.saturating_sub(settings.serve.drain);
     let events = Worker::builder(inbox).concurrency(concurrency).lease(lease);

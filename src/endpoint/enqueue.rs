@@ -54,9 +54,9 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// use genesys_webhook::endpoint::Enqueue;
 /// use genesys_webhook::GenesysSignatureLayer;
 ///
-/// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
 /// let app: Router = Router::new()
-///     .route("/webhook/receive", post(Enqueue::new(Arc::clone(&inbox))))
+///     .route("/webhook/receive", post(Enqueue::new(inbox.clone())))
 ///     .route_layer(GenesysSignatureLayer::builder().secret("dev-secret").build()?);
 /// # }
 /// # Ok::<_, genesys_webhook::ConfigError>(())
@@ -406,12 +406,13 @@ impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbox::MemoryInbox;
+    use crate::inbox::{InboxAdmin, InboxLimits, MemoryInbox};
 
     #[tokio::test]
     async fn answers_queued_full_and_invalid_json() {
-        let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new().max_events(1));
-        let enqueue = Enqueue::new(Arc::clone(&inbox));
+        let inbox: Arc<dyn InboxAdmin> =
+            Arc::new(MemoryInbox::new().limits(InboxLimits::default().max_events(1)));
+        let enqueue = Enqueue::new(inbox.clone());
         let queued = enqueue.enqueue(Bytes::from_static(br#"{"n":1}"#)).await;
         assert_eq!(queued.status(), StatusCode::OK);
         assert_eq!(queued.body(), r#"{"status":"queued"}"#);

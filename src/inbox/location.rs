@@ -3,9 +3,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{
-    Inbox, InboxError, MemoryInbox, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
-};
+use super::{InboxAdmin, InboxError, InboxLimits, MemoryInbox};
 
 /// The file an inbox is stored in when nothing else is named: `genesys-inbox.db` in
 /// the working directory.
@@ -117,42 +115,18 @@ impl fmt::Debug for InboxLocation {
     }
 }
 
-/// Settings every backend shares, for [`InboxLocation::open`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboxOptions {
-    /// Attempts before an event moves to the dead letters.
-    pub max_attempts: u32,
-    /// The most events stored at once, dead ones included.
-    pub max_events: u64,
-    /// The most body bytes stored at once, dead ones included.
-    pub max_bytes: u64,
-    /// SQLite only: the most operations committed in one transaction (default 1024);
-    /// `1` commits each on its own, one fsync per event, for comparison only.
-    pub max_batch: usize,
-}
-
-impl Default for InboxOptions {
-    fn default() -> Self {
-        Self {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            max_events: DEFAULT_MAX_EVENTS,
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_batch: 1024,
-        }
-    }
-}
-
 impl InboxLocation {
-    /// Opens the inbox with `options`. A Redis inbox must be opened within a Tokio
-    /// runtime.
+    /// Opens the inbox with `limits`. A Redis inbox must be opened within a Tokio
+    /// runtime. The `Arc<dyn InboxAdmin>` coerces to the `Arc<dyn Inbox>` the endpoints
+    /// take.
     ///
     /// # Errors
     ///
     /// [`InboxError::Config`] when the backend's Cargo feature (`sqlite`, `redis`) is
     /// not enabled or the URL is malformed; [`InboxError::Unavailable`] when the store
     /// cannot be opened.
-    pub fn open(&self, options: &InboxOptions) -> Result<Arc<dyn Inbox>, InboxError> {
-        self.open_in(options, None)
+    pub fn open(&self, limits: InboxLimits) -> Result<Arc<dyn InboxAdmin>, InboxError> {
+        self.open_in(limits, None)
     }
 
     /// Opens a second inbox beside this one, for a step of its own (the Open Messaging
@@ -161,9 +135,9 @@ impl InboxLocation {
     /// prefix `genesys-webhook:NAME:`; memory a new memory inbox.
     ///
     /// ```
-    /// use genesys_webhook::inbox::{InboxLocation, InboxOptions};
+    /// use genesys_webhook::inbox::{InboxLimits, InboxLocation};
     ///
-    /// let receipts = InboxLocation::Memory.open_companion("receipts", &InboxOptions::default())?;
+    /// let receipts = InboxLocation::Memory.open_companion("receipts", InboxLimits::default())?;
     /// # Ok::<_, genesys_webhook::inbox::InboxError>(())
     /// ```
     ///
@@ -174,8 +148,8 @@ impl InboxLocation {
     pub fn open_companion(
         &self,
         name: &str,
-        options: &InboxOptions,
-    ) -> Result<Arc<dyn Inbox>, InboxError> {
+        limits: InboxLimits,
+    ) -> Result<Arc<dyn InboxAdmin>, InboxError> {
         let valid = !name.is_empty()
             && name
                 .bytes()
@@ -185,7 +159,7 @@ impl InboxLocation {
                 "a companion inbox's name is letters, digits, `-` and `_`".to_owned(),
             ));
         }
-        self.open_in(options, Some(name))
+        self.open_in(limits, Some(name))
     }
 
     /// The SQLite file of the companion `name` of the inbox at `path`.
@@ -208,15 +182,12 @@ impl InboxLocation {
     )]
     fn open_in(
         &self,
-        options: &InboxOptions,
+        limits: InboxLimits,
         companion: Option<&str>,
-    ) -> Result<Arc<dyn Inbox>, InboxError> {
+    ) -> Result<Arc<dyn InboxAdmin>, InboxError> {
         match self {
             Self::Memory => Ok(Arc::new(
-                MemoryInbox::new()
-                    .max_attempts(options.max_attempts)
-                    .max_events(options.max_events)
-                    .max_bytes(options.max_bytes),
+                MemoryInbox::new().limits(limits),
             )),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => Ok(Arc::new(
@@ -224,10 +195,7 @@ impl InboxLocation {
                     Some(name) => Self::companion_file(path, name),
                     None => path.clone(),
                 })
-                    .max_attempts(options.max_attempts)
-                    .max_events(options.max_events)
-                    .max_bytes(options.max_bytes)
-                    .max_batch(options.max_batch)
+                    .limits(limits)
                     .open()?,
             )),
             #[cfg(not(feature = "sqlite"))]
@@ -236,10 +204,7 @@ impl InboxLocation {
             )),
             #[cfg(feature = "redis")]
             Self::Redis(url) => {
-                let mut builder = super::RedisInbox::builder(url.as_str())
-                    .max_attempts(options.max_attempts)
-                    .max_events(options.max_events)
-                    .max_bytes(options.max_bytes);
+                let mut builder = super::RedisInbox::builder(url.as_str()).limits(limits);
                 if let Some(name) = companion {
                     builder = builder.prefix(format!("genesys-webhook:{name}:"));
                 }
@@ -297,7 +262,7 @@ mod tests {
         );
         assert_eq!(file("inbox"), PathBuf::from("inbox.receipts"));
         assert!(InboxLocation::Memory
-            .open_companion("../x", &InboxOptions::default())
+            .open_companion("../x", InboxLimits::default())
             .is_err());
     }
 

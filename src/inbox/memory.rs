@@ -6,8 +6,8 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{
-    BoxFuture, Clock, Delivery, EventId, EventState, Inbox, InboxError, InboxStats, ListFilter,
-    RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+    BoxFuture, Clock, Delivery, EventId, EventState, Inbox, InboxAdmin, InboxError, InboxLimits,
+    InboxStats, ListFilter, RetryOutcome, StoredEvent,
 };
 
 /// An [`Inbox`] in process memory: every event it acknowledged is **lost when the
@@ -17,9 +17,7 @@ use super::{
 /// and bounds.
 #[derive(Debug)]
 pub struct MemoryInbox {
-    max_attempts: u32,
-    max_events: u64,
-    max_bytes: u64,
+    limits: InboxLimits,
     state: Mutex<State>,
     appended: Notify,
     clock: Clock,
@@ -50,12 +48,10 @@ impl Default for MemoryInbox {
 }
 
 impl MemoryInbox {
-    /// An empty inbox with the default bounds and [`DEFAULT_MAX_ATTEMPTS`].
+    /// An empty inbox with the default [`InboxLimits`].
     pub fn new() -> Self {
         Self {
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            max_events: DEFAULT_MAX_EVENTS,
-            max_bytes: DEFAULT_MAX_BYTES,
+            limits: InboxLimits::default(),
             state: Mutex::new(State::default()),
             appended: Notify::new(),
             clock: Clock::system(),
@@ -68,21 +64,9 @@ impl MemoryInbox {
         self
     }
 
-    /// Attempts before an event moves to the dead letters (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
-    }
-
-    /// The most events held at once, dead ones included.
-    pub fn max_events(mut self, events: u64) -> Self {
-        self.max_events = events;
-        self
-    }
-
-    /// The most body bytes held at once, dead ones included.
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = bytes;
+    /// The bounds it enforces (default [`InboxLimits::default`]).
+    pub fn limits(mut self, limits: InboxLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -96,8 +80,8 @@ impl MemoryInbox {
     fn append_now(&self, body: Bytes) -> Result<EventId, InboxError> {
         let mut state = self.lock();
         let len = body.len() as u64;
-        if state.events.len() as u64 >= self.max_events
-            || state.bytes.saturating_add(len) > self.max_bytes
+        if state.events.len() as u64 >= self.limits.max_events
+            || state.bytes.saturating_add(len) > self.limits.max_bytes
         {
             return Err(InboxError::Full);
         }
@@ -134,7 +118,7 @@ impl MemoryInbox {
             if !due {
                 continue;
             }
-            if entry.attempts >= self.max_attempts {
+            if entry.attempts >= self.limits.max_attempts {
                 entry.state = EventState::Dead;
                 entry
                     .last_error
@@ -183,7 +167,7 @@ impl MemoryInbox {
             }
             Settle::Retry(delay, reason) => {
                 entry.last_error = Some(reason.to_owned());
-                if entry.attempts >= self.max_attempts {
+                if entry.attempts >= self.limits.max_attempts {
                     entry.state = EventState::Dead;
                     RetryOutcome::Dead
                 } else {
@@ -224,6 +208,10 @@ fn claimed(delivery: &Delivery) -> Option<(u64, u32)> {
 }
 
 impl Inbox for MemoryInbox {
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
         let result = self.append_now(body);
         Box::pin(std::future::ready(result))
@@ -304,6 +292,12 @@ impl Inbox for MemoryInbox {
         Box::pin(std::future::ready(Ok(buried)))
     }
 
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.appended.notified())
+    }
+}
+
+impl InboxAdmin for MemoryInbox {
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
         let now = self.clock.now();
         let state = self.lock();
@@ -392,9 +386,5 @@ impl Inbox for MemoryInbox {
         state.bytes -= freed;
         let count = (before - state.events.len()) as u64;
         Box::pin(std::future::ready(Ok(count)))
-    }
-
-    fn appended(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.appended.notified())
     }
 }

@@ -69,7 +69,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-pub use self::location::{InboxLocation, InboxOptions, DEFAULT_SQLITE_FILE};
+pub use self::location::{InboxLocation, DEFAULT_SQLITE_FILE};
 pub use self::memory::MemoryInbox;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -93,6 +93,61 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
 /// Default bound on the bytes of stored bodies: 1 GiB.
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The bounds every backend enforces: attempts before an event moves to the dead
+/// letters, and how many events and body bytes are stored at once (dead ones
+/// included). Taken by [`MemoryInbox::limits`], `SqliteInboxBuilder::limits`,
+/// `RedisInboxBuilder::limits` and [`InboxLocation::open`].
+///
+/// ```
+/// use genesys_webhook::inbox::{InboxLimits, MemoryInbox};
+///
+/// let limits = InboxLimits::default().max_attempts(3).max_events(10_000);
+/// let inbox = MemoryInbox::new().limits(limits);
+/// assert_eq!(limits.max_attempts, 3);
+/// # let _ = inbox;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboxLimits {
+    /// Attempts before an event moves to the dead letters (at least 1; default
+    /// [`DEFAULT_MAX_ATTEMPTS`]).
+    pub max_attempts: u32,
+    /// The most events stored at once (default [`DEFAULT_MAX_EVENTS`]).
+    pub max_events: u64,
+    /// The most body bytes stored at once (default [`DEFAULT_MAX_BYTES`]).
+    pub max_bytes: u64,
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        Self {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl InboxLimits {
+    /// Attempts before an event moves to the dead letters (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The most events stored at once, dead ones included.
+    pub fn max_events(mut self, events: u64) -> Self {
+        self.max_events = events;
+        self
+    }
+
+    /// The most body bytes stored at once, dead ones included.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
 
 /// The identifier an inbox gives an event when it is appended. It stays the same
 /// across retries and dead-lettering.
@@ -324,7 +379,9 @@ pub enum ListFilter {
     Dead,
 }
 
-/// A durable queue of verified events. Object safe: hold it as `Arc<dyn Inbox>`.
+/// A durable queue of verified events, its data plane: append, claim, extend the
+/// lease, acknowledge, retry, release, dead-letter, wake-ups and ping. Object safe:
+/// hold it as `Arc<dyn Inbox>`. The operators' side is [`InboxAdmin`].
 pub trait Inbox: Send + Sync + 'static {
     /// Stores `body` and resolves once it is durable by the backend's guarantee.
     ///
@@ -398,6 +455,23 @@ pub trait Inbox: Send + Sync + 'static {
         reason: &'a str,
     ) -> BoxFuture<'a, Result<bool, InboxError>>;
 
+    /// Resolves when an event may have been appended through this handle since the
+    /// call: a hint that lets a consumer in the same process claim at once. Consumers
+    /// must still poll, for events appended elsewhere. The default never resolves.
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Checks that the store answers, for readiness probes.
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>>;
+}
+
+/// What operators do with an inbox, beside the data plane: counts, listing, reading
+/// one event, requeueing and purging dead letters. The `genesys-webhook inbox` command
+/// and the worker's depth gauge use it; every backend implements both traits.
+///
+/// An `Arc<dyn InboxAdmin>` coerces to the `Arc<dyn Inbox>` that the endpoints take.
+pub trait InboxAdmin: Inbox {
     /// Counts of pending, in-flight and dead events.
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>>;
 
@@ -422,22 +496,10 @@ pub trait Inbox: Send + Sync + 'static {
     /// Deletes every dead event; resolves to how many.
     fn purge_dead(&self) -> BoxFuture<'_, Result<u64, InboxError>>;
 
-    /// Resolves when an event may have been appended through this handle since the
-    /// call: a hint that lets a consumer in the same process claim at once. Consumers
-    /// must still poll, for events appended elsewhere. The default never resolves.
-    fn appended(&self) -> BoxFuture<'_, ()> {
-        Box::pin(std::future::pending())
-    }
-
     /// How many durable commits (fsyncs) this handle has made, where the backend
     /// counts them (`SqliteInbox` does); `None` otherwise.
     fn commits(&self) -> Option<u64> {
         None
-    }
-
-    /// Checks that the store answers, for readiness probes.
-    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
-        Box::pin(async move { self.stats().await.map(|_| ()) })
     }
 }
 

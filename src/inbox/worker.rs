@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
-use super::{Delivery, Inbox, RetryOutcome};
+use super::{Delivery, InboxAdmin, RetryOutcome};
 use crate::boxed::BoxError;
 
 /// Default for [`WorkerBuilder::concurrency`]: 16 deliveries at once.
@@ -62,11 +62,11 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///
 /// ```
 /// use std::sync::Arc;
-/// use genesys_webhook::inbox::{Delivery, Inbox, MemoryInbox, Worker};
+/// use genesys_webhook::inbox::{Delivery, InboxAdmin, MemoryInbox, Worker};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
 /// inbox.append(r#"{"type":"Text"}"#.into()).await.unwrap();
 ///
 /// let worker = Worker::builder(Arc::clone(&inbox))
@@ -86,7 +86,7 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 /// # }
 /// ```
 pub struct Worker<S> {
-    inbox: Arc<dyn Inbox>,
+    inbox: Arc<dyn InboxAdmin>,
     service: S,
     settings: Settings,
 }
@@ -106,7 +106,7 @@ struct Settings {
 /// Configures a [`Worker`]; made by [`Worker::builder`].
 #[derive(Clone)]
 pub struct WorkerBuilder {
-    inbox: Arc<dyn Inbox>,
+    inbox: Arc<dyn InboxAdmin>,
     settings: Settings,
 }
 
@@ -145,7 +145,7 @@ impl Counts {
 
 impl Worker<()> {
     /// Starts configuring a worker on `inbox`.
-    pub fn builder(inbox: Arc<dyn Inbox>) -> WorkerBuilder {
+    pub fn builder(inbox: Arc<dyn InboxAdmin>) -> WorkerBuilder {
         WorkerBuilder {
             inbox,
             settings: Settings {
@@ -376,11 +376,11 @@ where
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use genesys_webhook::inbox::{Delivery, Inbox, MemoryInbox, Worker};
+    /// use genesys_webhook::inbox::{Delivery, InboxAdmin, MemoryInbox, Worker};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let inbox: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+    /// let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
     /// let worker = Worker::builder(Arc::clone(&inbox))
     ///     .build(tower::service_fn(|_: Delivery| async { Ok::<_, std::convert::Infallible>(()) }))
     ///     .spawn();
@@ -485,7 +485,7 @@ impl Pace {
 
 /// Everything one delivery's task needs besides the service.
 struct Job {
-    inbox: Arc<dyn Inbox>,
+    inbox: Arc<dyn InboxAdmin>,
     /// One permit per running handler.
     handlers: Arc<Semaphore>,
     settings: Settings,
@@ -797,7 +797,7 @@ const DEPTH_EVERY: Duration = Duration::from_secs(5);
 
 /// Reads the inbox's depth for the `genesys_webhook_inbox_events` gauge while the
 /// worker runs (with the `metrics` feature; otherwise it ends at once).
-async fn report_depth(inbox: Arc<dyn Inbox>) {
+async fn report_depth(inbox: Arc<dyn InboxAdmin>) {
     if !cfg!(feature = "metrics") {
         return;
     }
@@ -811,7 +811,7 @@ async fn report_depth(inbox: Arc<dyn Inbox>) {
 
 /// Sends acknowledgements as they come: those that arrive while one is being sent go
 /// together in the next one.
-async fn acknowledge(inbox: Arc<dyn Inbox>, mut queued: mpsc::UnboundedReceiver<Delivery>) {
+async fn acknowledge(inbox: Arc<dyn InboxAdmin>, mut queued: mpsc::UnboundedReceiver<Delivery>) {
     let mut batch = Vec::new();
     while queued.recv_many(&mut batch, ACK_BATCH).await > 0 {
         if let Err(error) = inbox.ack_all(&batch).await {

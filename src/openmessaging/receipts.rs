@@ -42,19 +42,19 @@ const QUEUE_PAUSE: Duration = Duration::from_millis(100);
 /// ```no_run
 /// use std::sync::Arc;
 /// use genesys_webhook::cloud::GenesysCloud;
-/// use genesys_webhook::inbox::{Delivery, Inbox, MemoryInbox, Worker};
+/// use genesys_webhook::inbox::{Delivery, InboxAdmin, MemoryInbox, Worker};
 /// use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), genesys_webhook::cloud::CloudError> {
-/// # let events: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// # let events: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
 /// // In production both inboxes are durable (SQLite, Redis).
-/// let receipts: Arc<dyn Inbox> = Arc::new(MemoryInbox::new());
+/// let receipts: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
 /// let handler = tower::service_fn(|delivery: Delivery| async move {
 ///     // hand the message to your platform here
 ///     Ok::<_, std::convert::Infallible>(())
 /// });
-/// let handler = DeliveredReceipts::new(handler, Arc::clone(&receipts));
+/// let handler = DeliveredReceipts::new(handler, receipts.clone());
 /// let events = Worker::builder(events).build(handler).spawn();
 ///
 /// let sender = ReceiptSender::new(GenesysCloud::from_env()?, "integration-id");

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use genesys_webhook::inbox::{Clock, EventState, Inbox, InboxError, ListFilter, RetryOutcome};
+use genesys_webhook::inbox::{Clock, EventState, InboxAdmin, InboxError, ListFilter, RetryOutcome};
 
 pub const LEASE: Duration = Duration::from_secs(30);
 
 /// Makes an inbox with `max_attempts` and `max_events` reading the time from the
 /// clock; each call a fresh one.
-pub type Factory = Box<dyn Fn(u32, u64, Clock) -> Arc<dyn Inbox>>;
+pub type Factory = Box<dyn Fn(u32, u64, Clock) -> Arc<dyn InboxAdmin>>;
 
 /// A clock that stands still until a test moves it.
 #[derive(Clone)]
@@ -76,7 +76,7 @@ pub async fn contract(make: Factory, server_idle_time: bool) {
     dead_letters_at_once_with_its_reason(&make).await;
 }
 
-async fn appends_and_claims_in_order(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+async fn appends_and_claims_in_order(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
     let inbox = make(10, 100);
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -112,7 +112,7 @@ async fn appends_and_claims_in_order(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>)
     assert!(inbox.claim(10, LEASE).await.unwrap().is_empty());
 }
 
-async fn retries_then_dead_letters_then_requeues(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+async fn retries_then_dead_letters_then_requeues(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
     let inbox = make(3, 100);
     let id = inbox.append(Bytes::from_static(b"poison")).await.unwrap();
     for attempt in 1..=3 {
@@ -168,7 +168,10 @@ async fn retries_then_dead_letters_then_requeues(make: &impl Fn(u32, u64) -> Arc
     assert!(!inbox.requeue(&id).await.unwrap());
 }
 
-async fn delivers_a_lapsed_lease_again(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>, time: &Time) {
+async fn delivers_a_lapsed_lease_again(
+    make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>,
+    time: &Time,
+) {
     let inbox = make(2, 100);
     let id = inbox.append(Bytes::from_static(b"orphan")).await.unwrap();
     let lease = Duration::from_millis(200);
@@ -197,7 +200,7 @@ async fn delivers_a_lapsed_lease_again(make: &impl Fn(u32, u64) -> Arc<dyn Inbox
     assert_eq!(inbox.stats().await.unwrap().dead, 1);
 }
 
-async fn waits_out_a_retry_delay(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>, time: &Time) {
+async fn waits_out_a_retry_delay(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>, time: &Time) {
     let inbox = make(5, 100);
     inbox.append(Bytes::from_static(b"later")).await.unwrap();
     let first = inbox.claim(10, LEASE).await.unwrap();
@@ -214,7 +217,7 @@ async fn waits_out_a_retry_delay(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>, tim
     inbox.ack(&again[0]).await.unwrap();
 }
 
-async fn refuses_appends_when_full(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+async fn refuses_appends_when_full(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
     let inbox = make(5, 2);
     inbox.append(Bytes::from_static(b"1")).await.unwrap();
     inbox.append(Bytes::from_static(b"2")).await.unwrap();
@@ -227,7 +230,10 @@ async fn refuses_appends_when_full(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
     inbox.append(Bytes::from_static(b"3")).await.unwrap();
 }
 
-async fn extends_a_lease_while_it_is_held(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>, time: &Time) {
+async fn extends_a_lease_while_it_is_held(
+    make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>,
+    time: &Time,
+) {
     let inbox = make(5, 100);
     inbox.append(Bytes::from_static(b"slow")).await.unwrap();
     let lease = Duration::from_millis(200);
@@ -250,7 +256,7 @@ async fn extends_a_lease_while_it_is_held(make: &impl Fn(u32, u64) -> Arc<dyn In
     assert!(!inbox.extend_lease(&second[0], lease).await.unwrap());
 }
 
-async fn releases_without_using_an_attempt(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+async fn releases_without_using_an_attempt(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
     // One attempt only: a release that counted would send the event to the dead letters.
     let inbox = make(1, 100);
     let id = inbox
@@ -273,7 +279,7 @@ async fn releases_without_using_an_attempt(make: &impl Fn(u32, u64) -> Arc<dyn I
     inbox.ack(&last[0]).await.unwrap();
 }
 
-async fn dead_letters_at_once_with_its_reason(make: &impl Fn(u32, u64) -> Arc<dyn Inbox>) {
+async fn dead_letters_at_once_with_its_reason(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
     let inbox = make(10, 100);
     let id = inbox.append(Bytes::from_static(b"poison")).await.unwrap();
     let claimed = inbox.claim(10, LEASE).await.unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use genesys_webhook::inbox::{
-    EventId, Inbox, InboxLocation, InboxOptions, ListFilter, StoredEvent,
+    EventId, InboxAdmin, InboxLimits, InboxLocation, ListFilter, StoredEvent,
 };
 use serde_json::{json, Value};
 
@@ -177,7 +177,7 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
     }
 }
 
-fn open(location: Option<&str>) -> Result<Arc<dyn Inbox>, Failure> {
+fn open(location: Option<&str>) -> Result<Arc<dyn InboxAdmin>, Failure> {
     let location: InboxLocation = location
         .unwrap_or_default()
         .parse()
@@ -197,7 +197,7 @@ fn open(location: Option<&str>) -> Result<Arc<dyn Inbox>, Failure> {
         ));
     }
     location
-        .open(&InboxOptions::default())
+        .open(InboxLimits::default())
         .map_err(|e| Failure::io(format!("{location}: {e}")))
 }
 

@@ -40,42 +40,16 @@ const DEFAULT_PREFIX: &str = "genesys-webhook:replay:";
 
 /// Reserves the key unless it is held or done, in one round trip.
 /// Returns 'reserved', 'done' or 'inflight'. KEYS: key. ARGV: lease value, lease ms.
-const RESERVE: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 'reserved'
-end
-if redis.call('GET', KEYS[1]) == 'done' then
-  return 'done'
-end
-return 'inflight'
-";
+const RESERVE: &str = include_str!("reserve.lua");
 
 /// Extends the lease if the key still holds it. KEYS: key. ARGV: lease value, ms.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-";
+const RENEW: &str = include_str!("renew.lua");
 
 /// Marks the key done if it still holds our lease, or if it lapsed and is free.
-const COMPLETE: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] or current == false then
-  redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
-  return 1
-end
-return 0
-";
+const COMPLETE: &str = include_str!("complete.lua");
 
 /// Deletes the key only if it still holds our lease.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+const RELEASE: &str = include_str!("release.lua");
 
 /// The scripts, hashed once: each call sends `EVALSHA` (falling back to `EVAL` once
 /// after a Redis restart).

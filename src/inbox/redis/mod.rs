@@ -11,8 +11,7 @@ use crate::redis_connection::{connect_lazily, ConnectError};
 
 use super::{
     from_unix_millis, millis, unix_millis, BoxFuture, Clock, Delivery, EventId, EventState, Inbox,
-    InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+    InboxAdmin, InboxError, InboxLimits, InboxStats, ListFilter, RetryOutcome, StoredEvent,
 };
 
 const DEFAULT_PREFIX: &str = "genesys-webhook:inbox:";
@@ -20,18 +19,7 @@ const GROUP: &str = "workers";
 
 /// Stores an event unless the inbox is full. Returns the stream id, or nil when full.
 /// KEYS: stream, totals. ARGV: body, now, max events, max bytes.
-const APPEND: &str = r"
-local events = tonumber(redis.call('HGET', KEYS[2], 'events') or '0')
-local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
-local len = string.len(ARGV[1])
-if events >= tonumber(ARGV[3]) or bytes + len > tonumber(ARGV[4]) then
-  return false
-end
-local id = redis.call('XADD', KEYS[1], '*', 'received', ARGV[2], 'attempts', '0', 'body', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'events', 1)
-redis.call('HINCRBY', KEYS[2], 'bytes', len)
-return id
-";
+const APPEND: &str = include_str!("append.lua");
 
 /// Moves due retries back into the stream, takes over lapsed leases (XAUTOCLAIM),
 /// reads new entries (XREADGROUP), and dead-letters what used its last attempt.
@@ -41,77 +29,12 @@ return id
 /// lapsed entries behind recently claimed ones waiting.
 /// KEYS: stream, delayed (due times), delayed entries, dead, claim cursor. ARGV: group,
 /// consumer, count, lease ms, now ms, max attempts.
-const CLAIM: &str = r"
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-local count = tonumber(ARGV[3])
-local max = tonumber(ARGV[6])
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[5], 'LIMIT', 0, 1000)) do
-  local e = redis.call('XRANGE', KEYS[3], key, key)
-  redis.call('ZREM', KEYS[2], key)
-  if e[1] then
-    redis.call('XADD', KEYS[1], '*', unpack(e[1][2]))
-    redis.call('XDEL', KEYS[3], key)
-  end
-end
-local out = {}
-local function take(id, fields, deliveries)
-  local f = {}
-  for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
-  local origin = f['origin'] or id
-  local attempt = tonumber(f['attempts'] or '0') + deliveries
-  if attempt > max then
-    redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
-      'attempts', tostring(attempt - 1), 'body', f['body'],
-      'error', f['error'] or 'lease ended without an answer')
-    redis.call('XACK', KEYS[1], ARGV[1], id)
-    redis.call('XDEL', KEYS[1], id)
-  else
-    table.insert(out, {id, origin, f['received'], tostring(attempt), f['body']})
-  end
-end
-local cursor = redis.call('GET', KEYS[5]) or '0-0'
-local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], cursor, 'COUNT', count)
-redis.call('SET', KEYS[5], claimed[1])
-for _, entry in ipairs(claimed[2]) do
-  if type(entry) == 'table' and type(entry[2]) == 'table' then
-    local info = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
-    local deliveries = 1
-    if info[1] then deliveries = tonumber(info[1][4]) end
-    take(entry[1], entry[2], deliveries)
-  end
-end
-local remaining = count - #out
-if remaining > 0 then
-  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', remaining,
-    'STREAMS', KEYS[1], '>')
-  if read then
-    for _, entry in ipairs(read[1][2]) do take(entry[1], entry[2], 1) end
-  end
-end
-return out
-";
+const CLAIM: &str = include_str!("claim.lua");
 
 /// Acknowledges and deletes processed entries, so the stream holds only
 /// unacknowledged work and never needs a MAXLEN trim that could drop it.
 /// KEYS: stream, totals. ARGV: group, then the stream ids.
-const ACK: &str = r"
-local events, bytes = 0, 0
-for i = 2, #ARGV do
-  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  if e[1] then
-    local f = e[1][2]
-    for j = 1, #f, 2 do if f[j] == 'body' then bytes = bytes + string.len(f[j + 1]) end end
-    redis.call('XDEL', KEYS[1], ARGV[i])
-    events = events + 1
-  end
-end
-if events > 0 then
-  redis.call('HINCRBY', KEYS[2], 'events', -events)
-  redis.call('HINCRBY', KEYS[2], 'bytes', -bytes)
-end
-return events
-";
+const ACK: &str = include_str!("ack.lua");
 
 /// Ends a claim short of an acknowledgement. Mode `retry` schedules a failed delivery
 /// again, or dead-letters it after its last attempt; `release` hands it back due at
@@ -119,95 +42,23 @@ return events
 /// claim no longer holds the entry (another consumer, or a later delivery, took it over).
 /// KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, stream id, attempt, max
 /// attempts, due ms, reason, consumer, mode.
-const RETRY: &str = r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if not p[1] or p[1][2] ~= ARGV[7] then return 'stale' end
-local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-if not e[1] then return 'stale' end
-local f = {}
-local fields = e[1][2]
-for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
-if tonumber(f['attempts'] or '0') + tonumber(p[1][4]) ~= tonumber(ARGV[3]) then
-  return 'stale'
-end
-local origin = f['origin'] or ARGV[2]
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if ARGV[8] == 'release' then
-  redis.call('XADD', KEYS[1], '*', 'origin', origin, 'received', f['received'],
-    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
-  return 'released'
-end
-if ARGV[8] == 'dead' or tonumber(ARGV[3]) >= tonumber(ARGV[4]) then
-  redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
-    'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
-  return 'dead'
-end
-local delayed = redis.call('XADD', KEYS[3], '*', 'origin', origin, 'received', f['received'],
-  'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[5], delayed)
-return 'scheduled'
-";
+const RETRY: &str = include_str!("retry.lua");
 
 /// Resets the idle time of an entry this claim still holds (XCLAIM ... JUSTID leaves
 /// the delivery count alone), so that no other consumer takes it over. 1 when held.
 /// KEYS: stream. ARGV: group, stream id, attempt, consumer.
-const EXTEND: &str = r"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if not p[1] or p[1][2] ~= ARGV[4] then return 0 end
-local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-if not e[1] then return 0 end
-local attempts = 0
-local fields = e[1][2]
-for i = 1, #fields, 2 do if fields[i] == 'attempts' then attempts = tonumber(fields[i + 1]) end end
-if attempts + tonumber(p[1][4]) ~= tonumber(ARGV[3]) then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[4], 0, ARGV[2], 'JUSTID')
-return 1
-";
+const EXTEND: &str = include_str!("extend.lua");
 
 /// {pending, in flight, dead}. KEYS: stream, delayed entries, dead. ARGV: group.
-const STATS: &str = r"
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-local len = redis.call('XLEN', KEYS[1])
-local inflight = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
-return {len - inflight + redis.call('XLEN', KEYS[2]), inflight, redis.call('XLEN', KEYS[3])}
-";
+const STATS: &str = include_str!("stats.lua");
 
 /// Moves one entry (or every one, with ARGV[1] = '*') of a dead or delayed stream
 /// back to the main stream, due now, with its attempts reset.
 /// KEYS: stream, source stream, delayed (due times). Returns how many.
-const REQUEUE: &str = r"
-local entries
-if ARGV[1] == '*' then
-  entries = redis.call('XRANGE', KEYS[2], '-', '+')
-else
-  entries = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
-end
-for _, e in ipairs(entries) do
-  local f = {}
-  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
-  redis.call('XADD', KEYS[1], '*', 'origin', f['origin'], 'received', f['received'],
-    'attempts', '0', 'body', f['body'], 'error', f['error'] or '')
-  redis.call('XDEL', KEYS[2], e[1])
-  redis.call('ZREM', KEYS[3], e[1])
-end
-return #entries
-";
+const REQUEUE: &str = include_str!("requeue.lua");
 
 /// Deletes every dead entry. KEYS: dead, totals. Returns how many.
-const PURGE_DEAD: &str = r"
-local entries = redis.call('XRANGE', KEYS[1], '-', '+')
-local bytes = 0
-for _, e in ipairs(entries) do
-  for i = 1, #e[2], 2 do
-    if e[2][i] == 'body' then bytes = bytes + string.len(e[2][i + 1]) end
-  end
-end
-redis.call('DEL', KEYS[1])
-redis.call('HINCRBY', KEYS[2], 'events', -#entries)
-redis.call('HINCRBY', KEYS[2], 'bytes', -bytes)
-return #entries
-";
+const PURGE_DEAD: &str = include_str!("purge_dead.lua");
 
 /// An [`Inbox`] in a Redis stream with a consumer group, shared by every replica of a
 /// receiver.
@@ -252,9 +103,7 @@ pub struct RedisInbox {
 struct Shared {
     keys: Keys,
     consumer: String,
-    max_attempts: u32,
-    max_events: u64,
-    max_bytes: u64,
+    limits: InboxLimits,
     wait: Option<(u32, Duration)>,
     scripts: Scripts,
     appended: Notify,
@@ -287,9 +136,7 @@ pub struct RedisInboxBuilder {
     url: String,
     prefix: String,
     consumer: Option<String>,
-    max_attempts: u32,
-    max_events: u64,
-    max_bytes: u64,
+    limits: InboxLimits,
     timeout: Duration,
     wait: Option<(u32, Duration)>,
     clock: Clock,
@@ -317,21 +164,9 @@ impl RedisInboxBuilder {
         self
     }
 
-    /// Attempts before an event moves to the dead letters (default 10, at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
-        self
-    }
-
-    /// The most events stored at once, dead ones included (default 100,000).
-    pub fn max_events(mut self, events: u64) -> Self {
-        self.max_events = events;
-        self
-    }
-
-    /// The most body bytes stored at once, dead ones included (default 1 GiB).
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = bytes;
+    /// The bounds it enforces (default [`InboxLimits::default`]).
+    pub fn limits(mut self, limits: InboxLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -380,9 +215,7 @@ impl RedisInboxBuilder {
                     claim_cursor: format!("{prefix}claim-cursor"),
                 },
                 consumer,
-                max_attempts: self.max_attempts,
-                max_events: self.max_events,
-                max_bytes: self.max_bytes,
+                limits: self.limits,
                 wait: self.wait,
                 scripts: Scripts {
                     append: Script::new(APPEND),
@@ -517,9 +350,7 @@ impl RedisInbox {
             url: url.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
             consumer: None,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            max_events: DEFAULT_MAX_EVENTS,
-            max_bytes: DEFAULT_MAX_BYTES,
+            limits: InboxLimits::default(),
             timeout: Duration::from_secs(2),
             wait: None,
             clock: Clock::system(),
@@ -584,7 +415,7 @@ impl RedisInbox {
             .arg(GROUP)
             .arg(delivery.receipt())
             .arg(delivery.attempt())
-            .arg(self.shared.max_attempts)
+            .arg(self.shared.limits.max_attempts)
             .arg(due)
             .arg(reason)
             .arg(&self.shared.consumer)
@@ -641,7 +472,7 @@ impl RedisInbox {
             .arg(GROUP)
             .arg("-")
             .arg("+")
-            .arg(self.shared.max_events.min(1_000_000))
+            .arg(self.shared.limits.max_events.min(1_000_000))
             .query_async(&mut connection)
             .await
             .map_err(unavailable)?;
@@ -703,8 +534,8 @@ impl Inbox for RedisInbox {
                 .key(&self.shared.keys.totals)
                 .arg(body.as_ref())
                 .arg(now)
-                .arg(self.shared.max_events)
-                .arg(self.shared.max_bytes)
+                .arg(self.shared.limits.max_events)
+                .arg(self.shared.limits.max_bytes)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
@@ -754,7 +585,7 @@ impl Inbox for RedisInbox {
                 .arg(max)
                 .arg(millis(lease).max(1))
                 .arg(unix_millis(self.shared.clock.now()))
-                .arg(self.shared.max_attempts)
+                .arg(self.shared.limits.max_attempts)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
@@ -868,6 +699,23 @@ impl Inbox for RedisInbox {
         })
     }
 
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.appended.notified())
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        Box::pin(async move {
+            let mut connection = self.connection();
+            let _: Value = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+}
+
+impl InboxAdmin for RedisInbox {
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
         Box::pin(async move {
             let mut connection = self.connection();
@@ -920,7 +768,7 @@ impl Inbox for RedisInbox {
         id: &'a EventId,
     ) -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>> {
         Box::pin(async move {
-            let limit = usize::try_from(self.shared.max_events).unwrap_or(usize::MAX);
+            let limit = usize::try_from(self.shared.limits.max_events).unwrap_or(usize::MAX);
             if let Some(event) = self.live(limit).await?.into_iter().find(|e| &e.id == id) {
                 return Ok(Some(event));
             }
@@ -936,7 +784,7 @@ impl Inbox for RedisInbox {
     fn requeue<'a>(&'a self, id: &'a EventId) -> BoxFuture<'a, Result<bool, InboxError>> {
         Box::pin(async move {
             let keys = &self.shared.keys;
-            let limit = usize::try_from(self.shared.max_events).unwrap_or(usize::MAX);
+            let limit = usize::try_from(self.shared.limits.max_events).unwrap_or(usize::MAX);
             for source in [&keys.delayed_entries, &keys.dead] {
                 let found = self.scan(source, limit).await?;
                 if let Some(entry) = found.iter().find(|e| e.origin() == id.as_str()) {
@@ -967,21 +815,6 @@ impl Inbox for RedisInbox {
             Ok(u64::try_from(purged).unwrap_or(0))
         })
     }
-
-    fn appended(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.shared.appended.notified())
-    }
-
-    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
-        Box::pin(async move {
-            let mut connection = self.connection();
-            let _: Value = redis::cmd("PING")
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-    }
 }
 
 impl fmt::Debug for RedisInbox {
@@ -989,7 +822,7 @@ impl fmt::Debug for RedisInbox {
         f.debug_struct("RedisInbox")
             .field("stream", &self.shared.keys.stream)
             .field("consumer", &self.shared.consumer)
-            .field("max_attempts", &self.shared.max_attempts)
+            .field("max_attempts", &self.shared.limits.max_attempts)
             .finish_non_exhaustive()
     }
 }

@@ -8,45 +8,20 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{oneshot, Notify};
 
+mod schema;
+mod sql;
+mod writer;
+
+use self::schema::{open_error, setup, FileIdentity};
+use self::sql::*;
+use self::writer::{write_loop, Batch, Job};
 use super::{
-    from_unix_millis, millis, unix_millis, BoxFuture, Clock, Delivery, EventId, EventState, Inbox,
-    InboxError, InboxStats, ListFilter, RetryOutcome, StoredEvent, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS,
+    millis, unix_millis, BoxFuture, Clock, Delivery, EventId, Inbox, InboxAdmin, InboxError,
+    InboxLimits, InboxStats, ListFilter, RetryOutcome, StoredEvent,
 };
 
 /// Default for [`SqliteInboxBuilder::max_batch`]: operations committed together.
 const DEFAULT_MAX_BATCH: usize = 1024;
-
-const PENDING: i64 = 0;
-const IN_FLIGHT: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS inbox_events (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    body        BLOB    NOT NULL,
-    received_at INTEGER NOT NULL,           -- Unix milliseconds
-    attempts    INTEGER NOT NULL DEFAULT 0, -- deliveries so far
-    state       INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 in flight, 2 dead
-    due_at      INTEGER NOT NULL,           -- pending: not before; in flight: lease end
-    last_error  TEXT
-);
-CREATE INDEX IF NOT EXISTS inbox_events_due ON inbox_events (state, due_at);
--- Written to by readiness probes after a failed write.
-CREATE TABLE IF NOT EXISTS inbox_probe (id INTEGER PRIMARY KEY, data BLOB);
--- Running totals, kept by triggers so that every process sees the same bounds.
-CREATE TABLE IF NOT EXISTS inbox_totals (
-    id     INTEGER PRIMARY KEY CHECK (id = 0),
-    events INTEGER NOT NULL,
-    bytes  INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO inbox_totals (id, events, bytes) VALUES (0, 0, 0);
-CREATE TRIGGER IF NOT EXISTS inbox_events_counted AFTER INSERT ON inbox_events BEGIN
-    UPDATE inbox_totals SET events = events + 1, bytes = bytes + length(NEW.body) WHERE id = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS inbox_events_uncounted AFTER DELETE ON inbox_events BEGIN
-    UPDATE inbox_totals SET events = events - 1, bytes = bytes - length(OLD.body) WHERE id = 0;
-END;
-";
 
 /// An [`Inbox`] in an SQLite file: the embedded, durable default.
 ///
@@ -61,11 +36,10 @@ END;
 /// while a receiver runs); SQLite serialises their writes.
 ///
 /// ```no_run
-/// use genesys_webhook::inbox::SqliteInbox;
+/// use genesys_webhook::inbox::{InboxLimits, SqliteInbox};
 ///
 /// let inbox = SqliteInbox::builder("genesys-inbox.db")
-///     .max_attempts(10)
-///     .max_events(100_000)
+///     .limits(InboxLimits::default().max_attempts(10).max_events(100_000))
 ///     .open()?;
 /// # Ok::<_, genesys_webhook::inbox::InboxError>(())
 /// ```
@@ -86,25 +60,17 @@ struct Shared {
 }
 
 #[derive(Debug, Clone)]
-struct Settings {
-    max_attempts: u32,
-    max_events: u64,
-    max_bytes: u64,
+pub(super) struct Settings {
+    limits: InboxLimits,
     max_batch: usize,
     clock: Clock,
 }
 
 impl Settings {
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         unix_millis(self.clock.now())
     }
 }
-
-/// Work for the writer thread: runs inside the batch's transaction and returns what
-/// to do once the transaction committed (or failed to). Given `Err(reason)` instead of
-/// the connection, it runs nothing: the batch cannot be written.
-type Job = Box<dyn FnOnce(Result<(&Connection, &Settings), &str>) -> Completion + Send>;
-type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// Configures a [`SqliteInbox`]; made by [`SqliteInbox::builder`].
 #[derive(Debug, Clone)]
@@ -114,22 +80,9 @@ pub struct SqliteInboxBuilder {
 }
 
 impl SqliteInboxBuilder {
-    /// Attempts before an event moves to the dead letters (default 10, at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.settings.max_attempts = attempts.max(1);
-        self
-    }
-
-    /// The most events stored at once, dead ones included (default 100,000). When it
-    /// is reached, [`append`](Inbox::append) fails with [`InboxError::Full`].
-    pub fn max_events(mut self, events: u64) -> Self {
-        self.settings.max_events = events;
-        self
-    }
-
-    /// The most body bytes stored at once, dead ones included (default 1 GiB).
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.settings.max_bytes = bytes;
+    /// The bounds it enforces (default [`InboxLimits::default`]).
+    pub fn limits(mut self, limits: InboxLimits) -> Self {
+        self.settings.limits = limits;
         self
     }
 
@@ -198,170 +151,6 @@ impl SqliteInboxBuilder {
     }
 }
 
-fn setup(connection: &Connection) -> rusqlite::Result<()> {
-    // WAL with FULL: a commit is fsynced before it returns, so an acknowledged event
-    // survives a power cut; NORMAL would only survive a process crash.
-    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "journal_mode is {mode}, not wal"
-        )));
-    }
-    connection.execute_batch(
-        "PRAGMA synchronous = FULL;
-         PRAGMA busy_timeout = 5000;
-         PRAGMA foreign_keys = OFF;",
-    )?;
-    connection.execute_batch(SCHEMA)
-}
-
-/// What became of one batch.
-enum Batch {
-    /// Committed; whether it wrote anything.
-    Committed { wrote: bool },
-    /// Nothing of it was stored.
-    Failed,
-}
-
-/// The writer thread: takes every job waiting, runs them in one transaction, commits
-/// once, then answers each. Ends when every handle is dropped. `still_ours` says
-/// whether the path still names the open file: a batch written into a file that was
-/// removed would be lost at the next restart, so it fails instead.
-fn write_loop(
-    connection: &Connection,
-    settings: &Settings,
-    queue: &mpsc::Receiver<Job>,
-    still_ours: impl Fn() -> Result<(), String>,
-    mut outcome: impl FnMut(Batch),
-) {
-    while let Ok(first) = queue.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < settings.max_batch {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let fail_all = |jobs: Vec<Job>, message: &str| {
-            for job in jobs {
-                job(Err(message))(Some(message));
-            }
-        };
-        if let Err(message) = still_ours() {
-            tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
-            outcome(Batch::Failed);
-            fail_all(jobs, &message);
-            continue;
-        }
-        let before = connection.total_changes();
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
-            let message = match error.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                    "the inbox database is locked by another process (waited 5 s for it)".to_owned()
-                }
-                _ => format!("could not begin a transaction: {error}"),
-            };
-            tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
-            outcome(Batch::Failed);
-            fail_all(jobs, &message);
-            continue;
-        }
-        let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-        let mut jobs = jobs.into_iter();
-        for job in jobs.by_ref() {
-            completions.push(job(Ok((connection, settings))));
-            // SQLite rolls a whole transaction back by itself on some errors (FULL,
-            // IOERR, NOMEM): the jobs after that would run in autocommit, each on its
-            // own and unbatched, while the ones before were undone.
-            if connection.is_autocommit() {
-                break;
-            }
-        }
-        let rolled_back = connection.is_autocommit();
-        let committed = if rolled_back {
-            Err("the batch's transaction was rolled back by SQLite (disk full, I/O error or out of memory)".to_owned())
-        } else {
-            connection
-                .execute_batch("COMMIT")
-                .map_err(|error| format!("commit failed: {error}"))
-        };
-        match committed {
-            Ok(()) => {
-                outcome(Batch::Committed {
-                    wrote: connection.total_changes() != before,
-                });
-                for completion in completions {
-                    completion(None);
-                }
-            }
-            Err(message) => {
-                tracing::error!(reason = %message, "inbox: nothing of this batch was stored");
-                if !connection.is_autocommit() {
-                    let _ = connection.execute_batch("ROLLBACK");
-                }
-                outcome(Batch::Failed);
-                for completion in completions {
-                    completion(Some(&message));
-                }
-                fail_all(jobs.collect(), &message);
-            }
-        }
-    }
-}
-
-/// Which file a path names (device and inode), to notice it being removed or replaced
-/// while the inbox holds it open. `None` where the platform does not say.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FileIdentity(u64, u64);
-
-impl FileIdentity {
-    #[cfg(unix)]
-    fn of(path: &Path) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(path).ok().map(|m| Self(m.dev(), m.ino()))
-    }
-
-    #[cfg(not(unix))]
-    fn of(_path: &Path) -> Option<Self> {
-        None
-    }
-}
-
-/// The error of a file that cannot be opened, naming a missing directory as such.
-fn open_error(path: &Path, error: rusqlite::Error) -> InboxError {
-    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) if !parent.is_dir() => {
-            InboxError::unavailable(format!("the directory {} does not exist", parent.display()))
-        }
-        _ => InboxError::unavailable(error),
-    }
-}
-
-/// Runs `work` in a savepoint and rolls back to it on an SQLite error, so that a job
-/// of several statements that fails leaves the batch's other work intact. A job of
-/// one statement needs none: SQLite undoes a failed statement by itself.
-fn in_savepoint<R>(
-    connection: &Connection,
-    work: impl FnOnce() -> Result<R, InboxError>,
-) -> Result<R, InboxError> {
-    cached(connection, "SAVEPOINT job").map_err(sql)?;
-    let result = work();
-    if matches!(result, Err(InboxError::Unavailable(_))) {
-        let _ = cached(connection, "ROLLBACK TO job");
-    }
-    let _ = cached(connection, "RELEASE job");
-    result
-}
-
-/// Runs a statement without parameters through the statement cache.
-fn cached(connection: &Connection, statement: &str) -> rusqlite::Result<usize> {
-    connection.prepare_cached(statement)?.execute([])
-}
-
-fn sql(error: rusqlite::Error) -> InboxError {
-    InboxError::unavailable(error)
-}
-
 impl SqliteInbox {
     /// Opens `path` with the default settings.
     ///
@@ -377,9 +166,7 @@ impl SqliteInbox {
         SqliteInboxBuilder {
             path: path.as_ref().to_owned(),
             settings: Settings {
-                max_attempts: DEFAULT_MAX_ATTEMPTS,
-                max_events: DEFAULT_MAX_EVENTS,
-                max_bytes: DEFAULT_MAX_BYTES,
+                limits: InboxLimits::default(),
                 max_batch: DEFAULT_MAX_BATCH,
                 clock: Clock::system(),
             },
@@ -454,251 +241,6 @@ impl SqliteInbox {
                 .map_err(|_| InboxError::unavailable("the inbox writer has stopped"))?
         })
     }
-}
-
-fn row_id(id: &EventId) -> Option<i64> {
-    id.as_str().parse().ok()
-}
-
-fn state_of(code: i64) -> EventState {
-    match code {
-        PENDING => EventState::Pending,
-        IN_FLIGHT => EventState::InFlight,
-        _ => EventState::Dead,
-    }
-}
-
-fn stored_event(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<StoredEvent> {
-    let id: i64 = row.get(0)?;
-    let body: Vec<u8> = row.get(1)?;
-    let state: i64 = row.get(4)?;
-    let due_at: i64 = row.get(5)?;
-    let state = match state_of(state) {
-        // A lapsed lease is pending: the next claim delivers it again.
-        EventState::InFlight if due_at <= now => EventState::Pending,
-        state => state,
-    };
-    Ok(StoredEvent {
-        id: EventId::new(id.to_string()),
-        body: Bytes::from(body),
-        received_at: from_unix_millis(row.get(2)?),
-        attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
-        state,
-        last_error: row.get(6)?,
-    })
-}
-
-const SELECT_EVENT: &str =
-    "SELECT id, body, received_at, attempts, state, due_at, last_error FROM inbox_events";
-
-fn append(
-    connection: &Connection,
-    settings: &Settings,
-    body: &[u8],
-) -> Result<EventId, InboxError> {
-    let now = settings.now();
-    // One statement: the bound check and the insert (its trigger updates the totals).
-    let inserted = connection
-        .prepare_cached(
-            "INSERT INTO inbox_events (body, received_at, due_at, state)
-             SELECT ?1, ?2, ?2, 0 FROM inbox_totals
-             WHERE id = 0 AND events < ?3 AND bytes + length(?1) <= ?4",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                body,
-                now,
-                i64::try_from(settings.max_events).unwrap_or(i64::MAX),
-                i64::try_from(settings.max_bytes).unwrap_or(i64::MAX)
-            ])
-        })
-        .map_err(sql)?;
-    if inserted == 0 {
-        return Err(InboxError::Full);
-    }
-    Ok(EventId::new(connection.last_insert_rowid().to_string()))
-}
-
-fn claim(
-    connection: &Connection,
-    settings: &Settings,
-    max: usize,
-    lease: Duration,
-) -> Result<Vec<Delivery>, InboxError> {
-    let now = settings.now();
-    let limit = i64::try_from(max).unwrap_or(i64::MAX);
-    let lease_end = now.saturating_add(millis(lease));
-    // Lapsed leases first (a crashed consumer's work), one by one: some may have used
-    // their last attempt.
-    let mut candidates: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
-    {
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT id, body, received_at, attempts FROM inbox_events
-                 WHERE state = 1 AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
-            )
-            .map_err(sql)?;
-        let rows = statement
-            .query_map(params![now, limit], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .map_err(sql)?;
-        for row in rows {
-            candidates.push(row.map_err(sql)?);
-        }
-    }
-    let mut deliveries = Vec::with_capacity(max.min(1024));
-    for (id, body, received_at, attempts) in candidates {
-        if attempts >= i64::from(settings.max_attempts) {
-            connection
-                .prepare_cached(
-                    "UPDATE inbox_events SET state = 2,
-                     last_error = coalesce(last_error, 'lease ended without an answer')
-                     WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![id]))
-                .map_err(sql)?;
-            tracing::warn!(
-                event_id = id,
-                attempts,
-                "inbox: event moved to the dead letters"
-            );
-            continue;
-        }
-        let attempt = attempts + 1;
-        connection
-            .prepare_cached(
-                "UPDATE inbox_events SET state = 1, attempts = ?2, due_at = ?3 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
-            .map_err(sql)?;
-        deliveries.push(Delivery::new(
-            EventId::new(id.to_string()),
-            Bytes::from(body),
-            from_unix_millis(received_at),
-            u32::try_from(attempt).unwrap_or(u32::MAX),
-            attempt.to_string(),
-        ));
-    }
-    // Then pending events in order, in one statement: a pending event always has an
-    // attempt left (`retry` dead-letters the one that used its last).
-    let remaining = limit - deliveries.len() as i64;
-    if remaining > 0 {
-        let mut statement = connection
-            .prepare_cached(
-                "UPDATE inbox_events SET state = 1, attempts = attempts + 1, due_at = ?1
-                 WHERE id IN (SELECT id FROM inbox_events
-                              WHERE state = 0 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3)
-                 RETURNING id, body, received_at, attempts",
-            )
-            .map_err(sql)?;
-        let rows = statement
-            .query_map(params![lease_end, now, remaining], |row| {
-                let (id, attempt): (i64, i64) = (row.get(0)?, row.get(3)?);
-                Ok((
-                    id,
-                    Delivery::new(
-                        EventId::new(id.to_string()),
-                        Bytes::from(row.get::<_, Vec<u8>>(1)?),
-                        from_unix_millis(row.get(2)?),
-                        u32::try_from(attempt).unwrap_or(u32::MAX),
-                        attempt.to_string(),
-                    ),
-                ))
-            })
-            .map_err(sql)?;
-        let mut pending = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
-        // RETURNING gives no order: the oldest first, as they were due.
-        pending.sort_unstable_by_key(|(id, _)| *id);
-        deliveries.extend(pending.into_iter().map(|(_, delivery)| delivery));
-    }
-    Ok(deliveries)
-}
-
-fn retry(
-    connection: &Connection,
-    settings: &Settings,
-    id: i64,
-    attempt: i64,
-    delay: Duration,
-    reason: &str,
-) -> Result<RetryOutcome, InboxError> {
-    let due = settings.now().saturating_add(millis(delay));
-    let changed = connection
-        .prepare_cached(
-            "UPDATE inbox_events
-             SET state = CASE WHEN attempts >= ?3 THEN 2 ELSE 0 END, due_at = ?4, last_error = ?5
-             WHERE id = ?1 AND state = 1 AND attempts = ?2",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                id,
-                attempt,
-                i64::from(settings.max_attempts),
-                due,
-                reason
-            ])
-        })
-        .map_err(sql)?;
-    if changed == 0 {
-        return Ok(RetryOutcome::Stale);
-    }
-    Ok(if attempt >= i64::from(settings.max_attempts) {
-        RetryOutcome::Dead
-    } else {
-        RetryOutcome::Scheduled
-    })
-}
-
-/// Hands a claim back without using its attempt (`reason` `None`), or moves it to the
-/// dead letters at once. Whether this claim still held the event.
-fn release_or_bury(
-    connection: &Connection,
-    settings: &Settings,
-    id: i64,
-    attempt: i64,
-    dead: Option<&str>,
-) -> Result<bool, InboxError> {
-    let changed = match dead {
-        None => connection
-            .prepare_cached(
-                "UPDATE inbox_events SET state = 0, attempts = attempts - 1, due_at = ?3
-                 WHERE id = ?1 AND state = 1 AND attempts = ?2",
-            )
-            .and_then(|mut s| s.execute(params![id, attempt, settings.now()])),
-        Some(reason) => connection
-            .prepare_cached(
-                "UPDATE inbox_events SET state = 2, last_error = ?3
-                 WHERE id = ?1 AND state = 1 AND attempts = ?2",
-            )
-            .and_then(|mut s| s.execute(params![id, attempt, reason])),
-    }
-    .map_err(sql)?;
-    Ok(changed > 0)
-}
-
-fn stats(connection: &Connection, now: i64) -> Result<InboxStats, InboxError> {
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT
-               sum(state = 0 OR (state = 1 AND due_at <= ?1)),
-               sum(state = 1 AND due_at > ?1),
-               sum(state = 2)
-             FROM inbox_events",
-        )
-        .map_err(sql)?;
-    statement
-        .query_row(params![now], |row| {
-            let count = |i: usize| -> rusqlite::Result<u64> {
-                Ok(u64::try_from(row.get::<_, Option<i64>>(i)?.unwrap_or(0)).unwrap_or(0))
-            };
-            Ok(InboxStats {
-                pending: count(0)?,
-                in_flight: count(1)?,
-                dead: count(2)?,
-            })
-        })
-        .map_err(sql)
 }
 
 impl Inbox for SqliteInbox {
@@ -805,6 +347,33 @@ impl Inbox for SqliteInbox {
         })
     }
 
+    fn appended(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.appended.notified())
+    }
+
+    /// Ready while writes succeed and the path still names the open file. After a
+    /// failed write (a full disk, an I/O error), each ping tries a small write of its
+    /// own until one succeeds, so readiness comes back with the disk.
+    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
+        if self.shared.writable.load(Ordering::Relaxed) {
+            self.run(|connection, settings| stats(connection, settings.now()).map(|_| ()))
+        } else {
+            // As much as a large event takes, written and removed in one transaction:
+            // the commit still has to put it in the write-ahead log.
+            self.run(|connection, _| {
+                cached(
+                    connection,
+                    "INSERT INTO inbox_probe (id, data) VALUES (0, zeroblob(65536))",
+                )
+                .and_then(|_| cached(connection, "DELETE FROM inbox_probe"))
+                .map(|_| ())
+                .map_err(sql)
+            })
+        }
+    }
+}
+
+impl InboxAdmin for SqliteInbox {
     fn stats(&self) -> BoxFuture<'_, Result<InboxStats, InboxError>> {
         self.run(|connection, settings| stats(connection, settings.now()))
     }
@@ -896,31 +465,6 @@ impl Inbox for SqliteInbox {
                 .map_err(sql)?;
             Ok(changed as u64)
         })
-    }
-
-    fn appended(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.shared.appended.notified())
-    }
-
-    /// Ready while writes succeed and the path still names the open file. After a
-    /// failed write (a full disk, an I/O error), each ping tries a small write of its
-    /// own until one succeeds, so readiness comes back with the disk.
-    fn ping(&self) -> BoxFuture<'_, Result<(), InboxError>> {
-        if self.shared.writable.load(Ordering::Relaxed) {
-            self.run(|connection, settings| stats(connection, settings.now()).map(|_| ()))
-        } else {
-            // As much as a large event takes, written and removed in one transaction:
-            // the commit still has to put it in the write-ahead log.
-            self.run(|connection, _| {
-                cached(
-                    connection,
-                    "INSERT INTO inbox_probe (id, data) VALUES (0, zeroblob(65536))",
-                )
-                .and_then(|_| cached(connection, "DELETE FROM inbox_probe"))
-                .map(|_| ())
-                .map_err(sql)
-            })
-        }
     }
 
     fn commits(&self) -> Option<u64> {
