@@ -50,7 +50,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// # #[cfg(feature = "axum")] {
 /// use std::sync::Arc;
 /// use axum::{routing::post, Router};
-/// use genesys_webhook::inbox::{Inbox, MemoryInbox};
+/// use genesys_webhook::inbox::{InboxAdmin, MemoryInbox};
 /// use genesys_webhook::endpoint::Enqueue;
 /// use genesys_webhook::GenesysSignatureLayer;
 ///

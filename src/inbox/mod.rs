@@ -40,7 +40,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use std::time::Duration;
-//! use genesys_webhook::inbox::{Inbox, MemoryInbox, RetryOutcome};
+//! use genesys_webhook::inbox::{Inbox, InboxAdmin, MemoryInbox, RetryOutcome};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), genesys_webhook::inbox::InboxError> {

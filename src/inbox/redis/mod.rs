@@ -84,12 +84,12 @@ const PURGE_DEAD: &str = include_str!("purge_dead.lua");
 /// `delayed` (due times), `delayed:entries` and `totals`.
 ///
 /// ```no_run
-/// use genesys_webhook::inbox::RedisInbox;
+/// use genesys_webhook::inbox::{InboxLimits, RedisInbox};
 ///
 /// # fn main() -> Result<(), genesys_webhook::inbox::InboxError> {
 /// let inbox = RedisInbox::builder("redis://127.0.0.1:6379/")
 ///     .prefix("my-app:inbox:")
-///     .max_attempts(10)
+///     .limits(InboxLimits::default().max_attempts(10))
 ///     .open()?;
 /// # Ok(())
 /// # }
