@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 ROUNDS=${ROUNDS:-3}
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-cargo build --release --example append_bench >&2
+append_bench=$(scripts/bench-binary.sh append_bench)
 (cd compare/apalis && cargo build --release >&2)
 apalis_target=${CARGO_TARGET_DIR:-compare/apalis/target}
 work=$(mktemp -d)
@@ -20,7 +20,7 @@ echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 echo "# ${SECONDS_PER_RUN} s per run, ${ROUNDS} rounds, a fresh database file each run in $(df --output=source "$work" | tail -1)"
 for round in $(seq 1 "$ROUNDS"); do
   for producers in 1 8 64; do
-    "$target/release/examples/append_bench" "$producers" "$SECONDS_PER_RUN" "$work/inbox-$round-$producers.db"
+    "$append_bench" "$producers" "$SECONDS_PER_RUN" "$work/inbox-$round-$producers.db"
     "$apalis_target/release/apalis-compare" "$producers" "$SECONDS_PER_RUN" "$work/apalis-$round-$producers.db"
   done
 done

@@ -6,7 +6,7 @@
 #
 #   receiver  the example receiver: its verified route against the same handler
 #             unverified (default)
-#   compare   examples/bench_server.rs: the layer, the hand-written check and no check
+#   compare   benches/bench_server.rs: the layer, the hand-written check and no check
 #             (the routes of `scripts/load.sh compare`), the layer with axum's `Json`
 #             extractor, and the least any body-reading middleware costs (`/buffered`);
 #             then the functions where the layer's route spends more than the
@@ -40,8 +40,8 @@ case "$MODE" in
     ready=/healthz
     ;;
   compare)
-    cargo build --release --example bench_server >&2
-    binary="$target_dir"/release/examples/bench_server
+    bench_server=$(scripts/bench-binary.sh bench_server)
+    binary=$bench_server
     secret=bench-secret
     routes="/layer /hand /plain /layer/json /buffered"
     ready=/plain

@@ -7,7 +7,7 @@
 #   scripts/load.sh inbox      group commit: SQLite grouped, SQLite one commit per
 #                              event, and the memory inbox (not part of the default run)
 #   scripts/load.sh compare    the layer against the hand-written check and against no
-#                              check (examples/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB;
+#                              check (benches/bench_server.rs), wrk -c32, 1 KiB, 64 KiB, 1 MiB;
 #                              ROUTES="layer plain buffered" SIZES=1024 for other routes
 #   scripts/load.sh drain      processing against acceptance: wrk -c64, 1 KiB events for
 #                              DURATION (30 s) into SQLite and into Redis (appendfsync
@@ -123,12 +123,12 @@ if [ "$MODE" = compare ]; then
   # layer, hand, plain, buffered, layer/json). SIZES: body sizes in bytes.
   read -r -a routes <<<"${ROUTES:-layer hand plain}"
   read -r -a sizes <<<"${SIZES:-1024 65536 1048576}"
-  cargo build --release --example bench_server >&2
+  bench_server=$(scripts/bench-binary.sh bench_server)
   export SECRET
   for size in "${sizes[@]}"; do payload "cmp$size" "$size" valid; done
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## ${routes[*]}: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$target_dir"/release/examples/bench_server >"$work/bench.log" 2>&1 &
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$bench_server" >"$work/bench.log" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
@@ -174,12 +174,12 @@ if [ "$MODE" = anchor ]; then
   # worker and metrics on) against the hand-written verification anchor
   # (bench_server's /hand: axum's Bytes, HMAC, a JSON answer), 1 KiB, CONNECTIONS
   # connections, rounds alternating which goes first.
-  cargo build --release --example bench_server >&2
+  bench_server=$(scripts/bench-binary.sh bench_server)
   payload anchor1k 1024 valid
   start_receiver
   r_pid=$receiver_pid; r_port=$port
   b_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$b_port "$target_dir"/release/examples/bench_server >"$work/bench.log" 2>&1 &
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$b_port "$bench_server" >"$work/bench.log" 2>&1 &
   b_pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$b_port/plain" 2>/dev/null; then break; fi

@@ -2,7 +2,7 @@
 //! needs the right to mount (root, as in CI); where that is refused the test is
 //! reported as ignored, not passed.
 
-mod common;
+pub mod common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! `GENESYS_TEST_REDIS_URL` names none. `bash .ci/run` installs and starts Redis, and in
 //! CI (`CI` set) a missing Redis fails these tests instead.
 
-mod common;
+pub mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: servers on loopback and a raw HTTP/1.1
 //! client that can send exactly the bytes a test needs (chunked, truncated, dripping).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -168,6 +167,23 @@ impl Drop for RedisServer {
 /// `redis-server` started here on a free port. Only `tests/redis.rs` calls it, after
 /// checking that Redis is there: without one its tests are reported as ignored, and in
 /// CI a missing Redis fails them.
+/// Whether `redis-server` (its stdout piped) says it accepts connections within 10 s.
+/// The rest of its output is drained, so the pipe never fills up.
+fn redis_ready(child: &mut std::process::Child) -> bool {
+    let Some(stdout) = child.stdout.take() else {
+        return false;
+    };
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Ready to accept connections") {
+                let _ = ready.send(());
+            }
+        }
+    });
+    is_ready.recv_timeout(Duration::from_secs(10)).is_ok()
+}
+
 pub fn redis_server() -> Option<(String, RedisServer)> {
     if let Ok(url) = std::env::var("GENESYS_TEST_REDIS_URL") {
         return Some((url, RedisServer(None)));
@@ -188,7 +204,7 @@ pub fn redis_server() -> Option<(String, RedisServer)> {
             "--appendonly",
             "no",
         ])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn();
     let child = match child {
         Ok(child) => child,
@@ -198,16 +214,12 @@ pub fn redis_server() -> Option<(String, RedisServer)> {
         }
         Err(error) => panic!("CI must provide Redis for these tests: {error}"),
     };
-    let server = RedisServer(Some(child));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((format!("redis://127.0.0.1:{port}/"), server))
+    let mut child = child;
+    assert!(redis_ready(&mut child), "redis-server did not start");
+    Some((
+        format!("redis://127.0.0.1:{port}/"),
+        RedisServer(Some(child)),
+    ))
 }
 
 pub mod crash;
@@ -241,6 +253,8 @@ pub struct ReceiverProcess {
     output: Arc<Mutex<Vec<String>>>,
     /// The thread reading standard output: once it ends, every line is in `output`.
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Signalled when standard output closes: the process exited.
+    closed: std::sync::mpsc::Receiver<()>,
     /// The working directory, where the default SQLite inbox lives, when the process
     /// owns it.
     _dir: Option<tempfile::TempDir>,
@@ -271,6 +285,7 @@ impl ReceiverProcess {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let lines = Arc::clone(&output);
         let stdout = child.stdout.take().unwrap();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
@@ -278,12 +293,14 @@ impl ReceiverProcess {
                 }
                 lines.lock().unwrap().push(line);
             }
+            // The process closed its output: it exited.
+            let _ = closed_tx.send(());
         });
         // Read stderr too (panics, start-up errors), so the pipe never fills up.
         let errors = Arc::new(Mutex::new(Vec::new()));
         let error_lines = Arc::clone(&errors);
         let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 error_lines.lock().unwrap().push(line);
             }
@@ -291,7 +308,8 @@ impl ReceiverProcess {
         let Ok(addr) = addr_rx.recv_timeout(Duration::from_secs(20)) else {
             let _ = child.kill();
             let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
+            // Everything it wrote, once the reader reached the end.
+            let _ = stderr_reader.join();
             let stderr = errors.lock().unwrap().join("\n");
             panic!(
                 "the receiver did not start listening (a stale build? `cargo test --all-features` rebuilds it): {stderr}"
@@ -302,6 +320,7 @@ impl ReceiverProcess {
             addr,
             output,
             reader: Some(reader),
+            closed,
             _dir: None,
         }
     }
@@ -374,16 +393,12 @@ impl ReceiverProcess {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The output is complete once the reader has read it all.
-                self.read_to_the_end();
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the receiver did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Its output ends when it exits.
+        let exited = self.closed.recv_timeout(Duration::from_secs(20));
+        assert!(exited.is_ok(), "the receiver did not exit");
+        let status = self.child.wait().unwrap();
+        self.read_to_the_end();
+        status
     }
 }
 
@@ -446,14 +461,12 @@ impl PersistentRedis {
                 "--dir",
             ])
             .arg(&self.dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()?;
+        let mut child = child;
+        let ready = redis_ready(&mut child);
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(ready, "redis-server did not start");
         Ok(())
     }
 

@@ -2,11 +2,10 @@
 //! as `src/main.rs`, its TOML block as the dependencies (this crate by path), built
 //! with cargo and served on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 use genesys_webhook::signature::sign_open_messaging;
@@ -74,11 +73,10 @@ async fn the_quick_start_builds_and_serves_when_pasted_into_a_new_project() {
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "the quick start does not serve");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the quick start serves", async || {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
     let body = br#"{"id":"m-1","type":"Text","text":"Hello"}"#;
     let signature = sign_open_messaging("quickstart-secret", body);
     let signed = post_bytes(

@@ -2,7 +2,7 @@
 //! timeouts, slow handlers, several signatures of one body. Each test drives the layer
 //! through a real axum server on loopback.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,9 +1,8 @@
 //! The axum driver over real sockets: pings answered while the handler is busy, a
 //! handler that falls behind meets a bounded queue, events held back on 429, the
 //! handler's last events go out before `closed`.
-#![cfg(all(feature = "audiohook", feature = "axum"))]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

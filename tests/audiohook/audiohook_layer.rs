@@ -1,8 +1,7 @@
 //! The AudioHook layer through an axum router: the published vector with the clock
 //! pinned inside its window, and every hostile case answered 401.
-#![cfg(feature = "audiohook")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -2,7 +2,7 @@
 //! each case gets its documented status, the process stays up, and every valid event
 //! reaches the worker exactly once.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

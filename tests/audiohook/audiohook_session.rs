@@ -1,7 +1,6 @@
 //! The AudioHook server session's rules, driven message by message with no I/O. The
 //! client messages are written as raw JSON here, independently of the crate's own
 //! serializer.
-#![cfg(feature = "audiohook")]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

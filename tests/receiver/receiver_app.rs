@@ -2,9 +2,7 @@
 //! `oneshot`, its settings from a map. Process-level behaviour (signals, crashes,
 //! sockets) is in `receiver.rs` and `durability.rs`.
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/receiver/app.rs"]
-mod app;
+use crate::app;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Replay protection through the whole stack on the in-memory store; the same suite
 //! runs on Redis in `tests/redis.rs`.
 
-mod common;
+use crate::common;
 
 use common::replay_suite::*;
 use genesys_webhook::replay::{MemoryStore, ReplayProtection};

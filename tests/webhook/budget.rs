@@ -1,7 +1,7 @@
 //! The buffering budget, early answers that close the connection, and rejection
 //! counts, over real sockets.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! The `genesys-webhook` command end to end: real processes, real sockets.
-#![cfg(feature = "cli")]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

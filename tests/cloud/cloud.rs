@@ -1,7 +1,6 @@
 //! The Genesys Cloud client against a fake Genesys Cloud on loopback.
-#![cfg(feature = "cloud")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

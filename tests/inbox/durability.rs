@@ -3,7 +3,7 @@
 //! Redis too), restarted on the same store, and every acknowledged event must be
 //! processed; events are counted by their own id in the receivers' logs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

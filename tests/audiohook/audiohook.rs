@@ -1,7 +1,6 @@
 //! The AudioHook example server and the `genesys-webhook audiohook` simulator against
 //! each other, over real sockets: a whole session, its WAV recording, a forged
 //! signature, and protocol errors.
-#![cfg(all(feature = "audiohook", feature = "cli"))]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -29,6 +28,23 @@ fn example_binary() -> PathBuf {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The server's log, line by line.
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Waits until the server logs a line containing `needle`.
+    fn logged(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("the server never logged {needle:?}"),
+            }
+        }
+    }
 }
 
 impl Drop for Server {
@@ -50,17 +66,19 @@ fn start(env: &[(&str, &str)]) -> Server {
         .expect("the audiohook example is built by `cargo test --all-features`");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (line_tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("listening on http://").nth(1) {
                 let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
             }
+            let _ = line_tx.send(line);
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the AudioHook example did not start");
-    Server { child, addr }
+    Server { child, addr, lines }
 }
 
 fn simulate(addr: SocketAddr, args: &[&str], secret: Option<&str>) -> Output {
@@ -101,23 +119,14 @@ fn the_simulator_completes_a_session_and_the_recording_has_the_right_length() {
             "{}",
             stdout(&output)
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let wav = loop {
-            let found: Vec<_> = std::fs::read_dir(record.path())
-                .unwrap()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| hound::WavReader::open(p).is_ok_and(|r| r.spec().channels == channels))
-                .collect();
-            if let Some(path) = found.first() {
-                break path.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no recording with {channels} channel(s)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        // The server logs this once the WAV file is finished.
+        server.logged("monitor session recorded");
+        let wav = std::fs::read_dir(record.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| hound::WavReader::open(p).is_ok_and(|r| r.spec().channels == channels))
+            .unwrap_or_else(|| panic!("no recording with {channels} channel(s)"));
         let reader = hound::WavReader::open(&wav).unwrap();
         assert_eq!(reader.spec().sample_rate, 8000);
         assert_eq!(reader.spec().bits_per_sample, 16);
@@ -147,17 +156,11 @@ fn a_connection_probe_records_nothing_and_is_opened_then_closed() {
     // A real session afterwards is recorded: the directory is in use.
     let output = simulate(server.addr, &["--seconds", "1", "--fast"], Some(SECRET));
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let files = loop {
-        let files: Vec<_> = std::fs::read_dir(record.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .collect();
-        if !files.is_empty() || Instant::now() > deadline {
-            break files;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    server.logged("monitor session recorded");
+    let files: Vec<_> = std::fs::read_dir(record.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
     assert_eq!(
         files.len(),
         1,

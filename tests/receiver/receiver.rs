@@ -1,6 +1,6 @@
 //! The example receiver as a user runs it: a separate process on a loopback port.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

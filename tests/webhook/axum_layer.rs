@@ -1,6 +1,6 @@
 //! The layer in real axum servers on loopback, driven over raw TCP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,5 +1,4 @@
 //! Properties of the AudioHook protocol and codec, over generated input.
-#![cfg(feature = "audiohook")]
 
 use std::time::Duration;
 

@@ -1,8 +1,7 @@
 //! Open Messaging messages: real samples parse, keep what they do not know and
 //! round-trip; the axum extractor behind the signature layer.
-#![cfg(all(feature = "openmessaging", feature = "axum"))]
 
-mod common;
+use crate::common;
 
 use axum::routing::post;
 use axum::Router;

@@ -1,6 +1,6 @@
 //! The layer in front of a plain hyper 1 server, without axum.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 

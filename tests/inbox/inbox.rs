@@ -1,7 +1,7 @@
 //! The inbox contract, one suite run on every backend; group commit measured by the
 //! commits it makes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

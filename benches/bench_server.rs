@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-#[path = "common/process.rs"]
+#[path = "../examples/common/process.rs"]
 mod process;
 
 #[tokio::main]

@@ -1,0 +1,6 @@
+//! The `genesys-webhook` command end to end: real processes, real sockets.
+
+#[path = "../common/mod.rs"]
+pub mod common;
+
+mod cli;

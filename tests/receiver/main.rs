@@ -1,0 +1,10 @@
+//! The example receiver: in process through its router, and as a process over real sockets.
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../examples/receiver/app.rs"]
+mod app;
+#[path = "../common/mod.rs"]
+pub mod common;
+
+mod receiver;
+mod receiver_app;

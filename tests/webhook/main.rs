@@ -1,0 +1,13 @@
+//! The signature middleware in real axum and hyper servers, hostile input, the buffering budget, replay protection and its faults, properties, and the README quick start.
+
+#[path = "../common/mod.rs"]
+pub mod common;
+
+mod axum_layer;
+mod budget;
+mod hostile;
+mod hyper_server;
+mod properties;
+mod readme;
+mod replay;
+mod replay_faults;
