@@ -86,6 +86,6 @@ pub use self::layer::{
     AudioHookSignatureLayerBuilder, DEFAULT_FAILURE_DELAY,
 };
 pub use self::service::AudioHookSignature;
-pub use self::signature::{Failure, Policy};
+pub use self::signature::{Failure, Malformed, Policy};
 pub use self::verified::{AudioHookRefused, VerifiedAudioHook};
 pub use self::verify::FailureMode;

@@ -34,7 +34,7 @@ pub enum Failure {
     Unsigned,
     /// `Signature` or `Signature-Input` is not a valid structured field, or not of
     /// the shape the protocol uses.
-    Malformed(String),
+    Malformed(Malformed),
     /// More than one signature.
     MultipleSignatures,
     /// A parameter other than `alg`, `created`, `expires`, `keyid` and `nonce`.
@@ -159,8 +159,65 @@ pub struct SignatureInput {
     pub signature: Vec<u8>,
 }
 
-fn malformed(why: impl Into<String>) -> Failure {
-    Failure::Malformed(why.into())
+/// What is wrong with malformed signature headers ([`Failure::Malformed`]), or with
+/// what [`sign`] was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// A header is not an RFC 8941 dictionary.
+    NotADictionary {
+        /// `Signature-Input` or `Signature`.
+        header: &'static str,
+    },
+    /// Only one of `Signature` and `Signature-Input` is present.
+    Unpaired,
+    /// `Signature-Input` holds no member.
+    EmptyInput,
+    /// No `Signature` member has the label of the `Signature-Input` member.
+    LabelMismatch,
+    /// The signature is not a byte sequence.
+    NotByteSequence,
+    /// The `Signature-Input` member is not an inner list.
+    NotInnerList,
+    /// `Signature-Input` is not written as RFC 8941 serializes it, so the bytes signed
+    /// as `@signature-params` could differ from the bytes received.
+    NotCanonical,
+    /// A covered component is not a string.
+    ComponentNotString,
+    /// A component is listed twice.
+    DuplicateComponent(String),
+    /// A parameter is not of its type (`created` and `expires` are non-negative
+    /// integers, the others strings).
+    ParameterType(String),
+    /// The client secret given to [`sign`] is not base64.
+    ClientSecretNotBase64,
+    /// A value given to [`sign`] cannot be written as a structured field.
+    Unserializable,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotADictionary { header } => {
+                write!(f, "{header} is not a structured-field dictionary")
+            }
+            Self::Unpaired => f.write_str("Signature and Signature-Input go together"),
+            Self::EmptyInput => f.write_str("Signature-Input is empty"),
+            Self::LabelMismatch => f.write_str("no signature with the label of Signature-Input"),
+            Self::NotByteSequence => f.write_str("the signature is not a byte sequence"),
+            Self::NotInnerList => f.write_str("Signature-Input's member is not an inner list"),
+            Self::NotCanonical => f.write_str("Signature-Input is not in canonical form"),
+            Self::ComponentNotString => f.write_str("a covered component is not a string"),
+            Self::DuplicateComponent(name) => write!(f, "component {name:?} is listed twice"),
+            Self::ParameterType(name) => write!(f, "parameter {name} is not of its type"),
+            Self::ClientSecretNotBase64 => f.write_str("the client secret is not base64"),
+            Self::Unserializable => f.write_str("a value cannot be a structured field"),
+        }
+    }
+}
+
+fn malformed(why: Malformed) -> Failure {
+    Failure::Malformed(why)
 }
 
 /// Parses both headers as RFC 8941 dictionaries. Each must hold exactly one member with
@@ -172,46 +229,50 @@ fn malformed(why: impl Into<String>) -> Failure {
 ///
 /// A [`Failure`] saying what is wrong.
 pub fn parse(signature_input: &str, signature: &str) -> Result<SignatureInput, Failure> {
-    let inputs: Dictionary = Parser::new(signature_input.trim())
-        .parse()
-        .map_err(|e| malformed(format!("Signature-Input: {e}")))?;
-    let signatures: Dictionary = Parser::new(signature.trim())
-        .parse()
-        .map_err(|e| malformed(format!("Signature: {e}")))?;
+    let inputs: Dictionary = Parser::new(signature_input.trim()).parse().map_err(|_| {
+        malformed(Malformed::NotADictionary {
+            header: "Signature-Input",
+        })
+    })?;
+    let signatures: Dictionary = Parser::new(signature.trim()).parse().map_err(|_| {
+        malformed(Malformed::NotADictionary {
+            header: "Signature",
+        })
+    })?;
     if inputs.len() > 1 || signatures.len() > 1 {
         return Err(Failure::MultipleSignatures);
     }
     let Some((label, entry)) = inputs.iter().next() else {
-        return Err(malformed("Signature-Input is empty"));
+        return Err(malformed(Malformed::EmptyInput));
     };
     let Some(ListEntry::Item(sig_item)) = signatures.get(label.as_str()) else {
-        return Err(malformed("no signature with the label of Signature-Input"));
+        return Err(malformed(Malformed::LabelMismatch));
     };
     let BareItem::ByteSequence(signature_bytes) = &sig_item.bare_item else {
-        return Err(malformed("the signature is not a byte sequence"));
+        return Err(malformed(Malformed::NotByteSequence));
     };
     let ListEntry::InnerList(list) = entry else {
-        return Err(malformed("Signature-Input's member is not an inner list"));
+        return Err(malformed(Malformed::NotInnerList));
     };
     let canonical = inputs
         .serialize()
-        .ok_or_else(|| malformed("Signature-Input cannot be serialized"))?;
+        .ok_or_else(|| malformed(Malformed::Unserializable))?;
     if canonical != signature_input.trim() {
-        return Err(malformed("Signature-Input is not in canonical form"));
+        return Err(malformed(Malformed::NotCanonical));
     }
     let signature_params = canonical[label.as_str().len() + 1..].to_owned();
 
     let mut components = Vec::with_capacity(list.items.len());
     for item in &list.items {
         let BareItem::String(name) = &item.bare_item else {
-            return Err(malformed("a covered component is not a string"));
+            return Err(malformed(Malformed::ComponentNotString));
         };
         if !item.params.is_empty() {
             return Err(Failure::UnresolvableComponent(name.as_str().to_owned()));
         }
         let name = name.as_str().to_owned();
         if components.contains(&name) {
-            return Err(malformed(format!("component {name:?} is listed twice")));
+            return Err(malformed(Malformed::DuplicateComponent(name)));
         }
         components.push(name);
     }
@@ -220,17 +281,11 @@ pub fn parse(signature_input: &str, signature: &str) -> Result<SignatureInput, F
     for (key, value) in &list.params {
         let text = || match value {
             BareItem::String(s) => Ok(s.as_str().to_owned()),
-            _ => Err(malformed(format!(
-                "parameter {} must be a string",
-                key.as_str()
-            ))),
+            _ => Err(malformed(Malformed::ParameterType(key.as_str().to_owned()))),
         };
         let integer = || match value {
             BareItem::Integer(n) if i64::from(*n) >= 0 => Ok(i64::from(*n)),
-            _ => Err(malformed(format!(
-                "parameter {} must be a non-negative integer",
-                key.as_str()
-            ))),
+            _ => Err(malformed(Malformed::ParameterType(key.as_str().to_owned()))),
         };
         match key.as_str() {
             "alg" => parameters.alg = Some(text()?),
@@ -415,13 +470,15 @@ pub fn sign(
     client_secret_base64: &str,
 ) -> Result<(String, String), Failure> {
     let key = decode_client_secret(client_secret_base64)
-        .ok_or_else(|| malformed("the client secret is not base64"))?;
+        .ok_or_else(|| malformed(Malformed::ClientSecretNotBase64))?;
     let string = |s: &str| {
         sfv::String::from_string(s.to_owned())
             .map(BareItem::String)
-            .map_err(|_| malformed(format!("{s:?} cannot be a structured-field string")))
+            .map_err(|_| malformed(Malformed::Unserializable))
     };
-    let key_name = |k: &str| sfv::Key::from_string(k.to_owned()).map_err(|_| malformed("key"));
+    let key_name = |k: &str| {
+        sfv::Key::from_string(k.to_owned()).map_err(|_| malformed(Malformed::Unserializable))
+    };
     let items = REQUIRED_COMPONENTS
         .iter()
         .map(|c| string(c).map(sfv::Item::new))
@@ -432,11 +489,17 @@ pub fn sign(
     params.insert(key_name("alg")?, string(ALGORITHM)?);
     params.insert(
         key_name("created")?,
-        BareItem::Integer(sfv::Integer::try_from(input.created).map_err(|_| malformed("created"))?),
+        BareItem::Integer(
+            sfv::Integer::try_from(input.created)
+                .map_err(|_| malformed(Malformed::Unserializable))?,
+        ),
     );
     params.insert(
         key_name("expires")?,
-        BareItem::Integer(sfv::Integer::try_from(input.expires).map_err(|_| malformed("expires"))?),
+        BareItem::Integer(
+            sfv::Integer::try_from(input.expires)
+                .map_err(|_| malformed(Malformed::Unserializable))?,
+        ),
     );
     let mut dictionary = Dictionary::new();
     dictionary.insert(
@@ -445,7 +508,7 @@ pub fn sign(
     );
     let signature_input = dictionary
         .serialize()
-        .ok_or_else(|| malformed("Signature-Input cannot be serialized"))?;
+        .ok_or_else(|| malformed(Malformed::Unserializable))?;
     let signature_params = &signature_input["sig1=".len()..];
     let components: Vec<String> = REQUIRED_COMPONENTS
         .iter()

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::signature::{compute, parse, signature_base, Failure, Policy};
+use super::signature::{compute, parse, signature_base, Failure, Malformed, Policy};
 use super::verified::{AudioHookRefused, VerifiedAudioHook};
 use crate::clock::Clock;
 use crate::http::json::json_error;
@@ -107,11 +107,7 @@ impl Config {
                 }
             }
             (Some(input), Some(signature)) => (input, signature),
-            _ => {
-                return Err(Failure::Malformed(
-                    "Signature and Signature-Input go together".into(),
-                ))
-            }
+            _ => return Err(Failure::Malformed(Malformed::Unpaired)),
         };
         let parsed = parse(&input, &signature)?;
         let now = self.now();

@@ -22,7 +22,7 @@ use crate::webhook::VerifiedBody;
 /// timeout.
 pub const DEFAULT_APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default for [`Enqueue::retry_after`]: 5 seconds, Genesys' own retry spacing.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub const DEFAULT_UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How often, at most, refusals are summed up at WARN.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -82,7 +82,7 @@ impl Enqueue {
         Self {
             inbox,
             append_timeout: DEFAULT_APPEND_TIMEOUT,
-            retry_after: DEFAULT_RETRY_AFTER,
+            retry_after: DEFAULT_UNAVAILABLE_RETRY_AFTER,
             json_object: true,
             validate: None,
             allow_unverified: false,

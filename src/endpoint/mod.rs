@@ -11,5 +11,7 @@ mod readiness;
 
 #[cfg(feature = "enqueue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "enqueue")))]
-pub use self::enqueue::{check_json_object, Enqueue, DEFAULT_APPEND_TIMEOUT, DEFAULT_RETRY_AFTER};
+pub use self::enqueue::{
+    check_json_object, Enqueue, DEFAULT_APPEND_TIMEOUT, DEFAULT_UNAVAILABLE_RETRY_AFTER,
+};
 pub use self::readiness::Readiness;

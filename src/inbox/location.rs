@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{InboxAdmin, InboxError, InboxLimits, MemoryInbox};
+use super::{InboxAdmin, InboxConfigError, InboxError, InboxLimits, MemoryInbox};
 
 /// The file an inbox is stored in when nothing else is named: `genesys-inbox.db` in
 /// the working directory.
@@ -60,7 +60,7 @@ impl FromStr for InboxLocation {
         if let Some(path) = text.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             if path.is_empty() {
-                return Err(InboxError::Config("sqlite: needs a file path".to_owned()));
+                return Err(InboxError::Config(InboxConfigError::MissingPath));
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
@@ -70,9 +70,7 @@ impl FromStr for InboxLocation {
         // Anything else with a scheme is a mistake (and is not echoed: a mistyped URL may
         // carry a password); a bare path names an SQLite file.
         if text.contains("://") || text.starts_with("redis") {
-            return Err(InboxError::Config(
-                "expected sqlite:PATH, a plain file path, a redis:// URL or memory".to_owned(),
-            ));
+            return Err(InboxError::Config(InboxConfigError::UnknownLocation));
         }
         Ok(Self::Sqlite(PathBuf::from(text)))
     }
@@ -155,9 +153,7 @@ impl InboxLocation {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
-            return Err(InboxError::Config(
-                "a companion inbox's name is letters, digits, `-` and `_`".to_owned(),
-            ));
+            return Err(InboxError::Config(InboxConfigError::InvalidCompanionName));
         }
         self.open_in(limits, Some(name))
     }
@@ -186,22 +182,20 @@ impl InboxLocation {
         companion: Option<&str>,
     ) -> Result<Arc<dyn InboxAdmin>, InboxError> {
         match self {
-            Self::Memory => Ok(Arc::new(
-                MemoryInbox::new().limits(limits),
-            )),
+            Self::Memory => Ok(Arc::new(MemoryInbox::new().limits(limits))),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => Ok(Arc::new(
                 super::SqliteInbox::builder(match companion {
                     Some(name) => Self::companion_file(path, name),
                     None => path.clone(),
                 })
-                    .limits(limits)
-                    .open()?,
+                .limits(limits)
+                .open()?,
             )),
             #[cfg(not(feature = "sqlite"))]
-            Self::Sqlite(_) => Err(InboxError::Config(
-                "an SQLite inbox needs the `sqlite` feature of genesys-webhook".to_owned(),
-            )),
+            Self::Sqlite(_) => Err(InboxError::Config(InboxConfigError::FeatureDisabled {
+                feature: "sqlite",
+            })),
             #[cfg(feature = "redis")]
             Self::Redis(url) => {
                 let mut builder = super::RedisInbox::builder(url.as_str()).limits(limits);
@@ -211,11 +205,9 @@ impl InboxLocation {
                 Ok(Arc::new(builder.open()?))
             }
             #[cfg(not(feature = "redis"))]
-            Self::Redis(_) => Err(InboxError::Config(
-                "a Redis inbox needs the `redis` feature of genesys-webhook \
-                 (the CLI: cargo install --path . --features cli; the example: cargo run --features redis --example receiver)"
-                    .to_owned(),
-            )),
+            Self::Redis(_) => Err(InboxError::Config(InboxConfigError::FeatureDisabled {
+                feature: "redis",
+            })),
         }
     }
 }

@@ -204,7 +204,10 @@ fn numeric(id: &EventId) -> Option<u64> {
 }
 
 fn claimed(delivery: &Delivery) -> Option<(u64, u32)> {
-    Some((numeric(delivery.id())?, delivery.receipt().parse().ok()?))
+    Some((
+        numeric(delivery.id())?,
+        delivery.claim_token().parse().ok()?,
+    ))
 }
 
 impl Inbox for MemoryInbox {

@@ -79,7 +79,7 @@ pub use self::redis::{RedisInbox, RedisInboxBuilder};
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::worker::{
     Abort, RetryAfter, Worker, WorkerBuilder, WorkerHandle, WorkerReport, DEFAULT_CONCURRENCY,
-    DEFAULT_LEASE,
+    DEFAULT_DELIVERY_LEASE,
 };
 
 use crate::boxed::BoxError;
@@ -93,6 +93,49 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
 /// Default bound on the bytes of stored bodies: 1 GiB.
 pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// What is wrong with an inbox's configuration ([`InboxError::Config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InboxConfigError {
+    /// `sqlite:` without a file path.
+    MissingPath,
+    /// Neither `sqlite:PATH`, a plain file path, a `redis://` URL nor `memory`. The
+    /// text is not repeated: a mistyped URL may carry a password.
+    UnknownLocation,
+    /// A Redis URL that does not parse.
+    InvalidRedisUrl,
+    /// A companion inbox's name other than letters, digits, `-` and `_`.
+    InvalidCompanionName,
+    /// The backend's Cargo feature is not enabled.
+    FeatureDisabled {
+        /// `sqlite` or `redis`.
+        feature: &'static str,
+    },
+}
+
+impl fmt::Display for InboxConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingPath => f.write_str("sqlite: needs a file path"),
+            Self::UnknownLocation => {
+                f.write_str("expected sqlite:PATH, a plain file path, a redis:// URL or memory")
+            }
+            Self::InvalidRedisUrl => f.write_str("not a valid Redis URL (redis://host:port/db)"),
+            Self::InvalidCompanionName => {
+                f.write_str("a companion inbox's name is letters, digits, `-` and `_`")
+            }
+            Self::FeatureDisabled { feature: "redis" } => f.write_str(
+                "a Redis inbox needs the `redis` feature of genesys-webhook \
+                 (the CLI: cargo install --path . --features cli; the example: cargo run --features redis --example receiver)",
+            ),
+            Self::FeatureDisabled { feature } => write!(
+                f,
+                "this inbox needs the `{feature}` feature of genesys-webhook"
+            ),
+        }
+    }
+}
 
 /// The bounds every backend enforces: attempts before an event moves to the dead
 /// letters, and how many events and body bytes are stored at once (dead ones
@@ -185,25 +228,25 @@ pub struct Delivery {
     body: Bytes,
     received_at: SystemTime,
     attempt: u32,
-    receipt: String,
+    claim_token: String,
 }
 
 impl Delivery {
-    /// Builds a delivery; for [`Inbox`] implementations. `receipt` is what the backend
+    /// Builds a delivery; for [`Inbox`] implementations. `claim_token` is what the backend
     /// needs to recognise this claim in [`ack`](Inbox::ack) and [`retry`](Inbox::retry).
     pub fn new(
         id: EventId,
         body: Bytes,
         received_at: SystemTime,
         attempt: u32,
-        receipt: impl Into<String>,
+        claim_token: impl Into<String>,
     ) -> Self {
         Self {
             id,
             body,
             received_at,
             attempt,
-            receipt: receipt.into(),
+            claim_token: claim_token.into(),
         }
     }
 
@@ -227,9 +270,10 @@ impl Delivery {
         self.attempt
     }
 
-    /// The backend's handle on this claim.
-    pub fn receipt(&self) -> &str {
-        &self.receipt
+    /// The backend's token for this claim (not an Open Messaging receipt): what
+    /// `ack`, `retry` and `release` present, so that only the current claim acts.
+    pub fn claim_token(&self) -> &str {
+        &self.claim_token
     }
 }
 
@@ -340,7 +384,7 @@ pub enum InboxError {
     /// retries.
     Unavailable(BoxError),
     /// The inbox was configured wrongly (a malformed URL, a bad setting).
-    Config(String),
+    Config(InboxConfigError),
 }
 
 impl InboxError {
@@ -355,7 +399,7 @@ impl fmt::Display for InboxError {
         match self {
             Self::Full => f.write_str("inbox full"),
             Self::Unavailable(error) => write!(f, "inbox unavailable: {error}"),
-            Self::Config(message) => write!(f, "inbox misconfigured: {message}"),
+            Self::Config(reason) => write!(f, "inbox misconfigured: {reason}"),
         }
     }
 }

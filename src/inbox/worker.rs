@@ -19,7 +19,7 @@ use crate::boxed::BoxError;
 /// Default for [`WorkerBuilder::concurrency`]: 16 deliveries at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default for [`WorkerBuilder::lease`]: 30 seconds.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub const DEFAULT_DELIVERY_LEASE: Duration = Duration::from_secs(30);
 /// Default for [`WorkerBuilder::gather`]: 1 millisecond.
 const DEFAULT_GATHER: Duration = Duration::from_millis(1);
 
@@ -151,7 +151,7 @@ impl Worker<()> {
             settings: Settings {
                 concurrency: DEFAULT_CONCURRENCY,
                 prefetch: None,
-                lease: DEFAULT_LEASE,
+                lease: DEFAULT_DELIVERY_LEASE,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(300),
                 poll_interval: Duration::from_millis(250),

@@ -65,9 +65,9 @@ use crate::boxed::BoxError;
 /// Default for [`ReplayProtection::ttl`]: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// Default for [`ReplayProtection::lease`]: 30 seconds.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub const DEFAULT_RESERVATION_LEASE: Duration = Duration::from_secs(30);
 /// Default for [`ReplayProtection::retry_after`]: 5 seconds, Genesys' own retry spacing.
-pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub const DEFAULT_IN_FLIGHT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The key a request is remembered by: 32 bytes.
 ///
@@ -147,6 +147,44 @@ impl fmt::Debug for ReplayKey {
         write!(f, "ReplayKey({}…)", const_hex::encode(&self.0[..4]))
     }
 }
+
+/// Why [`ReplayProtection`]'s settings are impossible
+/// ([`ConfigError::ReplaySettings`](crate::ConfigError::ReplaySettings)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidSettings {
+    /// `ttl` or `lease` is zero.
+    Zero {
+        /// `ttl` or `lease`.
+        setting: &'static str,
+    },
+    /// `ttl`, `lease` or `retry_after` is longer than ten years.
+    TooLong {
+        /// `ttl`, `lease` or `retry_after`.
+        setting: &'static str,
+    },
+    /// The TTL is shorter than the lease: a key could be forgotten while its first
+    /// request still runs.
+    TtlShorterThanLease,
+}
+
+impl fmt::Display for InvalidSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Zero { setting } => {
+                write!(f, "replay protection {setting} must be longer than zero")
+            }
+            Self::TooLong { setting } => {
+                write!(f, "replay protection {setting} is longer than ten years")
+            }
+            Self::TtlShorterThanLease => {
+                f.write_str("replay protection ttl must be at least its lease")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InvalidSettings {}
 
 /// Identifies one reservation, so that only its holder renews, completes or releases
 /// it. Chosen by the caller before it asks the store, so that a reservation whose
@@ -392,9 +430,9 @@ impl ReplayProtection {
         Self {
             store,
             ttl: DEFAULT_TTL,
-            lease: DEFAULT_LEASE,
+            lease: DEFAULT_RESERVATION_LEASE,
             fail_open: false,
-            retry_after: DEFAULT_RETRY_AFTER,
+            retry_after: DEFAULT_IN_FLIGHT_RETRY_AFTER,
             renewal_failures: Arc::new(AtomicU64::new(0)),
             duplicates: Arc::new(crate::http::log::RefusalLog::new(
                 "duplicate webhooks answered without processing them again",
@@ -517,22 +555,24 @@ impl ReplayProtection {
     }
 
     /// Checks the settings, for the layer's builder.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), InvalidSettings> {
         // Far beyond any sensible setting, and safe to add to any `Instant`.
         const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-        for (name, value) in [("ttl", self.ttl), ("lease", self.lease)] {
+        for (setting, value) in [("ttl", self.ttl), ("lease", self.lease)] {
             if value.is_zero() {
-                return Err(format!("replay protection {name} must be longer than zero"));
+                return Err(InvalidSettings::Zero { setting });
             }
             if value > LONGEST {
-                return Err(format!("replay protection {name} is longer than ten years"));
+                return Err(InvalidSettings::TooLong { setting });
             }
         }
         if self.ttl < self.lease {
-            return Err("replay protection ttl must be at least its lease".to_owned());
+            return Err(InvalidSettings::TtlShorterThanLease);
         }
         if self.retry_after > LONGEST {
-            return Err("replay protection retry_after is longer than ten years".to_owned());
+            return Err(InvalidSettings::TooLong {
+                setting: "retry_after",
+            });
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// assert_eq!(value.len(), 64);
 /// ```
 pub fn sign_genesys(secret: impl AsRef<[u8]>, body: &[u8]) -> String {
-    Scheme::Genesys.sign(secret, body)
+    Scheme::XGenesysSignature.sign(secret, body)
 }
 
 /// The `X-Hub-Signature-256` value for `body`: `sha256=` and the base64 HMAC-SHA256 keyed

@@ -21,7 +21,7 @@
 //! assert!(value.starts_with("sha256="));
 //!
 //! // The same digest, in the other scheme's encoding:
-//! let hex = Scheme::Genesys.sign("my-webhook-secret", body);
+//! let hex = Scheme::XGenesysSignature.sign("my-webhook-secret", body);
 //! assert_eq!(hex.len(), 64);
 //! ```
 

@@ -10,7 +10,7 @@ use super::mac::{hmac_sha256, Digest};
 /// | scheme | header | value |
 /// |---|---|---|
 /// | [`Scheme::OpenMessaging`] | `X-Hub-Signature-256` | `sha256=<base64 digest>` (a 64-character hex digest is accepted too) |
-/// | [`Scheme::Genesys`] | `X-Genesys-Signature` | `<hex digest>`, either case |
+/// | [`Scheme::XGenesysSignature`] | `X-Genesys-Signature` | `<hex digest>`, either case |
 ///
 /// Every scheme uses HMAC-SHA256 keyed with the secret's bytes over the exact bytes of
 /// the body as received.
@@ -19,7 +19,7 @@ use super::mac::{hmac_sha256, Digest};
 pub enum Scheme {
     /// `X-Genesys-Signature: <hex HMAC-SHA256>`, the scheme of the original tutorial,
     /// sent by signing gateways and test tools rather than by Genesys Cloud itself.
-    Genesys,
+    XGenesysSignature,
     /// `X-Hub-Signature-256: sha256=<base64 HMAC-SHA256>`, what Genesys Cloud's Open
     /// Messaging integration sends, keyed by the integration's webhook signature secret.
     OpenMessaging,
@@ -118,14 +118,14 @@ impl Scheme {
     /// Every scheme, in the order the layer reads their headers. A slice, so that a
     /// scheme added later changes its length, not its type.
     pub fn all() -> &'static [Scheme] {
-        const ALL: &[Scheme] = &[Scheme::OpenMessaging, Scheme::Genesys];
+        const ALL: &[Scheme] = &[Scheme::OpenMessaging, Scheme::XGenesysSignature];
         ALL
     }
 
     /// The header this scheme uses, in lowercase as HTTP/2 requires.
     pub const fn header_name(self) -> &'static str {
         match self {
-            Self::Genesys => "x-genesys-signature",
+            Self::XGenesysSignature => "x-genesys-signature",
             Self::OpenMessaging => "x-hub-signature-256",
         }
     }
@@ -133,11 +133,11 @@ impl Scheme {
     /// The header this scheme uses, as a ready-made [`http::HeaderName`].
     pub fn header(self) -> &'static http::HeaderName {
         static GENESYS: http::HeaderName =
-            http::HeaderName::from_static(Scheme::Genesys.header_name());
+            http::HeaderName::from_static(Scheme::XGenesysSignature.header_name());
         static OPEN_MESSAGING: http::HeaderName =
             http::HeaderName::from_static(Scheme::OpenMessaging.header_name());
         match self {
-            Self::Genesys => &GENESYS,
+            Self::XGenesysSignature => &GENESYS,
             Self::OpenMessaging => &OPEN_MESSAGING,
         }
     }
@@ -146,7 +146,7 @@ impl Scheme {
     /// `open-messaging`.
     pub const fn name(self) -> &'static str {
         match self {
-            Self::Genesys => "genesys",
+            Self::XGenesysSignature => "genesys",
             Self::OpenMessaging => "open-messaging",
         }
     }
@@ -154,7 +154,7 @@ impl Scheme {
     /// The header name as usually written in documentation.
     pub const fn display_header_name(self) -> &'static str {
         match self {
-            Self::Genesys => "X-Genesys-Signature",
+            Self::XGenesysSignature => "X-Genesys-Signature",
             Self::OpenMessaging => "X-Hub-Signature-256",
         }
     }
@@ -192,7 +192,7 @@ impl Scheme {
 
     fn decode(self, value: &[u8]) -> Result<ParsedSignature, MalformedSignature> {
         let digest = match self {
-            Self::Genesys => value,
+            Self::XGenesysSignature => value,
             Self::OpenMessaging => {
                 if value.len() < OPEN_MESSAGING_PREFIX.len()
                     || !value[..OPEN_MESSAGING_PREFIX.len()]
@@ -212,7 +212,7 @@ impl Scheme {
             (_, HEX_LEN) => decode_hex(digest),
             (Self::OpenMessaging, BASE64_LEN) => decode_base64(digest, true),
             (Self::OpenMessaging, BASE64_UNPADDED_LEN) => decode_base64(digest, false),
-            (Self::Genesys, len) => Err(MalformedSignature::HexOnly { len }),
+            (Self::XGenesysSignature, len) => Err(MalformedSignature::HexOnly { len }),
             (Self::OpenMessaging, len) => Err(MalformedSignature::WrongLength { len }),
         }
     }
@@ -223,7 +223,7 @@ impl Scheme {
     /// use genesys_webhook::signature::Scheme;
     ///
     /// assert_eq!(
-    ///     Scheme::Genesys.sign("key", b"The quick brown fox jumps over the lazy dog"),
+    ///     Scheme::XGenesysSignature.sign("key", b"The quick brown fox jumps over the lazy dog"),
     ///     "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8",
     /// );
     /// assert_eq!(
@@ -238,7 +238,7 @@ impl Scheme {
     /// Writes a digest the way this scheme sends it.
     pub fn encode(self, digest: &[u8; 32]) -> String {
         match self {
-            Self::Genesys => Encoding::Hex.encode(digest),
+            Self::XGenesysSignature => Encoding::Hex.encode(digest),
             Self::OpenMessaging => format!("sha256={}", Encoding::Base64.encode(digest)),
         }
     }
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn genesys_accepts_hex_in_either_case() {
         for value in [HEX.to_owned(), HEX.to_uppercase()] {
-            let parsed = Scheme::Genesys.parse(value.as_bytes()).unwrap();
+            let parsed = Scheme::XGenesysSignature.parse(value.as_bytes()).unwrap();
             assert_eq!(parsed.digest(), &expected());
             assert_eq!(parsed.encoding(), Encoding::Hex);
         }
@@ -332,10 +332,10 @@ mod tests {
     #[test]
     fn genesys_rejects_base64_and_prefixes() {
         assert_eq!(
-            Scheme::Genesys.parse(B64.as_bytes()),
+            Scheme::XGenesysSignature.parse(B64.as_bytes()),
             Err(MalformedSignature::HexOnly { len: 44 })
         );
-        assert!(Scheme::Genesys
+        assert!(Scheme::XGenesysSignature
             .parse(format!("sha256={HEX}").as_bytes())
             .is_err());
     }
@@ -345,17 +345,17 @@ mod tests {
         // 64 characters in all, so the length check passes and the decoder decides.
         let value = format!("0x{}", &HEX[2..]);
         assert_eq!(
-            Scheme::Genesys.parse(value.as_bytes()),
+            Scheme::XGenesysSignature.parse(value.as_bytes()),
             Err(MalformedSignature::InvalidHex)
         );
         assert_eq!(
-            Scheme::Genesys.parse(format!("0x{HEX}").as_bytes()),
+            Scheme::XGenesysSignature.parse(format!("0x{HEX}").as_bytes()),
             Err(MalformedSignature::HexOnly { len: 66 })
         );
         for bad in [b'g', b' ', b'+', 0xff] {
             let mut value = HEX.as_bytes().to_vec();
             value[31] = bad;
-            assert!(Scheme::Genesys.parse(&value).is_err(), "{bad:#x}");
+            assert!(Scheme::XGenesysSignature.parse(&value).is_err(), "{bad:#x}");
         }
     }
 
@@ -406,7 +406,9 @@ mod tests {
     #[test]
     fn genesys_header_says_hex_only_for_a_base64_digest() {
         let value = B64.to_string();
-        let error = Scheme::Genesys.parse(value.as_bytes()).unwrap_err();
+        let error = Scheme::XGenesysSignature
+            .parse(value.as_bytes())
+            .unwrap_err();
         assert_eq!(error, MalformedSignature::HexOnly { len: 44 });
         let text = error.to_string();
         assert!(text.contains("hex only"), "{text}");
@@ -422,7 +424,7 @@ mod tests {
                 &expected()
             );
         }
-        assert_eq!(Scheme::Genesys.sign("key", BODY), HEX);
+        assert_eq!(Scheme::XGenesysSignature.sign("key", BODY), HEX);
         assert_eq!(
             Scheme::OpenMessaging.sign("key", BODY),
             format!("sha256={B64}")
@@ -431,7 +433,7 @@ mod tests {
 
     #[test]
     fn debug_shows_only_a_prefix_of_the_digest() {
-        let parsed = Scheme::Genesys.parse(HEX.as_bytes()).unwrap();
+        let parsed = Scheme::XGenesysSignature.parse(HEX.as_bytes()).unwrap();
         let debug = format!("{parsed:?}");
         assert!(debug.contains("f7bc83f4"));
         assert!(!debug.contains(&HEX[..9]));

@@ -11,7 +11,7 @@ use super::log::RejectionLog;
 use super::peer::PeerAddress;
 use super::rejection::{Rejection, RejectionHandler};
 use super::GenesysSignatureLayer;
-use crate::replay::ReplayProtection;
+use crate::replay::{InvalidSettings, ReplayProtection};
 use crate::signature::{KeyRing, Scheme, Secret};
 
 /// The default for [`GenesysSignatureLayerBuilder::max_body_bytes`]: 1 MiB.
@@ -260,9 +260,7 @@ impl GenesysSignatureLayerBuilder {
             return Err(ConfigError::ZeroBufferBudget);
         }
         if let Some(replay) = &self.replay {
-            replay
-                .validate()
-                .map_err(|reason| ConfigError::ReplaySettings { reason })?;
+            replay.validate().map_err(ConfigError::ReplaySettings)?;
         }
         Ok(GenesysSignatureLayer {
             config: Arc::new(Config {
@@ -317,10 +315,7 @@ pub enum ConfigError {
     /// The buffering budget is zero, which would turn every request away.
     ZeroBufferBudget,
     /// The replay protection's settings are impossible.
-    ReplaySettings {
-        /// Which setting, and why.
-        reason: String,
-    },
+    ReplaySettings(InvalidSettings),
 }
 
 impl fmt::Display for ConfigError {
@@ -333,7 +328,7 @@ impl fmt::Display for ConfigError {
             }
             Self::ZeroBodyLimit => f.write_str("the body limit must be at least one byte"),
             Self::ZeroBufferBudget => f.write_str("the buffering budget must be at least one byte"),
-            Self::ReplaySettings { reason } => f.write_str(reason),
+            Self::ReplaySettings(reason) => reason.fmt(f),
         }
     }
 }
@@ -395,7 +390,7 @@ mod tests {
                 .build()
                 .unwrap_err();
             assert!(
-                matches!(error, ConfigError::ReplaySettings { .. }),
+                matches!(error, ConfigError::ReplaySettings(_)),
                 "{debug}: {error}"
             );
         }

@@ -288,7 +288,10 @@ mod tests {
             sign_genesys("unit-secret", b"{}").parse().unwrap(),
         );
         let verified = layer.verify(&headers, b"{}").unwrap();
-        assert_eq!(verified.scheme(), crate::signature::Scheme::Genesys);
+        assert_eq!(
+            verified.scheme(),
+            crate::signature::Scheme::XGenesysSignature
+        );
         assert!(matches!(
             layer.verify(&headers, b"{ }"),
             Err(Rejection::SignatureMismatch { .. })

@@ -149,7 +149,7 @@ mod tests {
         let signature_problems = [
             Rejection::MissingSignature,
             Rejection::MalformedSignature {
-                scheme: Scheme::Genesys,
+                scheme: Scheme::XGenesysSignature,
                 reason: MalformedSignature::InvalidHex,
             },
             Rejection::SignatureMismatch {

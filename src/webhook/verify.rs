@@ -123,7 +123,10 @@ mod tests {
             Scheme::OpenMessaging,
             Scheme::OpenMessaging.sign("second", body),
         );
-        let hex = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
+        let hex = (
+            Scheme::XGenesysSignature,
+            Scheme::XGenesysSignature.sign("first", body),
+        );
         let both = verify(&computed, &signatures(&[om.clone(), hex.clone()]), false)
             .ok()
             .unwrap();
@@ -134,7 +137,7 @@ mod tests {
         assert_eq!((both.scheme, both.secret_index), (Scheme::OpenMessaging, 1));
         assert_eq!(
             (reordered.scheme, reordered.secret_index),
-            (Scheme::Genesys, 0)
+            (Scheme::XGenesysSignature, 0)
         );
         assert_eq!(one.secret_index, 1);
     }
@@ -143,7 +146,10 @@ mod tests {
     fn one_bad_signature_refuses_the_request() {
         let body = b"{}";
         let computed = [hmac_sha256(b"first", body)];
-        let good = (Scheme::Genesys, Scheme::Genesys.sign("first", body));
+        let good = (
+            Scheme::XGenesysSignature,
+            Scheme::XGenesysSignature.sign("first", body),
+        );
         let bad = (
             Scheme::OpenMessaging,
             Scheme::OpenMessaging.sign("other", body),

@@ -302,7 +302,7 @@ fn falling_back_to_the_client_secret_warns_and_names_the_right_variable() {
 fn hex_only_header_with_a_base64_digest_is_described_as_such() {
     let digest = sign_open_messaging(SECRET, b"{}");
     let base64 = digest.trim_start_matches("sha256=");
-    let error = genesys_webhook::signature::Scheme::Genesys
+    let error = genesys_webhook::signature::Scheme::XGenesysSignature
         .parse(base64.as_bytes())
         .unwrap_err()
         .to_string();

@@ -75,7 +75,7 @@ fn send(
 }
 
 fn scheme_strategy() -> impl Strategy<Value = Scheme> {
-    prop_oneof![Just(Scheme::Genesys), Just(Scheme::OpenMessaging)]
+    prop_oneof![Just(Scheme::XGenesysSignature), Just(Scheme::OpenMessaging)]
 }
 
 fn secrets_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {

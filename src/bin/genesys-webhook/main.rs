@@ -75,7 +75,7 @@ pub(crate) enum SchemeArg {
 impl From<SchemeArg> for Scheme {
     fn from(scheme: SchemeArg) -> Self {
         match scheme {
-            SchemeArg::Genesys => Scheme::Genesys,
+            SchemeArg::Genesys => Scheme::XGenesysSignature,
             SchemeArg::OpenMessaging => Scheme::OpenMessaging,
         }
     }

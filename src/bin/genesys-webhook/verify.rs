@@ -333,7 +333,7 @@ mod tests {
             reasons(&padded)
         );
 
-        let hex_in_hub = Scheme::Genesys.sign("s3cret", body);
+        let hex_in_hub = Scheme::XGenesysSignature.sign("s3cret", body);
         let wrong_header = verify(
             std::slice::from_ref(&secret),
             "X-Genesys-Signature",
@@ -359,10 +359,10 @@ mod tests {
         let report = verify(
             &["right".into()],
             "X-Genesys-Signature",
-            &Scheme::Genesys.sign("wrong", body),
+            &Scheme::XGenesysSignature.sign("wrong", body),
             body,
         );
-        let full = Scheme::Genesys.sign("right", body);
+        let full = Scheme::XGenesysSignature.sign("right", body);
         assert!(!report.text.contains(&full[..9]));
         assert!(report.text.contains(&full[..8]));
     }

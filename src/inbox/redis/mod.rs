@@ -11,7 +11,8 @@ use crate::redis_connection::{connect_lazily, ConnectError};
 
 use super::{
     from_unix_millis, millis, unix_millis, BoxFuture, Clock, Delivery, EventId, EventState, Inbox,
-    InboxAdmin, InboxError, InboxLimits, InboxStats, ListFilter, RetryOutcome, StoredEvent,
+    InboxAdmin, InboxConfigError, InboxError, InboxLimits, InboxStats, ListFilter, RetryOutcome,
+    StoredEvent,
 };
 
 const DEFAULT_PREFIX: &str = "genesys-webhook:inbox:";
@@ -193,9 +194,7 @@ impl RedisInboxBuilder {
     /// [`InboxError::Config`] when the URL is not a Redis URL.
     pub fn open(self) -> Result<RedisInbox, InboxError> {
         let connection = connect_lazily(&self.url, self.timeout).map_err(|error| match error {
-            ConnectError::InvalidUrl => {
-                InboxError::Config("not a valid Redis URL (redis://host:port/db)".to_owned())
-            }
+            ConnectError::InvalidUrl => InboxError::Config(InboxConfigError::InvalidRedisUrl),
             ConnectError::Redis(error) => InboxError::unavailable(error),
         })?;
         let consumer = match self.consumer {
@@ -413,7 +412,7 @@ impl RedisInbox {
             .key(&keys.delayed_entries)
             .key(&keys.dead)
             .arg(GROUP)
-            .arg(delivery.receipt())
+            .arg(delivery.claim_token())
             .arg(delivery.attempt())
             .arg(self.shared.limits.max_attempts)
             .arg(due)
@@ -619,7 +618,7 @@ impl Inbox for RedisInbox {
             let mut invocation = self.shared.scripts.ack.key(&self.shared.keys.stream);
             invocation.key(&self.shared.keys.totals).arg(GROUP);
             for delivery in deliveries {
-                invocation.arg(delivery.receipt());
+                invocation.arg(delivery.claim_token());
             }
             let _: Value = invocation
                 .invoke_async(&mut connection)
@@ -644,7 +643,7 @@ impl Inbox for RedisInbox {
                 .extend
                 .key(&self.shared.keys.stream)
                 .arg(GROUP)
-                .arg(delivery.receipt())
+                .arg(delivery.claim_token())
                 .arg(delivery.attempt())
                 .arg(&self.shared.consumer)
                 .invoke_async(&mut connection)

@@ -286,7 +286,7 @@ impl Inbox for SqliteInbox {
         delivery: &'a Delivery,
         lease: Duration,
     ) -> BoxFuture<'a, Result<bool, InboxError>> {
-        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         self.run_one(move |connection, settings| {
             let Some((id, attempt)) = claimed else {
                 return Ok(false);
@@ -309,7 +309,7 @@ impl Inbox for SqliteInbox {
         delay: Duration,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
-        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         let reason = reason.to_owned();
         self.run(move |connection, settings| match claimed {
             Some((id, attempt)) => retry(connection, settings, id, attempt, delay, &reason),
@@ -318,7 +318,7 @@ impl Inbox for SqliteInbox {
     }
 
     fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
-        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         let released = self.run_one(move |connection, settings| match claimed {
             Some((id, attempt)) => release_or_bury(connection, settings, id, attempt, None),
             None => Ok(false),
@@ -337,7 +337,7 @@ impl Inbox for SqliteInbox {
         delivery: &'a Delivery,
         reason: &'a str,
     ) -> BoxFuture<'a, Result<bool, InboxError>> {
-        let claimed = row_id(delivery.id()).zip(delivery.receipt().parse::<i64>().ok());
+        let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         let reason = reason.to_owned();
         self.run_one(move |connection, settings| match claimed {
             Some((id, attempt)) => {
