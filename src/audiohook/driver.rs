@@ -485,7 +485,7 @@ async fn refuse(
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) if deadline.is_some() => {
                     if let Some(SessionEvent::Close(_)) = session.handle_text(text.as_str()) {
-                        let _ = session.closed();
+                        let _ = session.send_closed();
                     }
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
@@ -556,7 +556,7 @@ impl Run {
             // A connection probe is answered here: the handler never hears of it.
             match event {
                 SessionEvent::Close(_) => {
-                    let _ = self.session.closed();
+                    let _ = self.session.send_closed();
                 }
                 SessionEvent::Failed(info) => {
                     self.disconnect_by =
@@ -571,7 +571,7 @@ impl Run {
             SessionEvent::Open(request) if request.is_probe() => {
                 tracing::debug!("AudioHook connection probe: answered without the handler");
                 self.probe = true;
-                if let Err(error) = self.session.open(request.accept_probe()) {
+                if let Err(error) = self.session.send_opened(request.accept_probe()) {
                     tracing::debug!(%error, "AudioHook probe not answered");
                 }
             }
@@ -651,10 +651,10 @@ impl Run {
 
     fn command(&mut self, command: Command) {
         let result = match command {
-            Command::Open(reply) => self.session.open(*reply),
+            Command::Open(reply) => self.session.send_opened(*reply),
             Command::Closed => {
                 self.closing_by = None;
-                self.session.closed()
+                self.session.send_closed()
             }
             Command::Event(entities) => {
                 if entities.iter().any(|e| matches!(e, EventEntity::BargeIn)) {
@@ -797,7 +797,7 @@ async fn run<H: AudioHookHandler>(
             () = sleep_until(run.closing_by.unwrap_or(far)), if run.closing_by.is_some() => {
                 tracing::warn!("AudioHook handler did not finish closing in time; sending closed");
                 run.closing_by = None;
-                let _ = run.session.closed();
+                let _ = run.session.send_closed();
             }
             () = sleep_until(run.disconnect_by.unwrap_or(far)), if run.disconnect_by.is_some() => break,
             () = &mut idle => {

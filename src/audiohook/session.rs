@@ -16,8 +16,8 @@
 //! `error` and info `Client Error: …`, after which the session only answers `close`.
 //! `ping` is answered `pong` at once, inside [`ServerSession::handle_text`].
 //!
-//! The application answers [`SessionEvent::Open`] with [`ServerSession::open`] and
-//! [`SessionEvent::Close`] with [`ServerSession::closed`], and may at any time send
+//! The application answers [`SessionEvent::Open`] with [`ServerSession::send_opened`] and
+//! [`SessionEvent::Close`] with [`ServerSession::send_closed`], and may at any time send
 //! events, audio (Audio Connector), `pause`, `resume`, `reconnect` or `disconnect`.
 //!
 //! ```
@@ -29,7 +29,7 @@
 //!   "conversationId":"c","participant":{"id":"p","ani":"","aniName":"","dnis":""},
 //!   "media":[{"type":"audio","format":"PCMU","channels":["external","internal"],"rate":8000}]}}"#;
 //! let Some(SessionEvent::Open(request)) = session.handle_text(open) else { panic!() };
-//! session.open(request.accept()).unwrap();
+//! session.send_opened(request.accept()).unwrap();
 //! let Some(Output::Text(opened)) = session.poll_output() else { panic!() };
 //! assert!(opened.contains(r#""type":"opened""#));
 //!
@@ -60,13 +60,13 @@ pub const MAX_AUDIO_FRAME: usize = 64_000;
 pub enum State {
     /// Waiting for `open`.
     Preparing,
-    /// `open` received; waiting for the application's [`ServerSession::open`].
+    /// `open` received; waiting for the application's [`ServerSession::send_opened`].
     Opening,
     /// `opened` sent; audio flows.
     Active,
     /// Genesys said `paused`, or `opened` said `startPaused`.
     Paused,
-    /// `close` received; waiting for the application's [`ServerSession::closed`].
+    /// `close` received; waiting for the application's [`ServerSession::send_closed`].
     Closing,
     /// `closed` sent.
     Closed,
@@ -89,7 +89,7 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// `open` arrived; answer with [`ServerSession::open`] (or
+    /// `open` arrived; answer with [`ServerSession::send_opened`] (or
     /// [`ServerSession::disconnect`]).
     Open(Box<OpenRequest>),
     /// A frame of audio.
@@ -118,7 +118,7 @@ pub enum SessionEvent {
     },
     /// Genesys reported an error; with code 429, hold back events for `retry_after`.
     Error(ErrorParameters),
-    /// `close` arrived; answer with [`ServerSession::closed`] once done.
+    /// `close` arrived; answer with [`ServerSession::send_closed`] once done.
     Close(CloseReason),
     /// The `open` came from another organization: `disconnect` reason `unauthorized`
     /// was sent.
@@ -617,7 +617,7 @@ impl ServerSession {
     ///
     /// [`ActionError::State`] unless an `open` awaits an answer;
     /// [`ActionError::MediaNotOffered`] for a selection that is not a supported offer.
-    pub fn open_with(
+    pub fn send_opened_checked(
         &mut self,
         request: &OpenRequest,
         reply: OpenReply,
@@ -627,17 +627,17 @@ impl ServerSession {
                 return Err(ActionError::MediaNotOffered);
             }
         }
-        self.open(reply)
+        self.send_opened(reply)
     }
 
     /// Answers `open` with `opened`. The selection is checked to be decodable;
-    /// [`open_with`](Self::open_with) also checks that it was offered.
+    /// [`send_opened_checked`](Self::send_opened_checked) also checks that it was offered.
     ///
     /// # Errors
     ///
     /// [`ActionError::State`] unless an `open` awaits an answer;
     /// [`ActionError::MediaNotOffered`] for media this crate cannot decode.
-    pub fn open(&mut self, reply: OpenReply) -> Result<(), ActionError> {
+    pub fn send_opened(&mut self, reply: OpenReply) -> Result<(), ActionError> {
         if self.state != State::Opening {
             return Err(ActionError::State(self.state));
         }
@@ -812,7 +812,7 @@ impl ServerSession {
     /// # Errors
     ///
     /// [`ActionError::State`] unless a `close` awaits an answer.
-    pub fn closed(&mut self) -> Result<(), ActionError> {
+    pub fn send_closed(&mut self) -> Result<(), ActionError> {
         if self.state != State::Closing {
             return Err(ActionError::State(self.state));
         }

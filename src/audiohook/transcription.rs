@@ -365,7 +365,7 @@ mod tests {
         let Some(SessionEvent::Open(request)) = session.handle_text(&open) else {
             panic!("no open")
         };
-        session.open(request.accept()).unwrap();
+        session.send_opened(request.accept()).unwrap();
         while session.poll_output().is_some() {}
         session
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Request extension set instead of [`VerifiedAudioHook`] on an upgrade refused under
-/// [`FailureMode::Disconnect`].
+/// [`FailureMode::Disconnect`](super::FailureMode::Disconnect).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioHookRefused {
     pub(super) delay: Duration,
@@ -48,7 +48,7 @@ impl VerifiedAudioHook {
     }
 
     /// Whether the request was signed (false only for a key configured with
-    /// [`unsigned_key`](AudioHookSignatureLayerBuilder::unsigned_key)).
+    /// [`unsigned_key`](super::AudioHookSignatureLayerBuilder::unsigned_key)).
     pub fn signed(&self) -> bool {
         self.signed
     }

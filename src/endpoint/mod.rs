@@ -1,4 +1,4 @@
-//! HTTP endpoints over the [inbox](crate::inbox): [`Enqueue`] stores each verified
+//! HTTP endpoints over the [inbox](crate::inbox): `Enqueue` stores each verified
 //! body before answering (feature `enqueue`), and [`Readiness`] answers a load
 //! balancer's probe while the stores answer.
 //!

@@ -22,7 +22,7 @@
 //! - [`ack`](Inbox::ack) forgets a processed event; [`retry`](Inbox::retry) schedules
 //!   it again after a delay. After [`max_attempts`](DEFAULT_MAX_ATTEMPTS) attempts
 //!   the event moves to the dead letters, where it stays until an operator
-//!   [`requeue`](Inbox::requeue)s or [`purge_dead`](Inbox::purge_dead)s it: nothing is
+//!   [`requeue`](InboxAdmin::requeue)s or [`purge_dead`](InboxAdmin::purge_dead)s it: nothing is
 //!   dropped silently.
 //!
 //! Delivery is at least once: an event whose worker died after processing it but
@@ -331,7 +331,7 @@ impl fmt::Display for EventState {
     }
 }
 
-/// A stored event as an operator sees it ([`Inbox::get`], [`Inbox::list`]).
+/// A stored event as an operator sees it ([`InboxAdmin::get`], [`InboxAdmin::list`]).
 #[derive(Clone)]
 pub struct StoredEvent {
     /// The event's identifier.
@@ -413,7 +413,7 @@ impl std::error::Error for InboxError {
     }
 }
 
-/// Which events [`Inbox::list`] returns.
+/// Which events [`InboxAdmin::list`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ListFilter {

@@ -1,4 +1,4 @@
-//! The at-least-once worker: claims deliveries from an [`Inbox`], runs a tower
+//! The at-least-once worker: claims deliveries from an [`Inbox`](super::Inbox), runs a tower
 //! [`Service`] on each, extends leases while it runs, acknowledges each delivery as
 //! soon as its handler succeeded, and retries or dead-letters the ones that failed.
 
@@ -31,7 +31,7 @@ const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How often, at most, a worker whose claims keep failing says so at WARN.
 const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Processes what an [`Inbox`] holds with a tower [`Service<Delivery>`]: at least once,
+/// Processes what an [`Inbox`](super::Inbox) holds with a tower [`Service<Delivery>`]: at least once,
 /// each delivery acknowledged on its own as soon as its handler succeeds.
 ///
 /// - **Handler:** any `Service<Delivery>` whose response means "processed" and whose
@@ -41,10 +41,10 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///   at once; the worker claims ahead only what its handlers start soon, so one slow
 ///   handler holds one slot, not a batch, and replicas share a backlog.
 /// - **Leases:** each delivery's lease is extended every third of its length while its
-///   handler runs ([`Inbox::extend_lease`]), so a handler slower than the lease is not
+///   handler runs ([`Inbox::extend_lease`](super::Inbox::extend_lease)), so a handler slower than the lease is not
 ///   run a second time by another replica.
 /// - **Acknowledgement:** per delivery, the moment its handler succeeded. Those that
-///   finish together are sent in one [`Inbox::ack_all`] (one transaction in SQLite, one
+///   finish together are sent in one [`Inbox::ack_all`](super::Inbox::ack_all) (one transaction in SQLite, one
 ///   round trip to Redis); nothing waits for the slowest handler of a claim.
 /// - **Failures:** an error or a panic schedules a retry after an exponential backoff
 ///   with jitter ([`backoff`](WorkerBuilder::backoff)), or after the delay a
@@ -56,7 +56,7 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 /// - **Shutdown:** [`run_until`](Self::run_until) stops claiming when its signal
 ///   resolves, lets the deliveries in flight finish for up to
 ///   [`shutdown_timeout`](WorkerBuilder::shutdown_timeout), then hands the rest back to
-///   the inbox for another worker ([`Inbox::release`]: a delivery handed back has not
+///   the inbox for another worker ([`Inbox::release`](super::Inbox::release): a delivery handed back has not
 ///   used an attempt). [`spawn`](Self::spawn) runs it on a task of its own, stopped by
 ///   [`WorkerHandle::shutdown`].
 ///

@@ -78,7 +78,7 @@ fn opened() -> (ServerSession, Client) {
     let Some(SessionEvent::Open(request)) = session.handle_text(&open) else {
         panic!("no open event")
     };
-    session.open(request.accept()).unwrap();
+    session.send_opened(request.accept()).unwrap();
     let out = sent(&mut session);
     assert_eq!(out[0]["type"], "opened");
     client.serverseq = 1;
@@ -175,7 +175,7 @@ fn an_open_from_another_organization_is_disconnected_unauthorized() {
     client.serverseq = 1;
     let event = session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
     assert_eq!(event, Some(SessionEvent::Close(CloseReason::Disconnect)));
-    session.closed().unwrap();
+    session.send_closed().unwrap();
     assert_eq!(sent(&mut session)[0]["type"], "closed");
     assert_eq!(session.poll_output(), None);
 }
@@ -240,7 +240,7 @@ fn audio_in_part_samples_or_without_media_is_a_client_error() {
         panic!()
     };
     assert_eq!(request.selected(), None);
-    session.open(request.accept()).unwrap();
+    session.send_opened(request.accept()).unwrap();
     let opened = &sent(&mut session)[0];
     assert_eq!(opened["parameters"]["media"], json!([]));
     session.handle_binary(vec![0xff; 2].into());
@@ -272,7 +272,7 @@ fn positions_follow_the_audio_received() {
     )) else {
         panic!()
     };
-    session.open(request.accept()).unwrap();
+    session.send_opened(request.accept()).unwrap();
     let Some(SessionEvent::Audio(frame)) = session.handle_binary(vec![0; 6400].into()) else {
         panic!()
     };
@@ -348,7 +348,9 @@ fn start_paused_opens_paused_until_resumed() {
     )) else {
         panic!()
     };
-    session.open(request.accept().start_paused(true)).unwrap();
+    session
+        .send_opened(request.accept().start_paused(true))
+        .unwrap();
     let opened = &sent(&mut session)[0];
     assert_eq!(opened["parameters"]["startPaused"], true);
     assert_eq!(session.state(), State::Paused);
@@ -413,7 +415,7 @@ fn close_is_answered_closed_then_the_socket_closes() {
             None,
         ))])
         .unwrap();
-    session.closed().unwrap();
+    session.send_closed().unwrap();
     let out = sent(&mut session);
     assert_eq!(out[0]["type"], "event");
     assert_eq!(out[1]["type"], "closed");
@@ -471,7 +473,7 @@ fn disconnect_with_each_reason_info_and_output_variables() {
         assert!(session.disconnect(reason, None, None).is_err());
         client.serverseq = 2;
         session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
-        session.closed().unwrap();
+        session.send_closed().unwrap();
         let closed = &sent(&mut session)[0];
         assert_eq!(closed["type"], "closed");
         assert!(closed["parameters"].get("outputVariables").is_none());
@@ -485,7 +487,7 @@ fn output_variables_go_in_closed_when_genesys_closes_first() {
     variables.insert("intent".to_owned(), "billing".to_owned());
     session.set_output_variables(variables);
     session.handle_text(&client.message("close", json!({"reason": "end"})));
-    session.closed().unwrap();
+    session.send_closed().unwrap();
     assert_eq!(
         sent(&mut session)[0]["parameters"]["outputVariables"],
         json!({"intent": "billing"})
@@ -530,7 +532,7 @@ fn the_first_supported_offer_is_selected() {
         else {
             panic!("{offers}")
         };
-        session.open(request.accept()).unwrap();
+        session.send_opened(request.accept()).unwrap();
         let opened = &sent(&mut session)[0];
         let media = &opened["parameters"]["media"];
         match &expected {
@@ -556,10 +558,10 @@ fn a_selection_that_was_not_offered_is_refused() {
         8000,
     );
     assert!(session
-        .open_with(&request, request.accept_media(Some(other)))
+        .send_opened_checked(&request, request.accept_media(Some(other)))
         .is_err());
     assert!(session
-        .open_with(&request, request.accept_media(None))
+        .send_opened_checked(&request, request.accept_media(None))
         .is_ok());
 }
 
@@ -573,7 +575,7 @@ fn supported_languages_are_listed_when_asked_for() {
     else {
         panic!()
     };
-    session.open(request.accept()).unwrap();
+    session.send_opened(request.accept()).unwrap();
     assert_eq!(
         sent(&mut session)[0]["parameters"]["supportedLanguages"],
         json!(["en-US", "fr-FR"])
@@ -587,7 +589,7 @@ fn supported_languages_are_listed_when_asked_for() {
     else {
         panic!()
     };
-    session.open(request.accept()).unwrap();
+    session.send_opened(request.accept()).unwrap();
     assert!(sent(&mut session)[0]["parameters"]
         .get("supportedLanguages")
         .is_none());
@@ -624,7 +626,7 @@ fn after_a_client_error_only_close_is_answered() {
     assert_eq!(session.handle_binary(vec![0xff; 3].into()), None);
     client.serverseq = 2;
     session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
-    session.closed().unwrap();
+    session.send_closed().unwrap();
     let out = sent(&mut session);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["type"], "closed");
