@@ -19,6 +19,8 @@ pub mod metrics;
 #[cfg(feature = "openmessaging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
 pub mod openmessaging;
+#[cfg(any(feature = "cloud", feature = "redis", feature = "audiohook"))]
+mod random;
 #[cfg(feature = "redis")]
 mod redis_connection;
 pub mod replay;

@@ -3,7 +3,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
 use tower_layer::Layer;
 use zeroize::Zeroizing;
 
@@ -12,7 +11,7 @@ use super::signature::Policy;
 use super::verify::{Config, FailureMode, Key};
 use crate::clock::Clock;
 use crate::http::log::RefusalLog;
-use crate::replay::{LeaseId, MemoryStore, ReplayStore};
+use crate::replay::{MemoryStore, ReplayStore};
 
 /// The delay before a refusal is answered, by default: Genesys' reference waits at
 /// least 500 ms, so that failures cannot be timed.
@@ -228,9 +227,8 @@ impl AudioHookSignatureLayerBuilder {
                 return Err(AudioHookConfigError::DuplicateKey { index });
             }
         }
-        let mut dummy = [0u8; 32];
-        let seed = LeaseId::new().to_hex();
-        dummy.copy_from_slice(&Sha256::digest(seed.as_bytes()));
+        // Random, so that no request can be signed for it.
+        let dummy: [u8; 32] = crate::random::bytes();
         Ok(AudioHookSignatureLayer {
             config: Arc::new(Config {
                 keys,

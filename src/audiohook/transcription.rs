@@ -25,7 +25,6 @@ use super::codec;
 use super::protocol::{MediaChannel, MediaFormat, Token, TokenKind, Transcript};
 use super::session::AudioFrame;
 use super::vad::{Utterance, VoiceActivityDetector};
-use crate::replay::LeaseId;
 
 /// An utterance on one channel, on the stream timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,17 +150,9 @@ pub trait Transcriber: Send + 'static {
     ) -> impl Future<Output = Option<(String, f64)>> + Send;
 }
 
-/// A unique utterance id, shaped as a UUID.
+/// A unique utterance id: a random (version 4) UUID.
 pub fn utterance_id() -> String {
-    let hex = LeaseId::new().to_hex();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    crate::random::uuid_v4()
 }
 
 /// A final transcript of `text` for an utterance, with one token a word, the words

@@ -373,7 +373,7 @@ impl GenesysCloud {
                 Ok(received) => received,
                 Err(error) => {
                     let retry = error.is_connect() || idempotent;
-                    match policy.decide_transport(attempt, random_unit()) {
+                    match policy.decide_transport(attempt, crate::random::unit()) {
                         Decision::Retry(wait) if retry => {
                             tracing::info!(
                                 %error,
@@ -398,7 +398,7 @@ impl GenesysCloud {
             if !idempotent && status != 429 {
                 return Ok(answer);
             }
-            match policy.decide(status, retry_after, attempt, random_unit()) {
+            match policy.decide(status, retry_after, attempt, crate::random::unit()) {
                 Decision::Stop => return Ok(answer),
                 Decision::TooLong(wait) => {
                     return Err(CloudError::RetryAfterTooLong {
@@ -445,15 +445,6 @@ impl Answer {
 
 fn transport(error: reqwest::Error) -> CloudError {
     CloudError::Transport(TransportError::new(error))
-}
-
-/// A number in `[0, 1)` for jitter.
-fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl GenesysCloudBuilder {

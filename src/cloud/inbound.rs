@@ -707,18 +707,7 @@ impl InboundEvent {
 
 /// 16 random bytes as hex, for message ids.
 fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness from the system: still unique within the process.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let t = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes[..8].copy_from_slice(&n.to_le_bytes());
-        bytes[8..].copy_from_slice(&(t as u64).to_le_bytes());
-    }
-    const_hex::encode(bytes)
+    const_hex::encode(crate::random::bytes::<16>())
 }
 
 #[cfg(test)]

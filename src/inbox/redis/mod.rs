@@ -234,8 +234,7 @@ impl RedisInboxBuilder {
 }
 
 fn default_consumer() -> Result<String, InboxError> {
-    let mut random = [0u8; 6];
-    getrandom::fill(&mut random).map_err(|e| InboxError::unavailable(e.to_string()))?;
+    let random: [u8; 6] = crate::random::bytes();
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
     Ok(format!(
         "{host}-{}-{}",
