@@ -65,10 +65,7 @@ impl Connector {
         };
         // 150 ms of the key's two tones, in the selected format.
         let tone = codec::tone(&frequencies, 150, 0.3);
-        let audio = match format {
-            MediaFormat::Pcmu => codec::encode_mulaw_slice(&tone),
-            _ => codec::encode_l16(&tone),
-        };
+        let audio = format.encode(&tone);
         let _ = session.send_audio(audio).await;
     }
 }

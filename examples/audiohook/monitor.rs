@@ -4,8 +4,6 @@
 use std::fs::File;
 use std::io::BufWriter;
 
-use genesys_webhook::audiohook::codec;
-use genesys_webhook::audiohook::protocol::MediaFormat;
 use genesys_webhook::audiohook::session::{AudioFrame, OpenReply, OpenRequest};
 
 use crate::Settings;
@@ -46,10 +44,7 @@ impl Monitor {
     pub fn audio(&mut self, frame: &AudioFrame) {
         self.samples += frame.samples() as u64;
         let Some(wav) = &mut self.wav else { return };
-        let samples = match frame.format() {
-            MediaFormat::Pcmu => codec::decode_mulaw_slice(&frame.data),
-            _ => codec::decode_l16(&frame.data),
-        };
+        let samples = frame.format().decode(&frame.data);
         for sample in samples {
             if wav.write_sample(sample).is_err() {
                 tracing::warn!("stopped recording after a write error");

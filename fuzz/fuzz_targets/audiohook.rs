@@ -69,17 +69,15 @@ fuzz_target!(|input: Input| {
             return;
         };
         let Ok((signature_input, signature)) = sign(
-            &SigningInput {
-                request_target: uri.path_and_query().map_or("/", |pq| pq.as_str()),
-                authority: &host,
-                organization_id: &org,
-                session_id: &session,
-                correlation_id: &correlation,
-                api_key: API_KEY,
-                created: NOW as i64,
-                expires: NOW as i64 + 60,
-                nonce: &input.nonce,
-            },
+            &SigningInput::new(
+                uri.path_and_query().map_or("/", |pq| pq.as_str()),
+                &host,
+                API_KEY,
+                &input.nonce,
+                NOW as i64,
+                NOW as i64 + 60,
+            )
+            .ids(&org, &session, &correlation),
             SECRET,
         ) else {
             return;

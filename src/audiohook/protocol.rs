@@ -128,6 +128,7 @@ mod iso_opt {
 
 /// An audio format AudioHook offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum MediaFormat {
     /// G.711 μ-law, one byte a sample.
     #[serde(rename = "PCMU")]
@@ -149,11 +150,41 @@ impl MediaFormat {
             Self::Unknown => 0,
         }
     }
+
+    /// 16-bit linear samples in this format, as they go on the wire: μ-law bytes for
+    /// PCMU, little-endian pairs for L16, nothing for an unknown format.
+    ///
+    /// ```
+    /// use genesys_webhook::audiohook::protocol::MediaFormat;
+    ///
+    /// let wire = MediaFormat::L16.encode(&[1, -2]);
+    /// assert_eq!(wire, [1, 0, 0xfe, 0xff]);
+    /// assert_eq!(MediaFormat::L16.decode(&wire), [1, -2]);
+    /// assert_eq!(MediaFormat::Pcmu.encode(&[0, 0]).len(), 2);
+    /// ```
+    pub fn encode(self, samples: &[i16]) -> Vec<u8> {
+        match self {
+            Self::Pcmu => super::codec::encode_mulaw_slice(samples),
+            Self::L16 => super::codec::encode_l16(samples),
+            Self::Unknown => Vec::new(),
+        }
+    }
+
+    /// Wire bytes in this format as 16-bit linear samples (a trailing odd byte of L16
+    /// is left out; nothing for an unknown format).
+    pub fn decode(self, bytes: &[u8]) -> Vec<i16> {
+        match self {
+            Self::Pcmu => super::codec::decode_mulaw_slice(bytes),
+            Self::L16 => super::codec::decode_l16(bytes),
+            Self::Unknown => Vec::new(),
+        }
+    }
 }
 
 /// One side of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum MediaChannel {
     /// The customer (channel id 0).
     External,
@@ -176,6 +207,7 @@ impl MediaChannel {
 
 /// A media offer in `open`, or the selection in `opened`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Media {
     /// Always `"audio"`.
     #[serde(rename = "type")]
@@ -220,6 +252,7 @@ impl Media {
 /// The caller in `open`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
 pub struct Participant {
     /// Participant id.
     pub id: String,
@@ -231,8 +264,26 @@ pub struct Participant {
     pub dnis: String,
 }
 
+impl Participant {
+    /// A participant: its id, the caller's number and name, and the number called.
+    pub fn new(
+        id: impl Into<String>,
+        ani: impl Into<String>,
+        ani_name: impl Into<String>,
+        dnis: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            ani: ani.into(),
+            ani_name: ani_name.into(),
+            dnis: dnis.into(),
+        }
+    }
+}
+
 /// A session this one continues, in `open`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ContinuedSession {
     /// The earlier session's id.
     pub id: String,
@@ -245,6 +296,7 @@ pub struct ContinuedSession {
 /// `open` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct OpenParameters {
     /// The Genesys Cloud organization.
     pub organization_id: String,
@@ -276,6 +328,52 @@ pub struct OpenParameters {
 pub const NULL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
 impl OpenParameters {
+    /// `open` for a conversation of `organization_id`, offering `media` in order of
+    /// preference; the optional fields are set with the methods below.
+    pub fn new(
+        organization_id: impl Into<String>,
+        conversation_id: impl Into<String>,
+        participant: Participant,
+        media: Vec<Media>,
+    ) -> Self {
+        Self {
+            organization_id: organization_id.into(),
+            conversation_id: conversation_id.into(),
+            participant,
+            media,
+            language: None,
+            supported_languages: None,
+            continued_sessions: None,
+            custom_config: None,
+            input_variables: None,
+        }
+    }
+
+    /// A connection probe's `open`, as Genesys sends one when an integration is
+    /// activated: the all-zero conversation and participant ids.
+    pub fn probe(organization_id: impl Into<String>, media: Vec<Media>) -> Self {
+        let participant = Participant::new(NULL_UUID, "", "", "");
+        Self::new(organization_id, NULL_UUID, participant, media)
+    }
+
+    /// The conversation's language, such as `en-US`.
+    pub fn language(mut self, language: impl Into<String>) -> Self {
+        self.language = Some(language.into());
+        self
+    }
+
+    /// Asks the server for its languages in `opened` (Transcription Connector).
+    pub fn ask_supported_languages(mut self, ask: bool) -> Self {
+        self.supported_languages = ask.then_some(true);
+        self
+    }
+
+    /// Architect's input variables (Audio Connector).
+    pub fn input_variables(mut self, variables: Map<String, Value>) -> Self {
+        self.input_variables = Some(variables);
+        self
+    }
+
     /// Whether this `open` is a connection probe: when an admin activates an
     /// integration, Genesys opens a session whose `conversationId` and
     /// `participant.id` are the all-zero UUID, then closes it at once. A probe is no
@@ -299,6 +397,7 @@ impl OpenParameters {
 /// `opened` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct OpenedParameters {
     /// The selection: no offer (no audio wanted) or one.
     pub media: Vec<Media>,
@@ -316,6 +415,7 @@ pub struct OpenedParameters {
 /// Why Genesys closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The conversation or the stream ended.
     End,
@@ -332,6 +432,7 @@ pub enum CloseReason {
 
 /// `close` parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CloseParameters {
     /// Why Genesys closes.
     pub reason: CloseReason,
@@ -340,6 +441,7 @@ pub struct CloseParameters {
 /// `closed` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ClosedParameters {
     /// Architect's output variables, when Genesys closed first (Audio Connector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -348,6 +450,7 @@ pub struct ClosedParameters {
 
 /// `discarded` and `resumed` parameters: a stretch of the stream Genesys did not send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Gap {
     /// Stream position where the gap starts.
     #[serde(with = "iso")]
@@ -357,9 +460,17 @@ pub struct Gap {
     pub discarded: Duration,
 }
 
+impl Gap {
+    /// `discarded` of audio at `start`.
+    pub fn new(start: Duration, discarded: Duration) -> Self {
+        Self { start, discarded }
+    }
+}
+
 /// Why the server ends the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The server is done (Audio Connector: the bot finished).
     Completed,
@@ -388,6 +499,7 @@ impl DisconnectReason {
 /// `disconnect` parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DisconnectParameters {
     /// Why.
     pub reason: DisconnectReason,
@@ -402,6 +514,7 @@ pub struct DisconnectParameters {
 /// `error` parameters (from Genesys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ErrorParameters {
     /// An HTTP-like code: 400, 405, 408, 409, 413, 415, 429, 500 or 503.
     pub code: u16,
@@ -414,6 +527,7 @@ pub struct ErrorParameters {
 
 /// `ping` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PingParameters {
     /// The round trip Genesys measured for the previous ping.
     #[serde(default, with = "iso_opt", skip_serializing_if = "Option::is_none")]
@@ -422,6 +536,7 @@ pub struct PingParameters {
 
 /// `update` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UpdateParameters {
     /// The new language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,6 +545,7 @@ pub struct UpdateParameters {
 
 /// `dtmf` parameters (Audio Connector).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DtmfParameters {
     /// One of `0`–`9`, `*`, `#`.
     pub digit: String,
@@ -437,6 +553,7 @@ pub struct DtmfParameters {
 
 /// `reconnect` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReconnectParameters {
     /// A human-readable detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +562,7 @@ pub struct ReconnectParameters {
 
 /// `event` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EventParameters {
     /// The entities.
     pub entities: Vec<EventEntity>,
@@ -457,6 +575,7 @@ pub struct Empty {}
 /// A transcript token's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A word.
     Word,
@@ -467,6 +586,7 @@ pub enum TokenKind {
 
 /// One word of a transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Token {
     /// Always [`TokenKind::Word`] today.
     #[serde(rename = "type")]
@@ -489,6 +609,7 @@ pub struct Token {
 /// An interpretation's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum InterpretationKind {
     /// Text for display.
     Display,
@@ -499,6 +620,7 @@ pub enum InterpretationKind {
 
 /// One reading of an utterance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Interpretation {
     /// [`InterpretationKind::Display`].
     #[serde(rename = "type")]
@@ -512,6 +634,7 @@ pub struct Interpretation {
 
 /// One alternative of a transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Alternative {
     /// 0 to 1.
     pub confidence: f64,
@@ -525,6 +648,7 @@ pub struct Alternative {
 /// A `transcript` event entity (Transcription Connector).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Transcript {
     /// A unique id for the utterance.
     pub id: String,
@@ -575,6 +699,7 @@ impl Transcript {
 /// One utterance in an agent-assist entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AgentAssistUtterance {
     /// A unique id.
     pub id: String,
@@ -599,6 +724,7 @@ pub struct AgentAssistUtterance {
 /// An `agentassist` event entity: utterances and suggestions (FAQ answers, articles)
 /// for the agent. Suggestions stay JSON, as their kinds vary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AgentAssist {
     /// A unique id.
     pub id: String,
@@ -760,6 +886,7 @@ impl<'de> Deserialize<'de> for EventEntity {
 
 /// What a message from Genesys says: its type and parameters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ClientBody {
     /// `open`: start the session.
     Open(Box<OpenParameters>),
@@ -840,6 +967,7 @@ impl ClientBody {
 
 /// What a message from the server says: its type and parameters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ServerBody {
     /// `opened`: the answer to `open`.
     Opened(OpenedParameters),
@@ -910,6 +1038,7 @@ impl ServerBody {
 
 /// A message from Genesys (the AudioHook client).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ClientMessage {
     /// The session id.
     pub id: String,
@@ -925,6 +1054,7 @@ pub struct ClientMessage {
 
 /// A message from the server.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ServerMessage {
     /// The session id.
     pub id: String,

@@ -130,6 +130,7 @@ impl std::error::Error for Failure {}
 
 /// The parameters of a signature.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Parameters {
     /// `alg`.
     pub alg: Option<String>,
@@ -145,6 +146,7 @@ pub struct Parameters {
 
 /// A parsed `Signature-Input` / `Signature` pair with one signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SignatureInput {
     /// The signature's label (`sig1`).
     pub label: String,
@@ -321,6 +323,7 @@ pub fn decode_client_secret(client_secret_base64: &str) -> Option<Vec<u8>> {
 
 /// The policy of Genesys' reference verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Policy {
     /// The oldest a signature may be, from `created` (default 10 s). As in the reference
     /// verifier, the clock skew is taken off it: with the defaults a signature is
@@ -438,6 +441,7 @@ pub fn compute(key: &[u8], base: &str) -> [u8; 32] {
 
 /// What a Genesys-like client signs: the request and the session's identifiers.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SigningInput<'a> {
     /// The path and query of the upgrade request (`@request-target`).
     pub request_target: &'a str,
@@ -457,6 +461,144 @@ pub struct SigningInput<'a> {
     pub expires: i64,
     /// At least 22 characters, never reused.
     pub nonce: &'a str,
+}
+
+impl<'a> SigningInput<'a> {
+    /// What to sign for `api_key`: the request's path and query and its authority, a
+    /// nonce, and the validity window in Unix seconds. The session's identifiers are
+    /// set with [`ids`](Self::ids).
+    pub fn new(
+        request_target: &'a str,
+        authority: &'a str,
+        api_key: &'a str,
+        nonce: &'a str,
+        created: i64,
+        expires: i64,
+    ) -> Self {
+        Self {
+            request_target,
+            authority,
+            organization_id: "",
+            session_id: "",
+            correlation_id: "",
+            api_key,
+            created,
+            expires,
+            nonce,
+        }
+    }
+
+    /// The organization, session and correlation ids the upgrade carries.
+    pub fn ids(
+        mut self,
+        organization_id: &'a str,
+        session_id: &'a str,
+        correlation_id: &'a str,
+    ) -> Self {
+        self.organization_id = organization_id;
+        self.session_id = session_id;
+        self.correlation_id = correlation_id;
+        self
+    }
+}
+
+/// The identifiers [`sign_upgrade`] put on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpgradeIds {
+    /// `Audiohook-Organization-Id`.
+    pub organization_id: String,
+    /// `Audiohook-Session-Id`: the session's `id` in every message.
+    pub session_id: String,
+    /// `Audiohook-Correlation-Id`.
+    pub correlation_id: String,
+}
+
+/// How long a signature made by [`sign_upgrade`] is valid: as Genesys' reference client.
+const SIGNATURE_LIFETIME: i64 = 60;
+
+/// Makes `request` an AudioHook upgrade as Genesys Cloud sends it: `X-API-KEY`, the
+/// organization, session and correlation ids (fresh version 4 UUIDs unless the request
+/// already carries them), and, with a client secret (base64 as Genesys shows it), the
+/// `Signature-Input` and `Signature` of RFC 9421 over them, created at `now` with a
+/// fresh nonce. The counterpart of the webhook side's
+/// [`signed_request`](crate::signature::signed_request), for simulators and tests.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use genesys_webhook::audiohook::signature::sign_upgrade;
+///
+/// let mut request = http::Request::get("ws://127.0.0.1:5001/audiohook/ws").body(())?;
+/// let ids = sign_upgrade(&mut request, "api-key", Some("c2VjcmV0LXNlY3JldC1zZWNyZXQ="), SystemTime::now())?;
+/// assert_eq!(request.headers()["audiohook-session-id"], ids.session_id.as_str());
+/// assert!(request.headers()["signature-input"].to_str()?.contains(r#"keyid="api-key""#));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Failure::Malformed`]: the client secret is not base64, or a value (the API key,
+/// an id) cannot be a header value or a structured-field string.
+pub fn sign_upgrade<B>(
+    request: &mut http::Request<B>,
+    api_key: &str,
+    client_secret_base64: Option<&str>,
+    now: std::time::SystemTime,
+) -> Result<UpgradeIds, Failure> {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?;
+            host.to_str().ok().map(str::to_ascii_lowercase)
+        })
+        .unwrap_or_default();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    let headers = request.headers_mut();
+    let mut id = |name: &'static str| -> Result<String, Failure> {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Ok(value.to_owned());
+        }
+        let fresh = crate::random::uuid_v4();
+        put(headers, name, &fresh)?;
+        Ok(fresh)
+    };
+    let ids = UpgradeIds {
+        organization_id: id("audiohook-organization-id")?,
+        session_id: id("audiohook-session-id")?,
+        correlation_id: id("audiohook-correlation-id")?,
+    };
+    put(headers, "x-api-key", api_key)?;
+    if let Some(secret) = client_secret_base64 {
+        let created = now
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(crate::random::bytes::<24>());
+        let input = SigningInput::new(
+            &target,
+            &authority,
+            api_key,
+            &nonce,
+            created,
+            created + SIGNATURE_LIFETIME,
+        )
+        .ids(&ids.organization_id, &ids.session_id, &ids.correlation_id);
+        let (signature_input, signature) = sign(&input, secret)?;
+        put(headers, "signature-input", &signature_input)?;
+        put(headers, "signature", &signature)?;
+    }
+    Ok(ids)
+}
+
+fn put(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), Failure> {
+    let value = http::HeaderValue::from_str(value).map_err(|_| malformed(Malformed::Unserializable))?;
+    headers.insert(name, value);
+    Ok(())
 }
 
 /// The `Signature-Input` and `Signature` header values for `input`, signed with the

@@ -21,13 +21,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::codec;
 use super::protocol::{MediaChannel, MediaFormat, Token, TokenKind, Transcript};
 use super::session::AudioFrame;
 use super::vad::{Utterance, VoiceActivityDetector};
 
 /// An utterance on one channel, on the stream timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChannelUtterance {
     /// The channel it was heard on.
     pub channel: MediaChannel,
@@ -89,7 +89,7 @@ impl UtteranceDetector {
             // The detector works on μ-law bytes, as the reference's does.
             let mulaw = match frame.format() {
                 MediaFormat::Pcmu => raw,
-                _ => codec::encode_mulaw_slice(&codec::decode_l16(&raw)).into(),
+                other => MediaFormat::Pcmu.encode(&other.decode(&raw)).into(),
             };
             for utterance in lane.vad.push(&mulaw) {
                 ended.push(on_timeline(lane.channel, lane.base, utterance));
@@ -368,7 +368,7 @@ mod tests {
         for _ in 0..800 {
             for byte in [external, 0xff] {
                 if l16 {
-                    data.extend(codec::decode_mulaw(byte).to_le_bytes());
+                    data.extend(crate::audiohook::codec::decode_mulaw(byte).to_le_bytes());
                 } else {
                     data.push(byte);
                 }

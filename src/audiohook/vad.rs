@@ -29,6 +29,7 @@ const SILENT_IN_A_ROW: u32 = 4;
 
 /// One stretch of voice, relative to the detector's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Utterance {
     /// Where it starts.
     pub start: Duration,

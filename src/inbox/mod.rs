@@ -333,6 +333,7 @@ impl fmt::Display for EventState {
 
 /// A stored event as an operator sees it ([`InboxAdmin::get`], [`InboxAdmin::list`]).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StoredEvent {
     /// The event's identifier.
     pub id: EventId,
@@ -363,6 +364,7 @@ impl fmt::Debug for StoredEvent {
 
 /// How many events an inbox holds, by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InboxStats {
     /// Waiting to be claimed, retries included.
     pub pending: u64,

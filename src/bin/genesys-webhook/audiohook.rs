@@ -10,13 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use genesys_webhook::audiohook::codec::{self, encode_mulaw};
 use genesys_webhook::audiohook::protocol::{
-    ClientBody, ClientMessage, CloseParameters, CloseReason, DisconnectReason, DtmfParameters,
-    EventEntity, Gap, Media, MediaChannel, MediaFormat, OpenParameters, Participant,
-    PingParameters, ServerBody, ServerMessage, UpdateParameters,
+    CloseReason, DisconnectReason, EventEntity, Media, MediaChannel, MediaFormat, OpenParameters,
+    Participant, ServerBody, ServerMessage,
 };
-use genesys_webhook::audiohook::signature::{sign, SigningInput};
+use genesys_webhook::audiohook::session::{ClientSession, Output};
+use genesys_webhook::audiohook::signature::sign_upgrade;
 use serde_json::{json, Map, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -107,9 +106,9 @@ pub(crate) struct Args {
     probe: bool,
 }
 
-/// Interleaved μ-law audio and its channel count.
+/// Interleaved 16-bit samples and their channel count.
 struct Audio {
-    bytes: Vec<u8>,
+    samples: Vec<i16>,
     channels: usize,
 }
 
@@ -119,7 +118,7 @@ fn load_audio(args: &Args) -> Result<Audio, Failure> {
         let samples = 8000 * args.seconds.min(3600) as usize;
         // For transcription, bursts of tone: 1.5 s on, 1 s off, like turns of speech.
         let bursts = args.mode == "transcription";
-        let mut bytes = Vec::with_capacity(samples * channels);
+        let mut interleaved = Vec::with_capacity(samples * channels);
         for n in 0..samples {
             let t = n as f64 / 8000.0;
             let on = !bursts || (n % 20_000) < 12_000;
@@ -129,10 +128,13 @@ fn load_audio(args: &Args) -> Result<Audio, Failure> {
                 } else {
                     0.0
                 };
-                bytes.push(encode_mulaw(value as i16));
+                interleaved.push(value as i16);
             }
         }
-        return Ok(Audio { bytes, channels });
+        return Ok(Audio {
+            samples: interleaved,
+            channels,
+        });
     };
     let reader = hound::WavReader::open(path)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
@@ -150,19 +152,19 @@ fn load_audio(args: &Args) -> Result<Audio, Failure> {
             spec.channels
         )));
     }
-    let bytes = reader
+    let samples = reader
         .into_samples::<i16>()
-        .map(|s| s.map(encode_mulaw))
-        .collect::<Result<Vec<u8>, _>>()
+        .collect::<Result<Vec<i16>, _>>()
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
     Ok(Audio {
-        bytes,
+        samples,
         channels: usize::from(spec.channels),
     })
 }
 
 /// The upgrade request Genesys sends: fresh organization, session and correlation
-/// ids, signed with `secret` (base64) when there is one.
+/// ids, signed with `secret` (base64) when there is one. The request, the session id
+/// and the organization id.
 pub(crate) fn signed_request(
     url: &str,
     api_key: &str,
@@ -171,52 +173,12 @@ pub(crate) fn signed_request(
     let mut request = url
         .into_client_request()
         .map_err(|e| Failure::io(format!("{url}: {e}")))?;
-    let authority = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_ascii_lowercase())
-        .ok_or_else(|| Failure::io(format!("{url} has no host")))?;
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
-    let (organization, session, correlation) = (uuid(), uuid(), uuid());
-    let headers = request.headers_mut();
-    let mut put = |name: &'static str, value: &str| -> Result<(), Failure> {
-        let value = value
-            .parse()
-            .map_err(|_| Failure::io(format!("{name} is not a valid header value")))?;
-        headers.insert(name, value);
-        Ok(())
-    };
-    put("x-api-key", api_key)?;
-    put("audiohook-organization-id", &organization)?;
-    put("audiohook-session-id", &session)?;
-    put("audiohook-correlation-id", &correlation)?;
-    if let Some(secret) = secret {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let nonce = random_token(24)?;
-        let (input, signature) = sign(
-            &SigningInput {
-                request_target: &target,
-                authority: &authority,
-                organization_id: &organization,
-                session_id: &session,
-                correlation_id: &correlation,
-                api_key,
-                created: now,
-                expires: now + 60,
-                nonce: &nonce,
-            },
-            secret,
-        )
-        .map_err(|e| Failure::io(e.to_string()))?;
-        put("signature-input", &input)?;
-        put("signature", &signature)?;
+    if request.uri().authority().is_none() {
+        return Err(Failure::io(format!("{url} has no host")));
     }
-    Ok((request, session, organization))
+    let ids = sign_upgrade(&mut request, api_key, secret, SystemTime::now())
+        .map_err(|e| Failure::io(e.to_string()))?;
+    Ok((request, ids.session_id, ids.organization_id))
 }
 
 fn random_token(bytes: usize) -> Result<String, Failure> {
@@ -289,7 +251,7 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
             "tamper": args.tamper,
             "channels": audio.channels,
             "format": if args.l16 { "L16" } else { "PCMU" },
-            "audioBytes": audio.bytes.len(),
+            "audioBytes": audio.samples.len(),
             "refused": outcome.refused,
             "completed": outcome.completed,
             "error": outcome.error,
@@ -346,64 +308,37 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
     })
 }
 
-/// Sequence numbers and the position, as the client keeps them.
-pub(crate) struct Client {
-    pub(crate) seq: u64,
-    pub(crate) server_seq: u64,
-    pub(crate) samples_sent: u64,
-    pub(crate) id: String,
-}
-
-impl Client {
-    /// A client at the start of session `id`.
-    pub(crate) fn new(id: &str) -> Self {
-        Self {
-            seq: 0,
-            server_seq: 0,
-            samples_sent: 0,
-            id: id.to_owned(),
-        }
-    }
-
-    /// The next message, numbered, with the current position.
-    pub(crate) fn message(&mut self, body: ClientBody) -> Message {
-        self.seq += 1;
-        let message = ClientMessage {
-            id: self.id.clone(),
-            seq: self.seq,
-            serverseq: self.server_seq,
-            position: self.position(),
-            body,
-        };
-        Message::Text(message.to_json().into())
-    }
-
-    fn position(&self) -> Duration {
-        Duration::from_micros(self.samples_sent * 125)
-    }
-}
-
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Everything the server sent that is not awaited: events, audio, pause and resume.
 struct Listener<'a> {
     socket: &'a mut Socket,
-    client: &'a mut Client,
+    client: &'a mut ClientSession,
     outcome: &'a mut Outcome,
     json: bool,
 }
 
 impl Listener<'_> {
-    async fn send(&mut self, body: ClientBody) -> Result<(), String> {
-        let message = self.client.message(body);
-        self.socket.send(message).await.map_err(|e| e.to_string())
+    /// Sends what the client session has queued.
+    async fn flush(&mut self) -> Result<(), String> {
+        while let Some(output) = self.client.poll_output() {
+            let message = match output {
+                Output::Text(text) => Message::Text(text.into()),
+                Output::Binary(audio) => Message::Binary(audio),
+                // The socket is closed once the session run ends.
+                _ => continue,
+            };
+            self.socket.send(message).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Handles one message; returns it when it is not a side message.
     async fn take(&mut self, message: Message) -> Result<Option<ServerMessage>, String> {
         let text = match message {
             Message::Binary(audio) => {
+                self.client.handle_binary(&audio);
                 self.outcome.audio_back += audio.len();
                 return Ok(None);
             }
@@ -411,21 +346,9 @@ impl Listener<'_> {
             Message::Close(_) => return Err("the server closed the connection".into()),
             _ => return Ok(None),
         };
-        let message = ServerMessage::parse(&text)
-            .map_err(|e| format!("the server sent an invalid message: {e}"))?;
-        if message.seq != self.client.server_seq + 1 {
-            return Err(format!(
-                "server seq {} after {}",
-                message.seq, self.client.server_seq
-            ));
-        }
-        if message.clientseq > self.client.seq {
-            return Err(format!(
-                "server clientseq {} beyond {}",
-                message.clientseq, self.client.seq
-            ));
-        }
-        self.client.server_seq = message.seq;
+        let message = self.client.handle_text(&text).map_err(|e| e.to_string())?;
+        // The client answers the server's pause and resume by itself.
+        self.flush().await?;
         match &message.body {
             ServerBody::Event(event) => {
                 for entity in &event.entities {
@@ -433,19 +356,7 @@ impl Listener<'_> {
                 }
                 Ok(None)
             }
-            // Genesys confirms a server's pause and resume at once.
-            ServerBody::Pause => {
-                self.send(ClientBody::Paused).await?;
-                Ok(None)
-            }
-            ServerBody::Resume => {
-                let gap = Gap {
-                    start: self.client.position(),
-                    discarded: Duration::ZERO,
-                };
-                self.send(ClientBody::Resumed(gap)).await?;
-                Ok(None)
-            }
+            ServerBody::Pause | ServerBody::Resume => Ok(None),
             _ => Ok(Some(message)),
         }
     }
@@ -556,44 +467,33 @@ fn open_parameters(organization: &str, audio: &Audio, args: &Args) -> OpenParame
     } else {
         &[MediaChannel::External]
     };
-    let format = if args.l16 {
+    let media = vec![Media::audio(format(args), channels, 8000)];
+    if args.probe {
+        return OpenParameters::probe(organization, media);
+    }
+    let participant = Participant::new(
+        uuid(),
+        "+15551230000",
+        "genesys-webhook simulator",
+        "+15557650000",
+    );
+    let mut open = OpenParameters::new(organization, uuid(), participant, media)
+        .language("en-US")
+        .ask_supported_languages(args.mode == "transcription");
+    if args.mode == "connector" {
+        let mut input_variables = Map::new();
+        input_variables.insert("greeting".into(), "hello".into());
+        open = open.input_variables(input_variables);
+    }
+    open
+}
+
+/// The format offered: PCMU, or L16 with `--l16`.
+fn format(args: &Args) -> MediaFormat {
+    if args.l16 {
         MediaFormat::L16
     } else {
         MediaFormat::Pcmu
-    };
-    let mut input_variables = Map::new();
-    input_variables.insert("greeting".into(), "hello".into());
-    let id = || {
-        if args.probe {
-            genesys_webhook::audiohook::protocol::NULL_UUID.to_owned()
-        } else {
-            uuid()
-        }
-    };
-    OpenParameters {
-        organization_id: organization.to_owned(),
-        conversation_id: id(),
-        participant: Participant {
-            id: id(),
-            ani: "+15551230000".into(),
-            ani_name: "genesys-webhook simulator".into(),
-            dnis: "+15557650000".into(),
-        },
-        media: vec![Media::audio(format, channels, 8000)],
-        language: Some("en-US".into()),
-        supported_languages: (args.mode == "transcription").then_some(true),
-        continued_sessions: None,
-        custom_config: None,
-        input_variables: (args.mode == "connector").then_some(input_variables),
-    }
-}
-
-/// The frame as sent: μ-law, or L16 when offered.
-fn encode_frame(frame: &[u8], l16: bool) -> Vec<u8> {
-    if l16 {
-        codec::encode_l16(&codec::decode_mulaw_slice(frame))
-    } else {
-        frame.to_vec()
     }
 }
 
@@ -637,8 +537,8 @@ async fn session_run(
         Ok(Ok((socket, _))) => socket,
     };
     outcome.lines.push("upgrade accepted".into());
-    let mut client = Client::new(session);
-    let open = ClientBody::Open(Box::new(open_parameters(organization, audio, args)));
+    let mut client = ClientSession::new(session);
+    let open = open_parameters(organization, audio, args);
     let mut steps_done = Vec::new();
     let result = {
         let mut listener = Listener {
@@ -653,7 +553,7 @@ async fn session_run(
         Ok(Ending::Closed) => {
             outcome.lines.push(format!(
                 "opened, {:.1} s of audio in {} channel(s) ({}), {}closed",
-                client.samples_sent as f64 / 8000.0,
+                client.position().as_secs_f64(),
                 audio.channels,
                 if args.l16 { "L16" } else { "PCMU" },
                 steps_done
@@ -666,7 +566,7 @@ async fn session_run(
         Ok(Ending::Disconnected(reason, variables)) => {
             outcome.lines.push(format!(
                 "opened, {:.1} s of audio, {}disconnect {reason}, close, closed",
-                client.samples_sent as f64 / 8000.0,
+                client.position().as_secs_f64(),
                 steps_done
                     .iter()
                     .map(|s| format!("{s}, "))
@@ -711,11 +611,8 @@ enum Ending {
 async fn close(
     listener: &mut Listener<'_>,
 ) -> Result<Result<ServerMessage, ServerMessage>, String> {
-    listener
-        .send(ClientBody::Close(CloseParameters {
-            reason: CloseReason::End,
-        }))
-        .await?;
+    listener.client.close(CloseReason::End);
+    listener.flush().await?;
     let answer = listener.expect("closed").await?;
     Ok(if matches!(answer.body, ServerBody::Disconnect(_)) {
         Err(answer)
@@ -737,11 +634,8 @@ async fn answer_disconnect(
         return Err("disconnect: unauthorized".into());
     }
     let mut variables = disconnect.output_variables.clone();
-    listener
-        .send(ClientBody::Close(CloseParameters {
-            reason: CloseReason::Disconnect,
-        }))
-        .await?;
+    listener.client.close(CloseReason::Disconnect);
+    listener.flush().await?;
     let closed = listener.expect("closed").await?;
     match closed.body {
         ServerBody::Closed(closed) => variables = variables.or(closed.output_variables),
@@ -752,12 +646,13 @@ async fn answer_disconnect(
 
 async fn run_steps(
     listener: &mut Listener<'_>,
-    open: ClientBody,
+    open: OpenParameters,
     audio: &Audio,
     args: &Args,
     done: &mut Vec<String>,
 ) -> Result<Ending, String> {
-    listener.send(open).await?;
+    listener.client.open(open);
+    listener.flush().await?;
     let opened = listener.expect("opened").await?;
     let ServerBody::Opened(parameters) = &opened.body else {
         return Err(unexpected(&opened, "opened"));
@@ -783,44 +678,36 @@ async fn run_steps(
         ));
     }
     progress(listener.json, "opened; streaming audio");
-    let frame_bytes = 800 * audio.channels;
-    let frames: Vec<&[u8]> = audio.bytes.chunks(frame_bytes).collect();
+    let frame_samples = 800 * audio.channels;
+    let frames: Vec<&[i16]> = audio.samples.chunks(frame_samples).collect();
     let total = frames.len();
     let mut pace = tokio::time::interval(FRAME);
     let mut skip = 0usize;
     for (index, frame) in frames.iter().enumerate() {
         if index == total / 4 && args.discard {
             // Half a second is dropped, and said so.
-            let gap = Gap {
-                start: listener.client.position(),
-                discarded: Duration::from_millis(500),
-            };
-            listener.send(ClientBody::Discarded(gap)).await?;
+            listener.client.discarded(Duration::from_millis(500));
+            listener.flush().await?;
             done.push("discarded 0.5 s".into());
             skip = 5;
         }
         if index == total / 2 {
             if let Some(seconds) = args.pause {
-                listener.send(ClientBody::Paused).await?;
+                listener.client.pause();
+                listener.flush().await?;
                 let pause = Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
                 if !args.fast {
                     tokio::time::sleep(pause).await;
                 }
-                let gap = Gap {
-                    start: listener.client.position(),
-                    discarded: pause,
-                };
-                listener.send(ClientBody::Resumed(gap)).await?;
+                listener.client.resume(pause);
+                listener.flush().await?;
                 done.push(format!("paused {seconds} s and resumed"));
             }
         }
         if index == total * 3 / 4 {
             if let Some(language) = &args.update {
-                listener
-                    .send(ClientBody::Update(UpdateParameters {
-                        language: Some(language.clone()),
-                    }))
-                    .await?;
+                listener.client.update_language(language.clone());
+                listener.flush().await?;
                 done.push(format!("update to {language}"));
             }
         }
@@ -831,14 +718,12 @@ async fn run_steps(
             skip -= 1;
             continue;
         }
-        if chosen > 0 {
-            let data = encode_frame(frame, args.l16);
-            listener
-                .socket
-                .send(Message::Binary(data.into()))
-                .await
-                .map_err(|e| e.to_string())?;
-            listener.client.samples_sent += (frame.len() / audio.channels) as u64;
+        // Nothing while the server holds the stream paused, or selected no media.
+        if chosen > 0 && !listener.client.is_paused() {
+            let data = format(args).encode(frame);
+            if listener.client.send_audio(data.into()).is_ok() {
+                listener.flush().await?;
+            }
         }
         if let Some(message) = listener.drain().await? {
             return answer_disconnect(listener, &message).await;
@@ -846,11 +731,8 @@ async fn run_steps(
     }
     if let Some(keys) = &args.dtmf {
         for digit in keys.chars() {
-            listener
-                .send(ClientBody::Dtmf(DtmfParameters {
-                    digit: digit.to_string(),
-                }))
-                .await?;
+            listener.client.dtmf(digit);
+            listener.flush().await?;
             tokio::time::sleep(Duration::from_millis(if args.fast { 20 } else { 200 })).await;
             if let Some(message) = listener.drain().await? {
                 done.push(format!(
@@ -862,9 +744,8 @@ async fn run_steps(
         }
         done.push(format!("dtmf {keys}"));
     }
-    listener
-        .send(ClientBody::Ping(PingParameters::default()))
-        .await?;
+    listener.client.ping();
+    listener.flush().await?;
     let pong = listener.expect("pong").await?;
     if matches!(pong.body, ServerBody::Disconnect(_)) {
         return answer_disconnect(listener, &pong).await;

@@ -8,16 +8,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use genesys_webhook::audiohook::codec::encode_mulaw;
 use genesys_webhook::audiohook::protocol::{
-    ClientBody, CloseParameters, CloseReason, Media, MediaChannel, MediaFormat, OpenParameters,
-    Participant, PingParameters,
+    CloseReason, Media, MediaChannel, MediaFormat, OpenParameters, Participant, ServerBody,
 };
+use genesys_webhook::audiohook::session::{ClientSession, Output};
 use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::audiohook::{signed_request, uuid, Client, Connection};
+use super::audiohook::{signed_request, uuid, Connection};
 use crate::output::{progress, Failure, Report};
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +59,7 @@ const FRAME_BYTES: usize = 3200;
 
 /// Ten seconds of stereo μ-law: 1.5 s of tone, 1 s of silence, over and over.
 fn pattern() -> Bytes {
-    let mut bytes = Vec::with_capacity(160_000);
+    let mut samples = Vec::with_capacity(160_000);
     for n in 0..80_000usize {
         let on = n % 20_000 < 12_000;
         let t = n as f64 / 8000.0;
@@ -70,10 +69,10 @@ fn pattern() -> Bytes {
             } else {
                 0.0
             };
-            bytes.push(encode_mulaw(value as i16));
+            samples.push(value as i16);
         }
     }
-    Bytes::from(bytes)
+    Bytes::from(MediaFormat::Pcmu.encode(&samples))
 }
 
 pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
@@ -143,29 +142,18 @@ async fn session(
     .await
     .map_err(|_| "upgrade timed out".to_owned())?
     .map_err(|e| e.to_string())?;
-    let mut client = Client::new(&id);
-    let open = OpenParameters {
-        organization_id: organization,
-        conversation_id: uuid(),
-        participant: Participant {
-            id: uuid(),
-            ..Participant::default()
-        },
-        media: vec![Media::audio(
-            MediaFormat::Pcmu,
-            &[MediaChannel::External, MediaChannel::Internal],
-            8000,
-        )],
-        language: Some("en-US".into()),
-        supported_languages: (args.mode == "transcription").then_some(true),
-        continued_sessions: None,
-        custom_config: None,
-        input_variables: None,
-    };
-    socket
-        .send(client.message(ClientBody::Open(Box::new(open))))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut client = ClientSession::new(id);
+    let media = vec![Media::audio(
+        MediaFormat::Pcmu,
+        &[MediaChannel::External, MediaChannel::Internal],
+        8000,
+    )];
+    let participant = Participant::new(uuid(), "", "", "");
+    let open = OpenParameters::new(organization, uuid(), participant, media)
+        .language("en-US")
+        .ask_supported_languages(args.mode == "transcription");
+    client.open(open);
+    flush(&mut socket, &mut client).await?;
     let frames = args.seconds * 1000 / FRAME.as_millis() as u64;
     let late = Duration::from_millis(args.late_ms);
     let offset = (index * 7 * FRAME_BYTES) % audio.len();
@@ -183,19 +171,19 @@ async fn session(
                 tally.max_late = tally.max_late.max(behind);
                 let at = (offset + tally.frames as usize * FRAME_BYTES) % audio.len();
                 let frame = audio.slice(at..at + FRAME_BYTES);
-                socket.send(Message::Binary(frame)).await.map_err(|e| e.to_string())?;
+                // Held back while the server keeps the stream paused.
+                let _ = client.send_audio(frame);
                 tally.frames += 1;
-                client.samples_sent += (FRAME_BYTES / 2) as u64;
                 next_frame += FRAME;
                 if tally.frames == frames {
                     closing = true;
-                    let close = ClientBody::Close(CloseParameters { reason: CloseReason::End });
-                    socket.send(client.message(close)).await.map_err(|e| e.to_string())?;
+                    client.close(CloseReason::End);
                 }
+                flush(&mut socket, &mut client).await?;
             }
             () = sleep_until(next_ping), if tally.opened && !closing && ping_sent.is_none() => {
-                let ping = ClientBody::Ping(PingParameters::default());
-                socket.send(client.message(ping)).await.map_err(|e| e.to_string())?;
+                client.ping();
+                flush(&mut socket, &mut client).await?;
                 ping_sent = Some(Instant::now());
                 next_ping += PING_EVERY;
             }
@@ -206,28 +194,23 @@ async fn session(
                     Some(Err(error)) => return Err(error.to_string()),
                     Some(Ok(_)) => continue,
                 };
-                #[derive(serde::Deserialize)]
-                struct Head {
-                    #[serde(rename = "type")]
-                    kind: String,
-                    seq: u64,
-                }
-                let head: Head = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                client.server_seq = head.seq;
-                match head.kind.as_str() {
-                    "opened" => tally.opened = true,
-                    "pong" => {
+                let message = client.handle_text(&text).map_err(|e| e.to_string())?;
+                // The client answers the server's pause and resume by itself.
+                flush(&mut socket, &mut client).await?;
+                match message.body {
+                    ServerBody::Opened(_) => tally.opened = true,
+                    ServerBody::Pong => {
                         if let Some(sent) = ping_sent.take() {
                             tally.rtts.push(sent.elapsed());
                         }
                     }
-                    "event" => tally.transcripts += 1,
-                    "closed" => {
+                    ServerBody::Event(_) => tally.transcripts += 1,
+                    ServerBody::Closed(_) => {
                         tally.completed = true;
                         let _ = socket.close(None).await;
                         break;
                     }
-                    "disconnect" => return Err(format!("disconnected: {text}")),
+                    ServerBody::Disconnect(_) => return Err(format!("disconnected: {text}")),
                     _ => {}
                 }
             }
@@ -313,4 +296,20 @@ fn summarize(args: &Args, tallies: &[Tally], elapsed: Duration) -> Report {
     } else {
         Report::failed(text, doc)
     }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends what the client session has queued.
+async fn flush(socket: &mut Socket, client: &mut ClientSession) -> Result<(), String> {
+    while let Some(output) = client.poll_output() {
+        let message = match output {
+            Output::Text(text) => Message::Text(text.into()),
+            Output::Binary(audio) => Message::Binary(audio),
+            _ => continue,
+        };
+        socket.send(message).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -39,6 +39,10 @@
 //! assert_eq!(session.position().as_millis(), 200);
 //! ```
 
+mod client;
+
+pub use self::client::{ClientError, ClientSession};
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
@@ -57,6 +61,7 @@ pub const MAX_AUDIO_FRAME: usize = 64_000;
 
 /// Where a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// Waiting for `open`.
     Preparing,
@@ -76,6 +81,7 @@ pub enum State {
 
 /// What the session wants sent on the WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// A text frame: one JSON message.
     Text(String),
@@ -129,6 +135,7 @@ pub enum SessionEvent {
 
 /// The `open` Genesys sent, and the media the session would select.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct OpenRequest {
     /// The parameters as sent.
     pub parameters: OpenParameters,
@@ -224,6 +231,7 @@ impl OpenReply {
 
 /// One binary frame of audio, with where it sits in the stream.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AudioFrame {
     /// Stream position of the frame's first sample.
     pub position: Duration,
@@ -293,11 +301,7 @@ impl AudioFrame {
 
     /// One channel decoded to 16-bit samples.
     pub fn decoded(&self, channel: MediaChannel) -> Option<Vec<i16>> {
-        let raw = self.channel(channel)?;
-        Some(match self.format {
-            MediaFormat::Pcmu => codec::decode_mulaw_slice(&raw),
-            _ => codec::decode_l16(&raw),
-        })
+        Some(self.format.decode(&self.channel(channel)?))
     }
 
     /// Every channel, raw, in order.
