@@ -78,7 +78,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 pub use self::driver::{
-    AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd, SessionGone,
+    serve_websocket, AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd,
+    SessionGone,
 };
 pub use self::future::ResponseFuture;
 pub use self::layer::{

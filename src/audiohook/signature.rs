@@ -577,8 +577,8 @@ pub fn sign_upgrade<B>(
         let created = now
             .duration_since(std::time::SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(crate::random::bytes::<24>());
+        let nonce =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::random::bytes::<24>());
         let input = SigningInput::new(
             &target,
             &authority,
@@ -596,7 +596,8 @@ pub fn sign_upgrade<B>(
 }
 
 fn put(headers: &mut http::HeaderMap, name: &'static str, value: &str) -> Result<(), Failure> {
-    let value = http::HeaderValue::from_str(value).map_err(|_| malformed(Malformed::Unserializable))?;
+    let value =
+        http::HeaderValue::from_str(value).map_err(|_| malformed(Malformed::Unserializable))?;
     headers.insert(name, value);
     Ok(())
 }

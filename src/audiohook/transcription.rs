@@ -353,7 +353,7 @@ mod tests {
         let open = format!(
             r#"{{"version":"2","id":"s","type":"open","seq":1,"serverseq":0,"position":"PT0S","parameters":{{"organizationId":"o","conversationId":"c","media":[{{"type":"audio","format":"{format}","channels":["external","internal"],"rate":8000}}]}}}}"#
         );
-        let Some(SessionEvent::Open(request)) = session.handle_text(&open) else {
+        let Some(SessionEvent::Open(request)) = session.handle_text(at(), &open) else {
             panic!("no open")
         };
         session.send_opened(request.accept()).unwrap();
@@ -374,7 +374,7 @@ mod tests {
                 }
             }
         }
-        match session.handle_binary(data.into()) {
+        match session.handle_binary(at(), data.into()) {
             Some(SessionEvent::Audio(frame)) => frame,
             other => panic!("{other:?}"),
         }
@@ -435,5 +435,11 @@ mod tests {
         assert_eq!(tokens[1].duration, Duration::from_millis(500));
         assert_eq!(t.id.len(), 36);
         assert_ne!(t.id, final_transcript(heard, "x", 0.8, None).id);
+    }
+
+    /// The instant messages are handled at: these tests keep no time.
+    fn at() -> std::time::Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(std::time::Instant::now)
     }
 }

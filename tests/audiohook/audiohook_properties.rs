@@ -21,8 +21,8 @@ proptest! {
         let _ = parse_duration(&text);
         let _ = ClientMessage::parse(&text);
         let mut session = ServerSession::new(Some("s"), Some("o"));
-        let _ = session.handle_text(&text);
-        let _ = session.handle_binary(text.clone().into_bytes().into());
+        let _ = session.handle_text(at(), &text);
+        let _ = session.handle_binary(at(), text.clone().into_bytes().into());
     }
 
     #[test]
@@ -39,4 +39,10 @@ proptest! {
     fn l16_round_trips(samples in proptest::collection::vec(any::<i16>(), 0..400)) {
         prop_assert_eq!(codec::decode_l16(&codec::encode_l16(&samples)), samples);
     }
+}
+
+/// The instant messages are handled at: these tests keep no time.
+fn at() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
 }

@@ -75,7 +75,7 @@ fn opened() -> (ServerSession, Client) {
         "open",
         open_parameters(json!([offer("PCMU", &["external", "internal"])])),
     );
-    let Some(SessionEvent::Open(request)) = session.handle_text(&open) else {
+    let Some(SessionEvent::Open(request)) = session.handle_text(at(), &open) else {
         panic!("no open event")
     };
     session.send_opened(request.accept()).unwrap();
@@ -98,7 +98,7 @@ fn assert_disconnected(session: &mut ServerSession, reason: &str, info: &str) ->
 #[test]
 fn server_messages_carry_version_id_seq_and_clientseq() {
     let (mut session, mut client) = opened();
-    session.handle_text(&client.message("ping", json!({})));
+    session.handle_text(at(), &client.message("ping", json!({})));
     let pong = &sent(&mut session)[0];
     assert_eq!(pong["type"], "pong");
     assert_eq!(pong["version"], "2");
@@ -112,18 +112,15 @@ fn server_messages_carry_version_id_seq_and_clientseq() {
 fn a_seq_that_is_not_the_previous_plus_one_is_a_client_error() {
     let (mut session, mut client) = opened();
     client.seq += 1; // skips one
-    let event = session.handle_text(&client.message("ping", json!({})));
+    let event = session.handle_text(at(), &client.message("ping", json!({})));
     assert!(matches!(event, Some(SessionEvent::Failed(_))));
     assert_disconnected(&mut session, "error", "Client Error: Invalid seq value");
-    assert_eq!(
-        session.state(),
-        State::Disconnecting(DisconnectReason::Error)
-    );
+    assert_eq!(session.state(), State::Disconnecting);
 
     // Repeating a seq is just as wrong.
     let (mut session, mut client) = opened();
     client.seq -= 1;
-    session.handle_text(&client.message("ping", json!({})));
+    session.handle_text(at(), &client.message("ping", json!({})));
     assert_disconnected(&mut session, "error", "Invalid seq value");
 }
 
@@ -131,7 +128,7 @@ fn a_seq_that_is_not_the_previous_plus_one_is_a_client_error() {
 fn a_serverseq_above_what_was_sent_is_a_client_error() {
     let (mut session, mut client) = opened();
     client.serverseq = 5;
-    session.handle_text(&client.message("ping", json!({})));
+    session.handle_text(at(), &client.message("ping", json!({})));
     assert_disconnected(&mut session, "error", "Invalid serverseq value");
 }
 
@@ -142,7 +139,7 @@ fn a_session_id_other_than_the_headers_is_a_client_error() {
         "version": "2", "id": "11111111-84d3-4570-ac13-9a62d8f514c0", "type": "open", "seq": 1,
         "serverseq": 0, "position": "PT0S", "parameters": open_parameters(json!([offer("PCMU", &["external"])])),
     });
-    session.handle_text(&open.to_string());
+    session.handle_text(at(), &open.to_string());
     let disconnect = assert_disconnected(&mut session, "error", "Session identifier mismatch");
     // The server keeps the verified id.
     assert_eq!(disconnect["id"], SESSION);
@@ -152,7 +149,7 @@ fn a_session_id_other_than_the_headers_is_a_client_error() {
 fn without_a_header_the_first_messages_id_is_the_sessions() {
     let mut session = ServerSession::new(None, None);
     let mut client = Client::new();
-    let event = session.handle_text(&client.message("open", open_parameters(json!([]))));
+    let event = session.handle_text(at(), &client.message("open", open_parameters(json!([]))));
     assert!(matches!(event, Some(SessionEvent::Open(_))));
     assert_eq!(session.id(), Some(SESSION));
 }
@@ -162,10 +159,13 @@ fn an_open_from_another_organization_is_disconnected_unauthorized() {
     let mut session =
         ServerSession::new(Some(SESSION), Some("aaaaaaaa-0972-4844-938e-9060eef73d05"));
     let mut client = Client::new();
-    let event = session.handle_text(&client.message(
-        "open",
-        open_parameters(json!([offer("PCMU", &["external"])])),
-    ));
+    let event = session.handle_text(
+        at(),
+        &client.message(
+            "open",
+            open_parameters(json!([offer("PCMU", &["external"])])),
+        ),
+    );
     assert_eq!(event, Some(SessionEvent::Unauthorized));
     let out = sent(&mut session);
     assert_eq!(out.len(), 1, "no opened: {out:?}");
@@ -173,7 +173,10 @@ fn an_open_from_another_organization_is_disconnected_unauthorized() {
     assert_eq!(out[0]["parameters"]["reason"], "unauthorized");
     // Genesys then closes; the session answers closed.
     client.serverseq = 1;
-    let event = session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
+    let event = session.handle_text(
+        at(),
+        &client.message("close", json!({"reason": "disconnect"})),
+    );
     assert_eq!(event, Some(SessionEvent::Close(CloseReason::Disconnect)));
     session.send_closed().unwrap();
     assert_eq!(sent(&mut session)[0]["type"], "closed");
@@ -184,7 +187,7 @@ fn an_open_from_another_organization_is_disconnected_unauthorized() {
 fn the_organization_id_compares_without_case() {
     let mut session = ServerSession::new(Some(SESSION), Some(&ORG.to_uppercase()));
     let mut client = Client::new();
-    let event = session.handle_text(&client.message("open", open_parameters(json!([]))));
+    let event = session.handle_text(at(), &client.message("open", open_parameters(json!([]))));
     assert!(matches!(event, Some(SessionEvent::Open(_))));
 }
 
@@ -192,17 +195,20 @@ fn the_organization_id_compares_without_case() {
 fn audio_before_opened_is_a_client_error() {
     // Before open.
     let mut session = fresh();
-    session.handle_binary(vec![0xff; 160].into());
+    session.handle_binary(at(), vec![0xff; 160].into());
     assert_disconnected(&mut session, "error", "Received audio in state Preparing");
 
     // Between open and opened.
     let mut session = fresh();
     let mut client = Client::new();
-    session.handle_text(&client.message(
-        "open",
-        open_parameters(json!([offer("PCMU", &["external"])])),
-    ));
-    session.handle_binary(vec![0xff; 160].into());
+    session.handle_text(
+        at(),
+        &client.message(
+            "open",
+            open_parameters(json!([offer("PCMU", &["external"])])),
+        ),
+    );
+    session.handle_binary(at(), vec![0xff; 160].into());
     assert_disconnected(&mut session, "error", "Received audio in state Opening");
 }
 
@@ -214,28 +220,28 @@ fn audio_while_paused_is_a_client_error_but_in_flight_audio_after_a_server_pause
     client.serverseq = 2;
     // Audio sent before Genesys saw the pause.
     assert!(matches!(
-        session.handle_binary(vec![0xff; 320].into()),
+        session.handle_binary(at(), vec![0xff; 320].into()),
         Some(SessionEvent::Audio(_))
     ));
     assert_eq!(
-        session.handle_text(&client.message("paused", json!({}))),
+        session.handle_text(at(), &client.message("paused", json!({}))),
         Some(SessionEvent::Paused)
     );
     assert_eq!(session.state(), State::Paused);
-    session.handle_binary(vec![0xff; 320].into());
+    session.handle_binary(at(), vec![0xff; 320].into());
     assert_disconnected(&mut session, "error", "Received audio in state Paused");
 }
 
 #[test]
 fn audio_in_part_samples_or_without_media_is_a_client_error() {
     let (mut session, _) = opened();
-    session.handle_binary(vec![0xff; 3].into());
+    session.handle_binary(at(), vec![0xff; 3].into());
     assert_disconnected(&mut session, "error", "multiple of bytes per sample (2)");
 
     let mut session = fresh();
     let mut client = Client::new();
     let Some(SessionEvent::Open(request)) =
-        session.handle_text(&client.message("open", open_parameters(json!([]))))
+        session.handle_text(at(), &client.message("open", open_parameters(json!([]))))
     else {
         panic!()
     };
@@ -243,7 +249,7 @@ fn audio_in_part_samples_or_without_media_is_a_client_error() {
     session.send_opened(request.accept()).unwrap();
     let opened = &sent(&mut session)[0];
     assert_eq!(opened["parameters"]["media"], json!([]));
-    session.handle_binary(vec![0xff; 2].into());
+    session.handle_binary(at(), vec![0xff; 2].into());
     assert_disconnected(&mut session, "error", "No media selected");
 }
 
@@ -252,7 +258,7 @@ fn positions_follow_the_audio_received() {
     let (mut session, _) = opened();
     let mut positions = Vec::new();
     for _ in 0..3 {
-        let Some(SessionEvent::Audio(frame)) = session.handle_binary(vec![0xff; 3200].into())
+        let Some(SessionEvent::Audio(frame)) = session.handle_binary(at(), vec![0xff; 3200].into())
         else {
             panic!()
         };
@@ -266,20 +272,23 @@ fn positions_follow_the_audio_received() {
     // L16 stereo: four bytes a sample pair.
     let mut session = fresh();
     let mut client = Client::new();
-    let Some(SessionEvent::Open(request)) = session.handle_text(&client.message(
-        "open",
-        open_parameters(json!([offer("L16", &["external", "internal"])])),
-    )) else {
+    let Some(SessionEvent::Open(request)) = session.handle_text(
+        at(),
+        &client.message(
+            "open",
+            open_parameters(json!([offer("L16", &["external", "internal"])])),
+        ),
+    ) else {
         panic!()
     };
     session.send_opened(request.accept()).unwrap();
-    let Some(SessionEvent::Audio(frame)) = session.handle_binary(vec![0; 6400].into()) else {
+    let Some(SessionEvent::Audio(frame)) = session.handle_binary(at(), vec![0; 6400].into()) else {
         panic!()
     };
     assert_eq!(frame.format(), MediaFormat::L16);
     assert_eq!(frame.samples(), 1600);
     assert_eq!(session.position(), Duration::from_millis(200));
-    session.handle_binary(vec![0; 6402].into());
+    session.handle_binary(at(), vec![0; 6402].into());
     assert_disconnected(&mut session, "error", "(4)");
 }
 
@@ -290,7 +299,7 @@ fn frames_split_into_channels_and_decode() {
     let frame: Vec<u8> = (0..320)
         .map(|i| if i % 2 == 0 { 0xff } else { 0x00 })
         .collect();
-    let Some(SessionEvent::Audio(frame)) = session.handle_binary(frame.into()) else {
+    let Some(SessionEvent::Audio(frame)) = session.handle_binary(at(), frame.into()) else {
         panic!()
     };
     assert_eq!(
@@ -315,11 +324,13 @@ fn pause_and_resume_from_either_side() {
     // Genesys pauses and resumes after a gap.
     let (mut session, mut client) = opened();
     assert_eq!(
-        session.handle_text(&client.message("paused", json!({}))),
+        session.handle_text(at(), &client.message("paused", json!({}))),
         Some(SessionEvent::Paused)
     );
-    let resumed = session
-        .handle_text(&client.message("resumed", json!({"start": "PT1S", "discarded": "PT2.5S"})));
+    let resumed = session.handle_text(
+        at(),
+        &client.message("resumed", json!({"start": "PT1S", "discarded": "PT2.5S"})),
+    );
     let Some(SessionEvent::Resumed(gap)) = resumed else {
         panic!("{resumed:?}")
     };
@@ -342,10 +353,13 @@ fn pause_and_resume_from_either_side() {
 fn start_paused_opens_paused_until_resumed() {
     let mut session = fresh();
     let mut client = Client::new();
-    let Some(SessionEvent::Open(request)) = session.handle_text(&client.message(
-        "open",
-        open_parameters(json!([offer("PCMU", &["external"])])),
-    )) else {
+    let Some(SessionEvent::Open(request)) = session.handle_text(
+        at(),
+        &client.message(
+            "open",
+            open_parameters(json!([offer("PCMU", &["external"])])),
+        ),
+    ) else {
         panic!()
     };
     session
@@ -357,10 +371,13 @@ fn start_paused_opens_paused_until_resumed() {
     session.resume();
     assert_eq!(sent(&mut session)[0]["type"], "resume");
     client.serverseq = 2;
-    session.handle_text(&client.message("resumed", json!({"start": "PT0S", "discarded": "PT3S"})));
+    session.handle_text(
+        at(),
+        &client.message("resumed", json!({"start": "PT0S", "discarded": "PT3S"})),
+    );
     assert_eq!(session.state(), State::Active);
     assert!(matches!(
-        session.handle_binary(vec![0xff; 8].into()),
+        session.handle_binary(at(), vec![0xff; 8].into()),
         Some(SessionEvent::Audio(_))
     ));
 }
@@ -368,16 +385,21 @@ fn start_paused_opens_paused_until_resumed() {
 #[test]
 fn discarded_stretches_are_reported_and_counted() {
     let (mut session, mut client) = opened();
-    session.handle_binary(vec![0xff; 1600].into());
-    let event = session.handle_text(&client.message(
-        "discarded",
-        json!({"start": "PT0.1S", "discarded": "PT0.25S"}),
-    ));
+    session.handle_binary(at(), vec![0xff; 1600].into());
+    let event = session.handle_text(
+        at(),
+        &client.message(
+            "discarded",
+            json!({"start": "PT0.1S", "discarded": "PT0.25S"}),
+        ),
+    );
     assert!(
         matches!(event, Some(SessionEvent::Discarded(gap)) if gap.discarded == Duration::from_millis(250))
     );
-    session
-        .handle_text(&client.message("discarded", json!({"start": "PT0.5S", "discarded": "PT1S"})));
+    session.handle_text(
+        at(),
+        &client.message("discarded", json!({"start": "PT0.5S", "discarded": "PT1S"})),
+    );
     assert_eq!(session.discarded(), Duration::from_millis(1250));
     assert_eq!(session.position(), Duration::from_millis(100));
 }
@@ -386,7 +408,10 @@ fn discarded_stretches_are_reported_and_counted() {
 fn update_changes_the_language_and_sends_nothing() {
     let (mut session, mut client) = opened();
     assert_eq!(session.language(), Some("en-US"));
-    let event = session.handle_text(&client.message("update", json!({"language": "fr-FR"})));
+    let event = session.handle_text(
+        at(),
+        &client.message("update", json!({"language": "fr-FR"})),
+    );
     assert_eq!(
         event,
         Some(SessionEvent::Update {
@@ -400,7 +425,7 @@ fn update_changes_the_language_and_sends_nothing() {
 #[test]
 fn close_is_answered_closed_then_the_socket_closes() {
     let (mut session, mut client) = opened();
-    let event = session.handle_text(&client.message("close", json!({"reason": "end"})));
+    let event = session.handle_text(at(), &client.message("close", json!({"reason": "end"})));
     assert_eq!(event, Some(SessionEvent::Close(CloseReason::End)));
     assert_eq!(session.state(), State::Closing);
     // Final events may still go out before closed.
@@ -426,7 +451,7 @@ fn close_is_answered_closed_then_the_socket_closes() {
 #[test]
 fn ping_is_answered_pong_at_once() {
     let (mut session, mut client) = opened();
-    let event = session.handle_text(&client.message("ping", json!({"rtt": "PT0.025S"})));
+    let event = session.handle_text(at(), &client.message("ping", json!({"rtt": "PT0.025S"})));
     assert_eq!(
         event,
         Some(SessionEvent::Ping {
@@ -439,10 +464,13 @@ fn ping_is_answered_pong_at_once() {
 #[test]
 fn errors_from_genesys_carry_retry_after() {
     let (mut session, mut client) = opened();
-    let event = session.handle_text(&client.message(
-        "error",
-        json!({"code": 429, "message": "Too many requests", "retryAfter": "PT1.5S"}),
-    ));
+    let event = session.handle_text(
+        at(),
+        &client.message(
+            "error",
+            json!({"code": 429, "message": "Too many requests", "retryAfter": "PT1.5S"}),
+        ),
+    );
     let Some(SessionEvent::Error(error)) = event else {
         panic!("{event:?}")
     };
@@ -462,7 +490,7 @@ fn disconnect_with_each_reason_info_and_output_variables() {
         let mut variables = BTreeMap::new();
         variables.insert("digits".to_owned(), "123".to_owned());
         session
-            .disconnect(reason, Some("bye".into()), Some(variables))
+            .disconnect(at(), reason, Some("bye".into()), Some(variables))
             .unwrap();
         let out = sent(&mut session);
         let p = &out[0]["parameters"];
@@ -470,9 +498,12 @@ fn disconnect_with_each_reason_info_and_output_variables() {
         assert_eq!(p["info"], "bye");
         assert_eq!(p["outputVariables"], json!({"digits": "123"}));
         // A second disconnect is refused; Genesys' close is answered.
-        assert!(session.disconnect(reason, None, None).is_err());
+        assert!(session.disconnect(at(), reason, None, None).is_err());
         client.serverseq = 2;
-        session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
+        session.handle_text(
+            at(),
+            &client.message("close", json!({"reason": "disconnect"})),
+        );
         session.send_closed().unwrap();
         let closed = &sent(&mut session)[0];
         assert_eq!(closed["type"], "closed");
@@ -486,7 +517,7 @@ fn output_variables_go_in_closed_when_genesys_closes_first() {
     let mut variables = BTreeMap::new();
     variables.insert("intent".to_owned(), "billing".to_owned());
     session.set_output_variables(variables);
-    session.handle_text(&client.message("close", json!({"reason": "end"})));
+    session.handle_text(at(), &client.message("close", json!({"reason": "end"})));
     session.send_closed().unwrap();
     assert_eq!(
         sent(&mut session)[0]["parameters"]["outputVariables"],
@@ -527,9 +558,10 @@ fn the_first_supported_offer_is_selected() {
     for (offers, expected) in cases {
         let mut session = fresh();
         let mut client = Client::new();
-        let Some(SessionEvent::Open(request)) =
-            session.handle_text(&client.message("open", open_parameters(offers.clone())))
-        else {
+        let Some(SessionEvent::Open(request)) = session.handle_text(
+            at(),
+            &client.message("open", open_parameters(offers.clone())),
+        ) else {
             panic!("{offers}")
         };
         session.send_opened(request.accept()).unwrap();
@@ -546,10 +578,13 @@ fn the_first_supported_offer_is_selected() {
 fn a_selection_that_was_not_offered_is_refused() {
     let mut session = fresh();
     let mut client = Client::new();
-    let Some(SessionEvent::Open(request)) = session.handle_text(&client.message(
-        "open",
-        open_parameters(json!([offer("PCMU", &["external"])])),
-    )) else {
+    let Some(SessionEvent::Open(request)) = session.handle_text(
+        at(),
+        &client.message(
+            "open",
+            open_parameters(json!([offer("PCMU", &["external"])])),
+        ),
+    ) else {
         panic!()
     };
     let other = genesys_webhook::audiohook::protocol::Media::audio(
@@ -571,7 +606,8 @@ fn supported_languages_are_listed_when_asked_for() {
     with["supportedLanguages"] = json!(true);
     let mut session = fresh().supported_languages(vec!["en-US".into(), "fr-FR".into()]);
     let mut client = Client::new();
-    let Some(SessionEvent::Open(request)) = session.handle_text(&client.message("open", with))
+    let Some(SessionEvent::Open(request)) =
+        session.handle_text(at(), &client.message("open", with))
     else {
         panic!()
     };
@@ -585,7 +621,7 @@ fn supported_languages_are_listed_when_asked_for() {
     let mut session = fresh().supported_languages(vec!["en-US".into()]);
     let mut client = Client::new();
     let Some(SessionEvent::Open(request)) =
-        session.handle_text(&client.message("open", open_parameters(json!([]))))
+        session.handle_text(at(), &client.message("open", open_parameters(json!([]))))
     else {
         panic!()
     };
@@ -606,26 +642,29 @@ fn malformed_large_and_unknown_messages_are_client_errors() {
         ),
     ] {
         let mut session = fresh();
-        session.handle_text(&text);
+        session.handle_text(at(), &text);
         assert_disconnected(&mut session, "error", info);
     }
     let (mut session, mut client) = opened();
-    session.handle_text(&client.message("telepathy", json!({})));
+    session.handle_text(at(), &client.message("telepathy", json!({})));
     assert_disconnected(&mut session, "error", "'telepathy' is not a supported");
     let (mut session, mut client) = opened();
-    session.handle_text(&client.message("close", json!({"why": "no reason"})));
+    session.handle_text(at(), &client.message("close", json!({"why": "no reason"})));
     assert_disconnected(&mut session, "error", "Invalid/missing parameters");
 }
 
 #[test]
 fn after_a_client_error_only_close_is_answered() {
     let (mut session, mut client) = opened();
-    session.handle_binary(vec![0xff; 3].into());
+    session.handle_binary(at(), vec![0xff; 3].into());
     sent(&mut session);
     // More errors are not signalled again; audio is ignored.
-    assert_eq!(session.handle_binary(vec![0xff; 3].into()), None);
+    assert_eq!(session.handle_binary(at(), vec![0xff; 3].into()), None);
     client.serverseq = 2;
-    session.handle_text(&client.message("close", json!({"reason": "disconnect"})));
+    session.handle_text(
+        at(),
+        &client.message("close", json!({"reason": "disconnect"})),
+    );
     session.send_closed().unwrap();
     let out = sent(&mut session);
     assert_eq!(out.len(), 1);
@@ -636,15 +675,15 @@ fn after_a_client_error_only_close_is_answered() {
 fn dtmf_and_playback_reach_the_application() {
     let (mut session, mut client) = opened();
     assert_eq!(
-        session.handle_text(&client.message("dtmf", json!({"digit": "#"}))),
+        session.handle_text(at(), &client.message("dtmf", json!({"digit": "#"}))),
         Some(SessionEvent::Dtmf('#'))
     );
     assert_eq!(
-        session.handle_text(&client.message("playback_started", json!({}))),
+        session.handle_text(at(), &client.message("playback_started", json!({}))),
         Some(SessionEvent::PlaybackStarted)
     );
     assert_eq!(
-        session.handle_text(&client.message("playback_completed", json!({}))),
+        session.handle_text(at(), &client.message("playback_completed", json!({}))),
         Some(SessionEvent::PlaybackCompleted)
     );
 }
@@ -660,4 +699,116 @@ fn audio_back_to_the_caller_is_split_into_frames_of_at_most_64000_bytes() {
         }
     }
     assert_eq!(sizes, [64_000, 36_000]);
+}
+
+/// The instant messages are handled at: these tests keep no time.
+fn at() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+mod timers {
+    //! The session keeps time from the instants it is given: no clock, no waiting.
+
+    use super::*;
+    use genesys_webhook::audiohook::protocol::{EventEntity, MediaChannel, Transcript};
+    use genesys_webhook::audiohook::session::{SessionConfig, Timeout};
+
+    fn transcript() -> Vec<EventEntity> {
+        vec![EventEntity::Transcript(Transcript::final_text(
+            "u",
+            MediaChannel::External,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            "hi",
+            0.9,
+            None,
+        ))]
+    }
+
+    fn closes(session: &mut ServerSession) -> bool {
+        std::iter::from_fn(|| session.poll_output()).any(|o| o == Output::Close)
+    }
+
+    #[test]
+    fn silence_for_the_idle_timeout_ends_the_session_and_messages_move_it_on() {
+        let (mut session, mut client) = opened();
+        let t0 = at();
+        assert_eq!(session.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+        let later = t0 + Duration::from_secs(30);
+        session.handle_text(later, &client.message("ping", json!({})));
+        let due = session.poll_timeout().unwrap();
+        assert_eq!(due, later + Duration::from_secs(60));
+        session.handle_timeout(due - Duration::from_millis(1));
+        assert_eq!(session.timed_out(), None);
+        session.handle_timeout(due);
+        assert_eq!(session.timed_out(), Some(Timeout::Idle));
+        assert!(closes(&mut session));
+        assert_eq!(session.poll_timeout(), None);
+    }
+
+    #[test]
+    fn closed_goes_out_by_the_close_timeout_when_the_application_is_slow() {
+        let mut session =
+            fresh().config(SessionConfig::default().close_timeout(Duration::from_secs(2)));
+        let mut client = Client::new();
+        let open = client.message(
+            "open",
+            open_parameters(json!([offer("PCMU", &["external"])])),
+        );
+        let Some(SessionEvent::Open(request)) = session.handle_text(at(), &open) else {
+            panic!("no open")
+        };
+        session.send_opened(request.accept()).unwrap();
+        sent(&mut session);
+        client.serverseq = 1;
+        let close = client.message("close", json!({"reason": "end"}));
+        let t = at() + Duration::from_secs(10);
+        assert!(matches!(
+            session.handle_text(t, &close),
+            Some(SessionEvent::Close(_))
+        ));
+        assert_eq!(session.poll_timeout(), Some(t + Duration::from_secs(2)));
+        session.handle_timeout(t + Duration::from_secs(2));
+        let out = sent(&mut session);
+        assert_eq!(out.last().unwrap()["type"], "closed", "{out:?}");
+        assert!(session.is_closed());
+    }
+
+    #[test]
+    fn a_disconnect_genesys_does_not_answer_ends_the_session_after_the_close_timeout() {
+        let (mut session, _) = opened();
+        let t = at() + Duration::from_secs(1);
+        session
+            .disconnect(t, DisconnectReason::Completed, None, None)
+            .unwrap();
+        assert_eq!(session.state(), State::Disconnecting);
+        assert_eq!(session.disconnected(), Some(DisconnectReason::Completed));
+        let due = session.poll_timeout().unwrap();
+        assert_eq!(due, t + Duration::from_secs(5));
+        session.handle_timeout(due);
+        assert_eq!(session.timed_out(), Some(Timeout::Disconnect));
+        assert!(closes(&mut session));
+    }
+
+    #[test]
+    fn events_wait_out_a_429_and_then_go_in_order() {
+        let (mut session, mut client) = opened();
+        let t = at() + Duration::from_secs(3);
+        let error = client.message(
+            "error",
+            json!({"code": 429, "message": "Too many requests", "retryAfter": "PT2S"}),
+        );
+        session.handle_text(t, &error);
+        assert!(session.is_holding());
+        session.send_event(transcript()).unwrap();
+        session.send_event(transcript()).unwrap();
+        assert!(sent(&mut session).is_empty(), "held back");
+        assert_eq!(session.poll_timeout(), Some(t + Duration::from_secs(2)));
+        session.handle_timeout(t + Duration::from_secs(2));
+        let out = sent(&mut session);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|m| m["type"] == "event"));
+        assert!(!session.is_holding());
+    }
 }

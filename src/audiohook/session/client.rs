@@ -315,7 +315,10 @@ mod tests {
             8000,
         )];
         client.open(OpenParameters::new("o", "c", Participant::default(), media));
-        assert_eq!(client.send_audio(Bytes::from_static(b"xx")), Err(ClientError::NoAudioNow));
+        assert_eq!(
+            client.send_audio(Bytes::from_static(b"xx")),
+            Err(ClientError::NoAudioNow)
+        );
         client.handle_text(&opened(1, 1)).unwrap();
         client.send_audio(vec![0; 1600].into()).unwrap(); // 100 ms, two channels
         client.ping();
@@ -328,14 +331,23 @@ mod tests {
     #[test]
     fn answers_the_servers_pause_and_resume() {
         let mut client = ClientSession::new("s");
-        client.open(OpenParameters::new("o", "c", Participant::default(), vec![]));
+        client.open(OpenParameters::new(
+            "o",
+            "c",
+            Participant::default(),
+            vec![],
+        ));
         client.handle_text(&opened(1, 1)).unwrap();
         client
-            .handle_text(r#"{"version":"2","id":"s","seq":2,"clientseq":1,"type":"pause","parameters":{}}"#)
+            .handle_text(
+                r#"{"version":"2","id":"s","seq":2,"clientseq":1,"type":"pause","parameters":{}}"#,
+            )
             .unwrap();
         assert!(client.is_paused());
         client
-            .handle_text(r#"{"version":"2","id":"s","seq":3,"clientseq":2,"type":"resume","parameters":{}}"#)
+            .handle_text(
+                r#"{"version":"2","id":"s","seq":3,"clientseq":2,"type":"resume","parameters":{}}"#,
+            )
             .unwrap();
         assert!(!client.is_paused());
         let sent = texts(&mut client);
@@ -346,15 +358,29 @@ mod tests {
     #[test]
     fn refuses_messages_out_of_sequence() {
         let mut client = ClientSession::new("s");
-        client.open(OpenParameters::new("o", "c", Participant::default(), vec![]));
+        client.open(OpenParameters::new(
+            "o",
+            "c",
+            Participant::default(),
+            vec![],
+        ));
         assert_eq!(
             client.handle_text(&opened(2, 1)).unwrap_err(),
-            ClientError::ServerSeq { expected: 1, received: 2 }
+            ClientError::ServerSeq {
+                expected: 1,
+                received: 2
+            }
         );
         assert_eq!(
             client.handle_text(&opened(1, 5)).unwrap_err(),
-            ClientError::ClientSeq { sent: 1, received: 5 }
+            ClientError::ClientSeq {
+                sent: 1,
+                received: 5
+            }
         );
-        assert!(matches!(client.handle_text("{"), Err(ClientError::Parse(_))));
+        assert!(matches!(
+            client.handle_text("{"),
+            Err(ClientError::Parse(_))
+        ));
     }
 }

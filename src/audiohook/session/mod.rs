@@ -20,23 +20,37 @@
 //! [`SessionEvent::Close`] with [`ServerSession::send_closed`], and may at any time send
 //! events, audio (Audio Connector), `pause`, `resume`, `reconnect` or `disconnect`.
 //!
-//! ```
-//! use genesys_webhook::audiohook::session::{Output, ServerSession, SessionEvent};
+//! Time is an input, as in quinn-proto's `Connection`: each `handle_*` takes the
+//! instant the frame arrived, [`ServerSession::poll_timeout`] says when the next timer
+//! (the idle timeout, the waits for `closed` and for Genesys' `close`, a 429 hold) is
+//! due, and [`ServerSession::handle_timeout`] fires it. No clock and no socket inside:
+//! tests drive a session with plain values.
 //!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use genesys_webhook::audiohook::session::{Output, ServerSession, SessionEvent, Timeout};
+//!
+//! let start = Instant::now();
 //! let mut session = ServerSession::new(Some("e160e428-53e2-487c-977d-96989bf5c99d"), Some("d7934305-0972-4844-938e-9060eef73d05"));
 //! let open = r#"{"version":"2","id":"e160e428-53e2-487c-977d-96989bf5c99d","type":"open","seq":1,
 //!   "serverseq":0,"position":"PT0S","parameters":{"organizationId":"d7934305-0972-4844-938e-9060eef73d05",
 //!   "conversationId":"c","participant":{"id":"p","ani":"","aniName":"","dnis":""},
 //!   "media":[{"type":"audio","format":"PCMU","channels":["external","internal"],"rate":8000}]}}"#;
-//! let Some(SessionEvent::Open(request)) = session.handle_text(open) else { panic!() };
+//! let Some(SessionEvent::Open(request)) = session.handle_text(start, open) else { panic!() };
 //! session.send_opened(request.accept()).unwrap();
 //! let Some(Output::Text(opened)) = session.poll_output() else { panic!() };
 //! assert!(opened.contains(r#""type":"opened""#));
 //!
 //! // 200 ms of stereo audio.
-//! let Some(SessionEvent::Audio(frame)) = session.handle_binary(vec![0xff; 3200].into()) else { panic!() };
+//! let Some(SessionEvent::Audio(frame)) = session.handle_binary(start, vec![0xff; 3200].into()) else { panic!() };
 //! assert_eq!(frame.samples(), 1600);
 //! assert_eq!(session.position().as_millis(), 200);
+//!
+//! // A minute of silence later, the idle timer ends the session.
+//! let due = session.poll_timeout().unwrap();
+//! assert_eq!(due, start + Duration::from_secs(60));
+//! session.handle_timeout(due);
+//! assert_eq!(session.timed_out(), Some(Timeout::Idle));
 //! ```
 
 mod client;
@@ -45,7 +59,7 @@ pub use self::client::{ClientError, ClientSession};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -75,8 +89,106 @@ pub enum State {
     Closing,
     /// `closed` sent.
     Closed,
-    /// The server sent `disconnect`; waiting for Genesys' `close`.
-    Disconnecting(DisconnectReason),
+    /// The server sent `disconnect` ([`ServerSession::disconnected`] says why);
+    /// waiting for Genesys' `close`.
+    Disconnecting,
+}
+
+/// How long, by default, a session waits for a message before it ends: Genesys pings
+/// every few seconds, so a minute of silence means the peer is gone.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long, by default, `closed` waits for the application after `close`, and a
+/// `disconnect` waits for Genesys' `close`.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a client error, Genesys' `close` is waited for this long at most.
+const ERROR_CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Genesys' 429 without `retryAfter`: hold events back this long.
+const DEFAULT_HOLD: Duration = Duration::from_secs(1);
+
+/// What a [`ServerSession`] is configured with: the media it selects, the languages
+/// it lists, and its timers.
+///
+/// ```
+/// use std::time::Duration;
+/// use genesys_webhook::audiohook::protocol::MediaFormat;
+/// use genesys_webhook::audiohook::session::{ServerSession, SessionConfig};
+///
+/// let config = SessionConfig::default()
+///     .formats(&[MediaFormat::Pcmu])
+///     .supported_languages(vec!["en-US".into()])
+///     .idle_timeout(Duration::from_secs(30));
+/// let session = ServerSession::new(None, None).config(config);
+/// # let _ = session;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    formats: Vec<MediaFormat>,
+    supported_languages: Option<Vec<String>>,
+    idle_timeout: Duration,
+    close_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            formats: vec![MediaFormat::Pcmu, MediaFormat::L16],
+            supported_languages: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The formats the default selection accepts (default PCMU and L16). The first
+    /// offer, in Genesys' order, whose format is listed wins, as in the reference
+    /// server: the order of this list does not matter.
+    pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
+        self.formats = formats.to_vec();
+        self
+    }
+
+    /// The languages listed in `opened` when `open` asks for them (default none: an
+    /// empty list).
+    pub fn supported_languages(mut self, languages: Vec<String>) -> Self {
+        self.supported_languages = Some(languages);
+        self
+    }
+
+    /// A session that receives nothing for this long ends (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long `closed` waits for the application after `close`, and a `disconnect`
+    /// waits for Genesys' `close` (default [`DEFAULT_CLOSE_TIMEOUT`]; at most 1 s
+    /// after a client error).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The idle timeout.
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The close timeout.
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+}
+
+/// Which of its timers ended a session ([`ServerSession::timed_out`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// No message within the idle timeout.
+    Idle,
+    /// Genesys did not answer the server's `disconnect` with `close` in time.
+    Disconnect,
 }
 
 /// What the session wants sent on the WebSocket.
@@ -342,8 +454,7 @@ impl std::error::Error for ActionError {}
 pub struct ServerSession {
     id: Option<String>,
     organization_id: Option<String>,
-    formats: Vec<MediaFormat>,
-    supported_languages: Option<Vec<String>>,
+    config: SessionConfig,
     state: State,
     seq: u64,
     clientseq: u64,
@@ -358,6 +469,18 @@ pub struct ServerSession {
     outputs: VecDeque<Output>,
     /// Why the server disconnected, once it did (kept after the close handshake).
     disconnected: Option<DisconnectReason>,
+    /// When the last message arrived (or the session started).
+    last_heard: Option<Instant>,
+    /// `close` arrived: `closed` goes out by then at the latest.
+    closing_by: Option<Instant>,
+    /// The server disconnected: the session ends by then at the latest.
+    disconnect_by: Option<Instant>,
+    /// Genesys asked (429) to hold events back until then.
+    hold_until: Option<Instant>,
+    /// Events sent while Genesys asked to wait.
+    held: VecDeque<Vec<EventEntity>>,
+    /// The timer that ended the session, if one did.
+    timed_out: Option<Timeout>,
 }
 
 impl ServerSession {
@@ -369,8 +492,7 @@ impl ServerSession {
         Self {
             id: session_id.map(str::to_owned),
             organization_id: organization_id.map(str::to_owned),
-            formats: vec![MediaFormat::Pcmu, MediaFormat::L16],
-            supported_languages: None,
+            config: SessionConfig::default(),
             state: State::Preparing,
             seq: 0,
             clientseq: 0,
@@ -384,6 +506,12 @@ impl ServerSession {
             output_variables: None,
             outputs: VecDeque::new(),
             disconnected: None,
+            last_heard: None,
+            closing_by: None,
+            disconnect_by: None,
+            hold_until: None,
+            held: VecDeque::new(),
+            timed_out: None,
         }
     }
 
@@ -393,19 +521,113 @@ impl ServerSession {
         Self::new(verified.session_id(), verified.organization_id())
     }
 
-    /// The formats the default selection accepts (default PCMU and L16). The first
-    /// offer, in Genesys' order, whose format is listed wins, as in the reference
-    /// server: the order of this list does not matter.
-    pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
-        self.formats = formats.to_vec();
+    /// The media, languages and timers ([`SessionConfig`]).
+    pub fn config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
         self
     }
 
-    /// The languages listed in `opened` when `open` asks for them (default none: an
-    /// empty list).
-    pub fn supported_languages(mut self, languages: Vec<String>) -> Self {
-        self.supported_languages = Some(languages);
+    /// The formats the default selection accepts: [`SessionConfig::formats`].
+    pub fn formats(mut self, formats: &[MediaFormat]) -> Self {
+        self.config = self.config.formats(formats);
         self
+    }
+
+    /// The languages listed in `opened`: [`SessionConfig::supported_languages`].
+    pub fn supported_languages(mut self, languages: Vec<String>) -> Self {
+        self.config = self.config.supported_languages(languages);
+        self
+    }
+
+    /// The WebSocket is open: the idle timeout counts from `now` (otherwise from the
+    /// first message).
+    pub fn start(&mut self, now: Instant) {
+        self.last_heard.get_or_insert(now);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called: the
+    /// earliest of the idle timeout, the wait for `closed` or for Genesys' `close`,
+    /// and the end of a 429 hold. `None` once the session is over.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.timed_out.is_some() || self.state == State::Closed {
+            return None;
+        }
+        let idle = self.last_heard.map(|t| t + self.config.idle_timeout);
+        [idle, self.closing_by, self.disconnect_by, self.hold_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The timers due at `now` fire: a 429 hold ends and the events held back go out;
+    /// `closed` goes out if the application took too long; a session whose
+    /// `disconnect` was not answered, or that heard nothing for the idle timeout, ends
+    /// ([`Output::Close`], [`timed_out`](Self::timed_out)).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hold_until.is_some_and(|t| t <= now) {
+            self.hold_until = None;
+            while let Some(entities) = self.held.pop_front() {
+                if let Err(error) = self.send_event(entities) {
+                    tracing::debug!(%error, "AudioHook event held back by a 429 not sent");
+                }
+            }
+        }
+        if self.closing_by.is_some_and(|t| t <= now) {
+            tracing::warn!("AudioHook handler did not finish closing in time; sending closed");
+            self.closing_by = None;
+            let _ = self.send_closed();
+        }
+        if self.timed_out.is_some() || self.state == State::Closed {
+            return;
+        }
+        if self.disconnect_by.is_some_and(|t| t <= now) {
+            self.end(Timeout::Disconnect);
+        } else if self
+            .last_heard
+            .is_some_and(|t| t + self.config.idle_timeout <= now)
+        {
+            tracing::info!(timeout = ?self.config.idle_timeout, "AudioHook session silent; closing");
+            self.end(Timeout::Idle);
+        }
+    }
+
+    fn end(&mut self, timeout: Timeout) {
+        self.timed_out = Some(timeout);
+        self.closing_by = None;
+        self.disconnect_by = None;
+        self.hold_until = None;
+        self.outputs.push_back(Output::Close);
+    }
+
+    /// The timer that ended the session, if one did.
+    pub fn timed_out(&self) -> Option<Timeout> {
+        self.timed_out
+    }
+
+    /// Whether Genesys asked, with a 429 error, to wait: events are held back until
+    /// its `retryAfter` has passed (audio should be too).
+    pub fn is_holding(&self) -> bool {
+        self.hold_until.is_some()
+    }
+
+    /// The timers an event starts.
+    fn timers(&mut self, now: Instant, event: Option<&SessionEvent>) {
+        let close_timeout = self.config.close_timeout;
+        match event {
+            Some(SessionEvent::Close(_)) => {
+                self.closing_by = Some(now + close_timeout);
+                self.disconnect_by = None;
+            }
+            // After a client error, Genesys' `close` is waited for briefly only.
+            Some(SessionEvent::Failed(_)) => {
+                self.disconnect_by = Some(now + close_timeout.min(ERROR_CLOSE_WAIT));
+            }
+            Some(SessionEvent::Unauthorized) => self.disconnect_by = Some(now + close_timeout),
+            Some(SessionEvent::Error(error)) if error.code == 429 => {
+                self.hold_until = Some(now + error.retry_after.unwrap_or(DEFAULT_HOLD));
+            }
+            _ => {}
+        }
     }
 
     /// Where the session is.
@@ -483,7 +705,7 @@ impl ServerSession {
 
     /// Whether errors are still signalled to Genesys.
     fn signals_errors(&self) -> bool {
-        !matches!(self.state, State::Closed | State::Disconnecting(_))
+        !matches!(self.state, State::Closed | State::Disconnecting)
     }
 
     fn client_error(&mut self, info: impl fmt::Display) -> Option<SessionEvent> {
@@ -493,7 +715,8 @@ impl ServerSession {
             return None;
         }
         tracing::warn!(%info, state = ?self.state, "AudioHook client error; disconnecting");
-        self.state = State::Disconnecting(DisconnectReason::Error);
+        self.state = State::Disconnecting;
+        self.disconnected = Some(DisconnectReason::Error);
         self.send(ServerBody::Disconnect(DisconnectParameters {
             reason: DisconnectReason::Error,
             info: Some(info.clone()),
@@ -502,8 +725,15 @@ impl ServerSession {
         Some(SessionEvent::Failed(info))
     }
 
-    /// Takes one text frame from Genesys.
-    pub fn handle_text(&mut self, text: &str) -> Option<SessionEvent> {
+    /// Takes one text frame from Genesys, received at `now`.
+    pub fn handle_text(&mut self, now: Instant, text: &str) -> Option<SessionEvent> {
+        self.last_heard = Some(now);
+        let event = self.on_text(text);
+        self.timers(now, event.as_ref());
+        event
+    }
+
+    fn on_text(&mut self, text: &str) -> Option<SessionEvent> {
         if self.state == State::Closed {
             return None;
         }
@@ -588,7 +818,8 @@ impl ServerSession {
         if let Some(expected) = &self.organization_id {
             if !expected.eq_ignore_ascii_case(&parameters.organization_id) {
                 tracing::warn!("AudioHook open from another organization; disconnecting");
-                self.state = State::Disconnecting(DisconnectReason::Unauthorized);
+                self.state = State::Disconnecting;
+                self.disconnected = Some(DisconnectReason::Unauthorized);
                 self.send(ServerBody::Disconnect(DisconnectParameters {
                     reason: DisconnectReason::Unauthorized,
                     info: Some("Organization identifier mismatch".into()),
@@ -603,11 +834,11 @@ impl ServerSession {
         let selected = parameters
             .media
             .iter()
-            .find(|m| m.is_supported() && self.formats.contains(&m.format))
+            .find(|m| m.is_supported() && self.config.formats.contains(&m.format))
             .cloned();
         let supported_languages = self
             .wants_languages
-            .then(|| self.supported_languages.clone().unwrap_or_default());
+            .then(|| self.config.supported_languages.clone().unwrap_or_default());
         Some(SessionEvent::Open(Box::new(OpenRequest {
             parameters: *parameters,
             selected,
@@ -675,10 +906,17 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Takes one binary frame (audio) from Genesys.
-    pub fn handle_binary(&mut self, data: Bytes) -> Option<SessionEvent> {
+    /// Takes one binary frame (audio) from Genesys, received at `now`.
+    pub fn handle_binary(&mut self, now: Instant, data: Bytes) -> Option<SessionEvent> {
+        self.last_heard = Some(now);
+        let event = self.on_binary(data);
+        self.timers(now, event.as_ref());
+        event
+    }
+
+    fn on_binary(&mut self, data: Bytes) -> Option<SessionEvent> {
         if self.state != State::Active {
-            if matches!(self.state, State::Closed | State::Disconnecting(_)) {
+            if matches!(self.state, State::Closed | State::Disconnecting) {
                 return None;
             }
             let state = self.state;
@@ -703,7 +941,10 @@ impl ServerSession {
         }))
     }
 
-    /// Sends `event` with these entities (transcripts, barge-in, agent assist).
+    /// Sends `event` with these entities (transcripts, barge-in, agent assist). While
+    /// Genesys asked, with a 429 error, to wait, the event is held back and goes out
+    /// when the wait is over ([`handle_timeout`](Self::handle_timeout)); `closed` and
+    /// `disconnect` are not held back.
     ///
     /// # Errors
     ///
@@ -712,7 +953,11 @@ impl ServerSession {
         if !matches!(self.state, State::Active | State::Paused | State::Closing) {
             return Err(ActionError::State(self.state));
         }
-        self.send(ServerBody::Event(EventParameters { entities }));
+        if self.hold_until.is_some() {
+            self.held.push_back(entities);
+        } else {
+            self.send(ServerBody::Event(EventParameters { entities }));
+        }
         Ok(())
     }
 
@@ -766,15 +1011,17 @@ impl ServerSession {
         self.output_variables = Some(variables);
     }
 
-    /// Ends the session: `disconnect` with this reason, info and the output variables
-    /// set so far (or these). Genesys answers `close`, which the session reports as
-    /// [`SessionEvent::Close`].
+    /// Ends the session at `now`: `disconnect` with this reason, info and the output
+    /// variables set so far (or these). Genesys answers `close`, which the session
+    /// reports as [`SessionEvent::Close`]; without it, the session ends after the close
+    /// timeout.
     ///
     /// # Errors
     ///
     /// [`ActionError::State`] once closing, closed or disconnecting.
     pub fn disconnect(
         &mut self,
+        now: Instant,
         reason: DisconnectReason,
         info: Option<String>,
         output_variables: Option<BTreeMap<String, String>>,
@@ -786,8 +1033,9 @@ impl ServerSession {
             return Err(ActionError::State(self.state));
         }
         let output_variables = output_variables.or_else(|| self.output_variables.take());
-        self.state = State::Disconnecting(reason);
+        self.state = State::Disconnecting;
         self.disconnected = Some(reason);
+        self.disconnect_by = Some(now + self.config.close_timeout);
         self.send(ServerBody::Disconnect(DisconnectParameters {
             reason,
             info,
@@ -823,6 +1071,7 @@ impl ServerSession {
         let output_variables = self.output_variables.take();
         self.send(ServerBody::Closed(ClosedParameters { output_variables }));
         self.state = State::Closed;
+        self.closing_by = None;
         self.outputs.push_back(Output::Close);
         Ok(())
     }
