@@ -525,6 +525,23 @@ pub struct ErrorParameters {
     pub retry_after: Option<Duration>,
 }
 
+impl ErrorParameters {
+    /// An `error` with this code and message.
+    pub fn new(code: u16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// With 429: how long the server should hold back its messages.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+}
+
 /// `ping` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -27,6 +27,33 @@ pub struct VerifiedAudioHook {
 }
 
 impl VerifiedAudioHook {
+    /// An identity established elsewhere (a gateway in front of the service that
+    /// verified the upgrade), for `serve_websocket` (feature `axum`) without
+    /// [`AudioHookSignatureLayer`](super::AudioHookSignatureLayer), and for tests.
+    /// [`signed`](Self::signed) is `false`: this crate did not check a signature.
+    pub fn new(api_key: impl Into<String>) -> Self {
+        Self {
+            api_key: api_key.into(),
+            organization_id: None,
+            session_id: None,
+            correlation_id: None,
+            signed: false,
+        }
+    }
+
+    /// The upgrade's organization, session and correlation ids.
+    pub fn with_ids(
+        mut self,
+        organization_id: impl Into<String>,
+        session_id: impl Into<String>,
+        correlation_id: impl Into<String>,
+    ) -> Self {
+        self.organization_id = Some(organization_id.into());
+        self.session_id = Some(session_id.into());
+        self.correlation_id = Some(correlation_id.into());
+        self
+    }
+
     /// The `X-API-KEY` the request carried (a key, not a secret).
     pub fn api_key(&self) -> &str {
         &self.api_key

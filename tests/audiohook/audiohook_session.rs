@@ -14,14 +14,17 @@ use serde_json::{json, Value};
 const SESSION: &str = "30b0e395-84d3-4570-ac13-9a62d8f514c0";
 const ORG: &str = "d7934305-0972-4844-938e-9060eef73d05";
 
-/// A client that numbers its messages.
-struct Client {
+/// Hand-built client messages, numbered, including ones no client session would
+/// send (a wrong seq, another session's id): the hostile input these rules are about.
+/// Well-behaved clients are `ClientSession`'s job (`session::client` and the driver's
+/// tests).
+struct Messages {
     seq: u64,
     serverseq: u64,
     position: String,
 }
 
-impl Client {
+impl Messages {
     fn new() -> Self {
         Self {
             seq: 0,
@@ -68,9 +71,9 @@ fn fresh() -> ServerSession {
 }
 
 /// An opened session with stereo PCMU.
-fn opened() -> (ServerSession, Client) {
+fn opened() -> (ServerSession, Messages) {
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let open = client.message(
         "open",
         open_parameters(json!([offer("PCMU", &["external", "internal"])])),
@@ -148,7 +151,7 @@ fn a_session_id_other_than_the_headers_is_a_client_error() {
 #[test]
 fn without_a_header_the_first_messages_id_is_the_sessions() {
     let mut session = ServerSession::new(None, None);
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let event = session.handle_text(at(), &client.message("open", open_parameters(json!([]))));
     assert!(matches!(event, Some(SessionEvent::Open(_))));
     assert_eq!(session.id(), Some(SESSION));
@@ -158,7 +161,7 @@ fn without_a_header_the_first_messages_id_is_the_sessions() {
 fn an_open_from_another_organization_is_disconnected_unauthorized() {
     let mut session =
         ServerSession::new(Some(SESSION), Some("aaaaaaaa-0972-4844-938e-9060eef73d05"));
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let event = session.handle_text(
         at(),
         &client.message(
@@ -186,7 +189,7 @@ fn an_open_from_another_organization_is_disconnected_unauthorized() {
 #[test]
 fn the_organization_id_compares_without_case() {
     let mut session = ServerSession::new(Some(SESSION), Some(&ORG.to_uppercase()));
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let event = session.handle_text(at(), &client.message("open", open_parameters(json!([]))));
     assert!(matches!(event, Some(SessionEvent::Open(_))));
 }
@@ -200,7 +203,7 @@ fn audio_before_opened_is_a_client_error() {
 
     // Between open and opened.
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     session.handle_text(
         at(),
         &client.message(
@@ -239,7 +242,7 @@ fn audio_in_part_samples_or_without_media_is_a_client_error() {
     assert_disconnected(&mut session, "error", "multiple of bytes per sample (2)");
 
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) =
         session.handle_text(at(), &client.message("open", open_parameters(json!([]))))
     else {
@@ -271,7 +274,7 @@ fn positions_follow_the_audio_received() {
 
     // L16 stereo: four bytes a sample pair.
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) = session.handle_text(
         at(),
         &client.message(
@@ -352,7 +355,7 @@ fn pause_and_resume_from_either_side() {
 #[test]
 fn start_paused_opens_paused_until_resumed() {
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) = session.handle_text(
         at(),
         &client.message(
@@ -557,7 +560,7 @@ fn the_first_supported_offer_is_selected() {
     ];
     for (offers, expected) in cases {
         let mut session = fresh();
-        let mut client = Client::new();
+        let mut client = Messages::new();
         let Some(SessionEvent::Open(request)) = session.handle_text(
             at(),
             &client.message("open", open_parameters(offers.clone())),
@@ -577,7 +580,7 @@ fn the_first_supported_offer_is_selected() {
 #[test]
 fn a_selection_that_was_not_offered_is_refused() {
     let mut session = fresh();
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) = session.handle_text(
         at(),
         &client.message(
@@ -605,7 +608,7 @@ fn supported_languages_are_listed_when_asked_for() {
     let mut with = open_parameters(json!([]));
     with["supportedLanguages"] = json!(true);
     let mut session = fresh().supported_languages(vec!["en-US".into(), "fr-FR".into()]);
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) =
         session.handle_text(at(), &client.message("open", with))
     else {
@@ -619,7 +622,7 @@ fn supported_languages_are_listed_when_asked_for() {
 
     // Not asked for: not listed.
     let mut session = fresh().supported_languages(vec!["en-US".into()]);
-    let mut client = Client::new();
+    let mut client = Messages::new();
     let Some(SessionEvent::Open(request)) =
         session.handle_text(at(), &client.message("open", open_parameters(json!([]))))
     else {
@@ -751,7 +754,7 @@ mod timers {
     fn closed_goes_out_by_the_close_timeout_when_the_application_is_slow() {
         let mut session =
             fresh().config(SessionConfig::default().close_timeout(Duration::from_secs(2)));
-        let mut client = Client::new();
+        let mut client = Messages::new();
         let open = client.message(
             "open",
             open_parameters(json!([offer("PCMU", &["external"])])),

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::Output;
 use crate::audiohook::protocol::{
-    ClientBody, ClientMessage, CloseParameters, CloseReason, DtmfParameters, Gap, Media,
-    OpenParameters, ParseError, PingParameters, ServerBody, ServerMessage, UpdateParameters,
+    ClientBody, ClientMessage, CloseParameters, CloseReason, DtmfParameters, ErrorParameters, Gap,
+    Media, OpenParameters, ParseError, PingParameters, ServerBody, ServerMessage, UpdateParameters,
 };
 
 /// The client (Genesys) side of an AudioHook session, with no I/O, as
@@ -234,6 +234,11 @@ impl ClientSession {
     /// Sends `ping`.
     pub fn ping(&mut self) {
         self.send(ClientBody::Ping(PingParameters::default()));
+    }
+
+    /// Sends `error` (Genesys' 429 asks the server to hold its messages back).
+    pub fn error(&mut self, parameters: ErrorParameters) {
+        self.send(ClientBody::Error(parameters));
     }
 
     /// Sends `close` with `reason`.
