@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
+use genesys_webhook::cloud::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::endpoint::{Enqueue, Readiness};
 use genesys_webhook::inbox::{
     Delivery, InboxAdmin, InboxLimits, InboxLocation, SqliteInbox, Worker, WorkerHandle,
     WorkerReport,
 };
-use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 use metrics_exporter_prometheus::PrometheusHandle;

@@ -115,7 +115,7 @@ impl Inbound<'_> {
 
     /// Sends a receipt already in JSON, as [`DeliveredReceipts`] queues it.
     ///
-    /// [`DeliveredReceipts`]: crate::openmessaging::DeliveredReceipts
+    /// [`DeliveredReceipts`]: crate::cloud::DeliveredReceipts
     pub(crate) async fn receipt_json(&self, receipt: &Value) -> Result<InboundAnswer, CloudError> {
         self.post("/receipt", receipt).await
     }

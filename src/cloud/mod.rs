@@ -17,6 +17,8 @@ mod error;
 #[cfg(feature = "openmessaging")]
 mod inbound;
 mod integrations;
+#[cfg(feature = "openmessaging")]
+mod receipts;
 mod region;
 mod retry;
 
@@ -31,5 +33,7 @@ pub use self::integrations::{
     Created, NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
     OpenMessagingIntegrationUpdate,
 };
+#[cfg(feature = "openmessaging")]
+pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};
 pub use self::region::{Endpoints, Region, UnknownRegion};
 pub use self::retry::RetryPolicy;

@@ -267,7 +267,7 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
         Box::pin(async move {
             let verified = request
                 .extensions()
-                .get::<crate::VerifiedSignature>()
+                .get::<crate::webhook::VerifiedSignature>()
                 .is_some();
             if !verified && !self.allow_unverified {
                 crate::http::log::misconfigured(

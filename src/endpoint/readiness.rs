@@ -66,7 +66,7 @@ impl Readiness {
     /// let ready = Readiness::new(Arc::new(MemoryInbox::new())).signature_layer(&layer);
     /// # Ok::<_, genesys_webhook::ConfigError>(())
     /// ```
-    pub fn signature_layer(mut self, layer: &crate::GenesysSignatureLayer) -> Self {
+    pub fn signature_layer(mut self, layer: &crate::webhook::GenesysSignatureLayer) -> Self {
         if let Some(store) = layer.replay_store() {
             self.replay = Some(Arc::clone(store));
         }

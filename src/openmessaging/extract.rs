@@ -65,7 +65,7 @@ impl<S: Send + Sync> FromRequest<S> for OpenMessage {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if request
             .extensions()
-            .get::<crate::VerifiedSignature>()
+            .get::<crate::webhook::VerifiedSignature>()
             .is_none()
         {
             crate::http::log::misconfigured(

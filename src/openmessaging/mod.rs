@@ -31,8 +31,6 @@
 #[cfg(feature = "axum")]
 mod extract;
 mod message;
-#[cfg(feature = "cloud")]
-mod receipts;
 
 #[cfg(feature = "axum")]
 pub use self::extract::OpenMessageRejection;
@@ -41,5 +39,3 @@ pub use self::message::{
     Direction, Event, EventType, Extra, IdType, MessageType, OpenMessage, OriginatingEntity,
     Participant, QuickReply, Reason, ReasonCode, ReceiptStatus, Template, Typing, TypingType,
 };
-#[cfg(feature = "cloud")]
-pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};

@@ -79,23 +79,23 @@ impl GenesysSignatureLayer {
     ///
     /// # Errors
     ///
-    /// The [`Rejection`](crate::Rejection) the layer would answer with.
+    /// The [`Rejection`](super::Rejection) the layer would answer with.
     pub fn verify(
         &self,
         headers: &http::HeaderMap,
         body: &[u8],
-    ) -> Result<crate::VerifiedSignature, crate::Rejection> {
+    ) -> Result<super::VerifiedSignature, super::Rejection> {
         let config = &self.config;
         let signatures = super::verify::read_signatures(headers, &config.schemes)?;
         if body.len() > config.max_body_bytes {
-            return Err(crate::Rejection::PayloadTooLarge {
+            return Err(super::Rejection::PayloadTooLarge {
                 limit: config.max_body_bytes,
             });
         }
         let mut verification = config.keys.start();
         verification.update(body);
         super::verify::verify(&verification.finish(), &signatures, false)
-            .map(|verified| crate::VerifiedSignature {
+            .map(|verified| super::VerifiedSignature {
                 scheme: verified.scheme,
                 secret_index: verified.secret_index,
             })

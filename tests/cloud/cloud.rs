@@ -892,10 +892,10 @@ mod receipts {
     use std::sync::Arc;
 
     use bytes::Bytes;
+    use genesys_webhook::cloud::{DeliveredReceipts, ReceiptSender};
     use genesys_webhook::inbox::{
         Delivery, InboxAdmin, InboxLimits, ListFilter, MemoryInbox, Worker,
     };
-    use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
 
     use crate::common::eventually;
 

@@ -18,7 +18,7 @@ use crate::audiohook::verified::VerifiedAudioHook;
 /// accept the default media, ignore the rest.
 ///
 /// The methods run on their own task, fed through a bounded queue
-/// ([`DriverConfig::queue`](super::DriverConfig::queue)): `ping` is answered by the driver even while a method
+/// ([`DriverConfig::queue`](super::config::DriverConfig::queue)): `ping` is answered by the driver even while a method
 /// is busy, and a handler that falls behind by more than the queue ends the session
 /// with `disconnect` reason `error` rather than letting memory grow.
 pub trait AudioHookHandler: Send + 'static {
@@ -55,7 +55,7 @@ pub trait AudioHookHandler: Send + 'static {
     }
 
     /// `close` arrived: send the last events now; `closed` goes out when this returns
-    /// (or after [`DriverConfig::close_timeout`](super::DriverConfig::close_timeout)).
+    /// (or after [`DriverConfig::close_timeout`](super::config::DriverConfig::close_timeout)).
     fn close(
         &mut self,
         reason: CloseReason,
@@ -170,7 +170,7 @@ impl SessionControl {
 
     /// Sends audio to the caller (Audio Connector): mono, in the selected format. It
     /// leaves at real-time pace, in frames of at most 200 ms and never more than about
-    /// 400 ms ahead ([`pacing`](super::pacing)), since Genesys answers bursts with 429;
+    /// 400 ms ahead ([`pacing`](crate::audiohook::pacing)), since Genesys answers bursts with 429;
     /// what waits is dropped by [`clear_audio`](Self::clear_audio), a `barge_in` event
     /// or a disconnect. Ignored unless the session is active or paused with media
     /// selected.

@@ -9,10 +9,10 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use super::config::DriverConfig;
 use super::handler::{
     drive_handler, AudioHookHandler, Command, SessionControl, SessionEnd, ToHandler,
 };
-use super::DriverConfig;
 use crate::audiohook::pacing::AudioPacer;
 use crate::audiohook::protocol::{DisconnectReason, EventEntity};
 use crate::audiohook::session::{Output, ServerSession, SessionEvent, Timeout};

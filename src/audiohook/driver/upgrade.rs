@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
 
+use super::config::DriverConfig;
 use super::handler::AudioHookHandler;
 use super::run::{refuse, serve_websocket};
-use super::DriverConfig;
 use crate::audiohook::verified::{AudioHookRefused, VerifiedAudioHook};
 
 enum Identity {

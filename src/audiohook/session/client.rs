@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Output;
+use super::server::Output;
 use crate::audiohook::protocol::{
     ClientBody, ClientMessage, CloseParameters, CloseReason, DtmfParameters, ErrorParameters, Gap,
     Media, OpenParameters, ParseError, PingParameters, ServerBody, ServerMessage, UpdateParameters,

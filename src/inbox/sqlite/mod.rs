@@ -13,11 +13,14 @@ mod sql;
 mod writer;
 
 use self::schema::{open_error, setup, FileIdentity};
-use self::sql::*;
+use self::sql::{
+    append, cached, claim, in_savepoint, release_or_bury, retry, row_id, sql_error, stats,
+    stored_event, Settings, SELECT_EVENT,
+};
 use self::writer::{write_loop, Batch, Job};
 use super::{
-    millis, unix_millis, BoxFuture, Clock, Delivery, EventId, Inbox, InboxAdmin, InboxError,
-    InboxLimits, InboxStats, ListFilter, RetryOutcome, StoredEvent,
+    millis, BoxFuture, Clock, Delivery, EventId, Inbox, InboxAdmin, InboxError, InboxLimits,
+    InboxStats, ListFilter, RetryOutcome, StoredEvent,
 };
 
 /// Default for [`SqliteInboxBuilder::max_batch`]: operations committed together.
@@ -57,19 +60,6 @@ struct Shared {
     appended: Notify,
     path: PathBuf,
     settings: Settings,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Settings {
-    limits: InboxLimits,
-    max_batch: usize,
-    clock: Clock,
-}
-
-impl Settings {
-    pub(super) fn now(&self) -> i64 {
-        unix_millis(self.clock.now())
-    }
 }
 
 /// Configures a [`SqliteInbox`]; made by [`SqliteInbox::builder`].
@@ -273,9 +263,9 @@ impl Inbox for SqliteInbox {
         self.run_one(move |connection, _| {
             let mut delete = connection
                 .prepare_cached("DELETE FROM inbox_events WHERE id = ?1")
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             for id in ids {
-                delete.execute(params![id]).map_err(sql)?;
+                delete.execute(params![id]).map_err(sql_error)?;
             }
             Ok(())
         })
@@ -298,7 +288,7 @@ impl Inbox for SqliteInbox {
                      WHERE id = ?1 AND state = 1 AND attempts = ?2",
                 )
                 .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             Ok(changed > 0)
         })
     }
@@ -367,7 +357,7 @@ impl Inbox for SqliteInbox {
                 )
                 .and_then(|_| cached(connection, "DELETE FROM inbox_probe"))
                 .map(|_| ())
-                .map_err(sql)
+                .map_err(sql_error)
             })
         }
     }
@@ -393,11 +383,11 @@ impl InboxAdmin for SqliteInbox {
                 .prepare(&format!(
                     "{SELECT_EVENT} WHERE {condition} ORDER BY id LIMIT ?1"
                 ))
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             let rows = statement
                 .query_map(params![limit], |row| stored_event(row, settings.now()))
-                .map_err(sql)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+                .map_err(sql_error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
         })
     }
 
@@ -415,7 +405,7 @@ impl InboxAdmin for SqliteInbox {
                     |row| stored_event(row, settings.now()),
                 )
                 .optional()
-                .map_err(sql)
+                .map_err(sql_error)
         })
     }
 
@@ -430,7 +420,7 @@ impl InboxAdmin for SqliteInbox {
                      WHERE id = ?1 AND state IN (0, 2)",
                     params![id, now],
                 )
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             Ok(changed > 0)
         });
         Box::pin(async move {
@@ -448,7 +438,7 @@ impl InboxAdmin for SqliteInbox {
                     "UPDATE inbox_events SET state = 0, attempts = 0, due_at = ?1 WHERE state = 2",
                     params![now],
                 )
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             Ok(changed as u64)
         });
         Box::pin(async move {
@@ -462,7 +452,7 @@ impl InboxAdmin for SqliteInbox {
         self.run(|connection, _| {
             let changed = connection
                 .execute("DELETE FROM inbox_events WHERE state = 2", [])
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             Ok(changed as u64)
         })
     }
@@ -500,7 +490,7 @@ mod tests {
         // What SQLite does by itself on FULL, IOERR or NOMEM: the whole transaction
         // is gone.
         let rolled_back = inbox.run_one(|connection, _| {
-            connection.execute_batch("ROLLBACK").map_err(sql)?;
+            connection.execute_batch("ROLLBACK").map_err(sql_error)?;
             Err::<(), _>(InboxError::unavailable("disk full (simulated)"))
         });
         let appended = inbox.append(Bytes::from_static(b"{}"));

@@ -6,11 +6,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{params, Connection};
 
-use super::Settings;
 use crate::inbox::{
-    from_unix_millis, millis, Delivery, EventId, EventState, InboxError, InboxStats, RetryOutcome,
-    StoredEvent,
+    from_unix_millis, millis, unix_millis, Clock, Delivery, EventId, EventState, InboxError,
+    InboxLimits, InboxStats, RetryOutcome, StoredEvent,
 };
+
+#[derive(Debug, Clone)]
+/// What every operation of the writer reads: the bounds, the batch size, the clock.
+pub(super) struct Settings {
+    pub(super) limits: InboxLimits,
+    pub(super) max_batch: usize,
+    pub(super) clock: Clock,
+}
+
+impl Settings {
+    pub(super) fn now(&self) -> i64 {
+        unix_millis(self.clock.now())
+    }
+}
 
 pub(super) const PENDING: i64 = 0;
 pub(super) const IN_FLIGHT: i64 = 1;
@@ -22,7 +35,7 @@ pub(super) fn in_savepoint<R>(
     connection: &Connection,
     work: impl FnOnce() -> Result<R, InboxError>,
 ) -> Result<R, InboxError> {
-    cached(connection, "SAVEPOINT job").map_err(sql)?;
+    cached(connection, "SAVEPOINT job").map_err(sql_error)?;
     let result = work();
     if matches!(result, Err(InboxError::Unavailable(_))) {
         let _ = cached(connection, "ROLLBACK TO job");
@@ -36,7 +49,7 @@ pub(super) fn cached(connection: &Connection, statement: &str) -> rusqlite::Resu
     connection.prepare_cached(statement)?.execute([])
 }
 
-pub(super) fn sql(error: rusqlite::Error) -> InboxError {
+pub(super) fn sql_error(error: rusqlite::Error) -> InboxError {
     InboxError::unavailable(error)
 }
 
@@ -96,7 +109,7 @@ pub(super) fn append(
                 i64::try_from(settings.limits.max_bytes).unwrap_or(i64::MAX)
             ])
         })
-        .map_err(sql)?;
+        .map_err(sql_error)?;
     if inserted == 0 {
         return Err(InboxError::Full);
     }
@@ -121,14 +134,14 @@ pub(super) fn claim(
                 "SELECT id, body, received_at, attempts FROM inbox_events
                  WHERE state = 1 AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
             )
-            .map_err(sql)?;
+            .map_err(sql_error)?;
         let rows = statement
             .query_map(params![now, limit], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
-            .map_err(sql)?;
+            .map_err(sql_error)?;
         for row in rows {
-            candidates.push(row.map_err(sql)?);
+            candidates.push(row.map_err(sql_error)?);
         }
     }
     let mut deliveries = Vec::with_capacity(max.min(1024));
@@ -141,7 +154,7 @@ pub(super) fn claim(
                      WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id]))
-                .map_err(sql)?;
+                .map_err(sql_error)?;
             tracing::warn!(
                 event_id = id,
                 attempts,
@@ -155,7 +168,7 @@ pub(super) fn claim(
                 "UPDATE inbox_events SET state = 1, attempts = ?2, due_at = ?3 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
-            .map_err(sql)?;
+            .map_err(sql_error)?;
         deliveries.push(Delivery::new(
             EventId::new(id.to_string()),
             Bytes::from(body),
@@ -175,7 +188,7 @@ pub(super) fn claim(
                               WHERE state = 0 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3)
                  RETURNING id, body, received_at, attempts",
             )
-            .map_err(sql)?;
+            .map_err(sql_error)?;
         let rows = statement
             .query_map(params![lease_end, now, remaining], |row| {
                 let (id, attempt): (i64, i64) = (row.get(0)?, row.get(3)?);
@@ -190,8 +203,8 @@ pub(super) fn claim(
                     ),
                 ))
             })
-            .map_err(sql)?;
-        let mut pending = rows.collect::<Result<Vec<_>, _>>().map_err(sql)?;
+            .map_err(sql_error)?;
+        let mut pending = rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
         // RETURNING gives no order: the oldest first, as they were due.
         pending.sort_unstable_by_key(|(id, _)| *id);
         deliveries.extend(pending.into_iter().map(|(_, delivery)| delivery));
@@ -223,7 +236,7 @@ pub(super) fn retry(
                 reason
             ])
         })
-        .map_err(sql)?;
+        .map_err(sql_error)?;
     if changed == 0 {
         return Ok(RetryOutcome::Stale);
     }
@@ -257,7 +270,7 @@ pub(super) fn release_or_bury(
             )
             .and_then(|mut s| s.execute(params![id, attempt, reason])),
     }
-    .map_err(sql)?;
+    .map_err(sql_error)?;
     Ok(changed > 0)
 }
 
@@ -270,7 +283,7 @@ pub(super) fn stats(connection: &Connection, now: i64) -> Result<InboxStats, Inb
                sum(state = 2)
              FROM inbox_events",
         )
-        .map_err(sql)?;
+        .map_err(sql_error)?;
     statement
         .query_row(params![now], |row| {
             let count = |i: usize| -> rusqlite::Result<u64> {
@@ -282,5 +295,5 @@ pub(super) fn stats(connection: &Connection, now: i64) -> Result<InboxStats, Inb
                 dead: count(2)?,
             })
         })
-        .map_err(sql)
+        .map_err(sql_error)
 }

@@ -5,7 +5,7 @@ use std::sync::mpsc;
 
 use rusqlite::Connection;
 
-use super::Settings;
+use super::sql::Settings;
 
 /// Work for the writer thread: runs inside the batch's transaction and returns what
 /// to do once the transaction committed (or failed to). Given `Err(reason)` instead of

@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tower_service::Service;
 
+use super::{CloudError, GenesysCloud, InboundReceipt, RetryPolicy};
 use crate::boxed::BoxError;
-use crate::cloud::{CloudError, GenesysCloud, InboundReceipt, RetryPolicy};
 use crate::inbox::{Abort, Delivery, Inbox, RetryAfter};
 
 /// Default for [`ReceiptSender::max_retry_after`]: 180 s, the longest wait the
@@ -43,7 +43,7 @@ const QUEUE_PAUSE: Duration = Duration::from_millis(100);
 /// use std::sync::Arc;
 /// use genesys_webhook::cloud::GenesysCloud;
 /// use genesys_webhook::inbox::{Delivery, InboxAdmin, MemoryInbox, Worker};
-/// use genesys_webhook::openmessaging::{DeliveredReceipts, ReceiptSender};
+/// use genesys_webhook::cloud::{DeliveredReceipts, ReceiptSender};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), genesys_webhook::cloud::CloudError> {
