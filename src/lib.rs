@@ -24,6 +24,9 @@ mod random;
 #[cfg(feature = "redis")]
 mod redis_connection;
 pub mod replay;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 pub mod signature;
 pub mod webhook;
 

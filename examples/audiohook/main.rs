@@ -40,6 +40,7 @@ use genesys_webhook::audiohook::{
     AudioHookHandler, AudioHookSignatureLayer, AudioHookUpgrade, FailureMode, SessionControl,
     SessionEnd,
 };
+use genesys_webhook::server::ServerLimits;
 
 mod connector;
 mod monitor;
@@ -47,8 +48,6 @@ mod transcription;
 
 #[path = "../common/process.rs"]
 mod process;
-#[path = "../common/serve.rs"]
-mod serve;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -107,13 +106,11 @@ async fn run() -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let limits = serve::Limits {
-        request_timeout: timeout,
-        max_connections: 4096,
-        drain: timeout.min(Duration::from_secs(5)),
-        peer_address: false,
-    };
-    serve::serve(listener, app, limits).await;
+    let limits = ServerLimits::default()
+        .request_timeout(timeout)
+        .max_connections(4096)
+        .drain(timeout.min(Duration::from_secs(5)));
+    genesys_webhook::server::serve(listener, app, limits, process::shutdown_signal()).await;
     tracing::info!("bye");
     Ok(())
 }

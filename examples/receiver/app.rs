@@ -1,195 +1,22 @@
 //! The receiver's wiring: settings → inbox → router → worker (tests drive it in process).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
-use genesys_webhook::cloud::{DeliveredReceipts, ReceiptSender};
+use genesys_webhook::cloud::DeliveredReceipts;
 use genesys_webhook::endpoint::{Enqueue, Readiness};
 use genesys_webhook::inbox::{
-    Delivery, InboxAdmin, InboxLimits, InboxLocation, SqliteInbox, Worker, WorkerHandle,
-    WorkerReport,
+    Delivery, InboxAdmin, InboxLocation, SqliteInbox, Worker, WorkerHandle, WorkerReport,
 };
 use genesys_webhook::replay::ReplayProtection;
-use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-/// Everything the receiver reads from its environment (README, "The example receiver").
-pub struct Settings {
-    pub listen_addr: SocketAddr,
-    pub serve: ServeLimits,
-    /// `GENESYS_SHUTDOWN_SECS`: the HTTP drain and the worker's grace together.
-    pub shutdown: Duration,
-    layer: GenesysSignatureLayerBuilder,
-    replay: ReplaySettings,
-    inbox: InboxSettings,
-    worker: WorkerSettings,
-    /// Delivered receipts: see [`workers`].
-    receipts: ReceiptSender,
-    knobs: TestKnobs,
-}
-
-/// `GENESYS_REPLAY_STORE`, `GENESYS_REPLAY_TTL_SECS`, `GENESYS_REPLAY_LEASE_SECS`.
-struct ReplaySettings {
-    store: Option<String>,
-    ttl: Duration,
-    lease: Duration,
-}
-
-/// `GENESYS_INBOX` and `GENESYS_INBOX_MAX_*`.
-struct InboxSettings {
-    location: InboxLocation,
-    limits: InboxLimits,
-}
-
-/// `GENESYS_INBOX_LEASE_SECS`, `GENESYS_WORKER_CONCURRENCY`, `GENESYS_WORKER_RETRY_BASE_MS`.
-struct WorkerSettings {
-    lease: Duration,
-    concurrency: usize,
-    retry_base: Duration,
-}
-
-// ---------------------------------------------------------------------------------
-// Test and benchmark knobs. Documented in the README; never set them in production.
-// ---------------------------------------------------------------------------------
-
-/// What the tests and benchmarks turn, and nothing else does.
-struct TestKnobs {
-    /// `GENESYS_WORKER_DELAY_MS`: how long each event's handling takes.
-    worker_delay: Duration,
-    /// `GENESYS_WORKER_FAIL_ON`: bodies holding this text fail (errors and panics).
-    worker_fail_on: Option<String>,
-    /// `GENESYS_INBOX_GROUP_COMMIT=0`: one fsync per event, for comparison only.
-    group_commit: bool,
-    /// `GENESYS_BENCH_BASELINE=1`: an unverified route, the benchmark's baseline.
-    bench_baseline: bool,
-}
-
-impl Settings {
-    /// Reads the variables `var` gives (the environment; tests pass a map).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
-        let text = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let num = |name: &str, default: u64| -> Result<u64, BoxError> {
-            let bad = |v: &str| format!("{name}={v:?} is not a whole number").into();
-            text(name).map_or(Ok(default), |v| v.trim().parse().map_err(|_| bad(&v)))
-        };
-        let fallback = || {
-            let secret = text("GENESYS_CLIENT_SECRET");
-            if secret.is_some() {
-                tracing::warn!("GENESYS_WEBHOOK_SECRET is not set: verifying with GENESYS_CLIENT_SECRET, the OAuth client secret; Open Messaging signs with the integration's webhook signature secret instead");
-            }
-            secret
-        };
-        let secret = text("GENESYS_WEBHOOK_SECRET").or_else(fallback).ok_or(
-            "set GENESYS_WEBHOOK_SECRET to the webhook signing secret (for Open Messaging: the integration's webhook signature secret)",
-        )?;
-        let listen = text("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:5000".to_owned());
-        let listen_addr = std::net::ToSocketAddrs::to_socket_addrs(listen.trim())
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                format!("LISTEN_ADDR={listen:?}: expected HOST:PORT, e.g. 127.0.0.1:5000")
-            })?;
-        let inbox = match text("GENESYS_INBOX") {
-            None => InboxLocation::default(),
-            Some(v) => v.parse().map_err(|e| format!("GENESYS_INBOX: {e}"))?,
-        };
-        let defaults = InboxLimits::default();
-        let secs = |name, default| num(name, default).map(Duration::from_secs);
-        let millis = |name, default| num(name, default).map(Duration::from_millis);
-        let mut layer = GenesysSignatureLayer::builder()
-            .secret(secret)
-            .max_body_bytes(num("GENESYS_MAX_BODY_BYTES", 1 << 20)? as usize)
-            .max_buffered_bytes(num("GENESYS_MAX_BUFFERED_BYTES", 64 << 20)? as usize)
-            .diagnostics(text("GENESYS_WEBHOOK_DIAGNOSTICS").is_some_and(|v| v == "1"));
-        if let Some(previous) = text("GENESYS_WEBHOOK_SECRET_PREVIOUS") {
-            layer = layer.secret(previous);
-        }
-        let mut peer_address = false;
-        match text("GENESYS_LOG_PEER").as_deref() {
-            Some("socket") => {
-                peer_address = true;
-                layer = layer.peer_address(PeerAddress::socket());
-            }
-            Some("forwarded-for") => layer = layer.peer_address(PeerAddress::forwarded_for()),
-            _ => {}
-        }
-        let attempts = num("GENESYS_INBOX_MAX_ATTEMPTS", defaults.max_attempts.into())?;
-        let limits = InboxLimits::default()
-            .max_attempts(attempts.clamp(1, u32::MAX.into()) as u32)
-            .max_events(num("GENESYS_INBOX_MAX_EVENTS", defaults.max_events)?)
-            .max_bytes(num("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?);
-        let receipts =
-            ReceiptSender::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
-        Ok(Self {
-            receipts,
-            listen_addr,
-            serve: ServeLimits {
-                peer_address,
-                ..serve_limits(
-                    secs("GENESYS_REQUEST_TIMEOUT_SECS", 10)?,
-                    num("GENESYS_MAX_CONNECTIONS", 768)? as usize,
-                )
-            },
-            shutdown: secs("GENESYS_SHUTDOWN_SECS", SHUTDOWN_BUDGET.as_secs())?,
-            layer,
-            replay: ReplaySettings {
-                store: text("GENESYS_REPLAY_STORE"),
-                ttl: secs("GENESYS_REPLAY_TTL_SECS", 600)?,
-                lease: secs("GENESYS_REPLAY_LEASE_SECS", 30)?,
-            },
-            inbox: InboxSettings {
-                location: inbox,
-                limits,
-            },
-            worker: WorkerSettings {
-                lease: secs("GENESYS_INBOX_LEASE_SECS", 30)?,
-                concurrency: num("GENESYS_WORKER_CONCURRENCY", 16)? as usize,
-                retry_base: millis("GENESYS_WORKER_RETRY_BASE_MS", 1000)?,
-            },
-            knobs: TestKnobs {
-                worker_delay: millis("GENESYS_WORKER_DELAY_MS", 0)?,
-                worker_fail_on: text("GENESYS_WORKER_FAIL_ON"),
-                group_commit: num("GENESYS_INBOX_GROUP_COMMIT", 1)? != 0,
-                bench_baseline: text("GENESYS_BENCH_BASELINE").is_some_and(|v| v == "1"),
-            },
-        })
-    }
-}
-
-/// The default shutdown budget (`GENESYS_SHUTDOWN_SECS`), under a service manager's
-/// usual 30 s stop timeout (systemd's `TimeoutStopSec=30`, Kubernetes' grace period):
-/// the HTTP drain, then the worker.
-pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
-/// The longest HTTP drain at shutdown; the worker gets the rest of the budget.
-const MAX_DRAIN: Duration = Duration::from_secs(5);
-
-/// How the server protects itself (`examples/common/serve.rs`).
-#[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
-    /// `GENESYS_REQUEST_TIMEOUT_SECS`: the deadline of each request.
-    pub request_timeout: Duration,
-    /// `GENESYS_MAX_CONNECTIONS`: connections served at once.
-    pub max_connections: usize,
-    /// The HTTP drain at shutdown.
-    pub drain: Duration,
-    /// `GENESYS_LOG_PEER=socket`: the peer's address goes into each request.
-    pub peer_address: bool,
-}
-
-/// The server's limits: the drain is the request deadline, at most 5 s.
-fn serve_limits(request_timeout: Duration, max_connections: usize) -> ServeLimits {
-    ServeLimits {
-        request_timeout,
-        max_connections: max_connections.max(1),
-        drain: request_timeout.min(MAX_DRAIN),
-        peer_address: false,
-    }
-}
+pub use crate::settings::Settings;
+use crate::settings::{InboxSettings, ReplaySettings, WorkerSettings};
 
 /// The events' inbox and the receipts'.
 type Inboxes = (Arc<dyn InboxAdmin>, Arc<dyn InboxAdmin>);

@@ -13,8 +13,7 @@ use axum::BoxError;
 mod app;
 #[path = "../common/process.rs"]
 mod process;
-#[path = "../common/serve.rs"]
-mod serve;
+mod settings;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -36,14 +35,8 @@ async fn run() -> Result<(), BoxError> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let limits = &settings.serve;
-    let limits = serve::Limits {
-        request_timeout: limits.request_timeout,
-        max_connections: limits.max_connections,
-        drain: limits.drain,
-        peer_address: limits.peer_address,
-    };
-    serve::serve(listener, router, limits).await;
+    let shutdown = process::shutdown_signal();
+    genesys_webhook::server::serve(listener, router, settings.serve, shutdown).await;
     tracing::info!("stopped accepting requests; the worker finishes what it runs");
     let report = workers.shutdown().await;
     let pending = inbox.stats().await.map_or(0, |s| s.pending);

@@ -18,7 +18,6 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> 
 
 /// `status` with `body` as `application/json`, for the endpoints whose responses are
 /// `String`s (`Enqueue`, `Readiness`).
-#[cfg_attr(not(feature = "enqueue"), allow(dead_code))]
 pub(crate) fn json_text(status: StatusCode, body: &str) -> Response<String> {
     json_response(status, Bytes::new()).map(|_| body.to_owned())
 }

@@ -5,6 +5,9 @@
 mod app;
 #[path = "../common/mod.rs"]
 pub mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../examples/receiver/settings.rs"]
+mod settings;
 
 mod receiver;
 mod receiver_app;

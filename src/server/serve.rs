@@ -1,63 +1,45 @@
-//! Serving an axum router as both examples need it under abuse: hyper's HTTP/1.1
-//! builder rather than `axum::serve`, for these limits.
-//! - The request head must arrive within the deadline (a client dripping header bytes
-//!   is cut off), and the whole request, body included, has the same deadline.
-//! - Each connection's read buffer stays at 64 KiB (hyper's default grows to about
-//!   400 KiB), so that memory goes to bodies, not buffers.
-//! - At most `max_connections` connections at once: past that a new connection is
-//!   answered `503` with `Retry-After` and closed, a status Genesys retries, instead of
-//!   waiting behind idle ones or running the process out of file descriptors.
-//! - Accept errors (out of descriptors) back off, logged at DEBUG with a WARN at most
-//!   once a minute.
-//! - At shutdown, requests in flight get `drain`, then the connections are dropped.
-//!
-//! WebSocket upgrades are served too.
+//! The accept loop and each connection.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::{BoxError, Json, Router};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
-use tower::Layer as _;
+use tower_layer::Layer as _;
 
-/// How the server protects itself.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Deadline of each request, head and body.
-    pub request_timeout: Duration,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// How long requests in flight may finish after the shutdown signal.
-    pub drain: Duration,
-    /// Put the peer's `SocketAddr` in each request's extensions, for
-    /// `PeerAddress::socket` (an extension map allocated per request: only when asked).
-    pub peer_address: bool,
-}
+use super::ServerLimits;
+use crate::boxed::BoxError;
+use crate::http::json::json_text;
 
 /// The answer to a connection over the cap: Genesys retries a 503.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}";
 
-/// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish for `drain`.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
-    let app = app.layer(
-        tower::ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(
-                |_: BoxError| async {
-                    let body = serde_json::json!({"error": "request_timeout"});
-                    (StatusCode::REQUEST_TIMEOUT, Json(body))
-                },
-            ))
-            .timeout(limits.request_timeout),
-    );
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish for [`drain`](ServerLimits::drain), under `limits` (see the
+/// [module](super)).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let deadline = limits.request_timeout;
+    let app = app.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| within(deadline, request, next),
+    ));
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut accept_errors = AcceptErrors::default();
-    let mut shutdown = std::pin::pin!(super::process::shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -116,6 +98,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limit
             "some connections were still open when the drain ended; closing them"
         );
         connections.abort_all();
+    }
+}
+
+/// The request answered within `deadline`, or `408 {"error":"request_timeout"}`.
+async fn within(deadline: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => json_text(
+            StatusCode::REQUEST_TIMEOUT,
+            r#"{"error":"request_timeout"}"#,
+        )
+        .into_response(),
     }
 }
 
