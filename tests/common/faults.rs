@@ -35,10 +35,41 @@ pub struct Faults {
     pub renew_fails: bool,
 }
 
-/// A [`MemoryStore`] with faults.
+/// A [`MemoryStore`] with faults, counting what reached it: tests wait for those
+/// counts instead of sleeping.
 pub struct Faulty {
     pub inner: Arc<MemoryStore>,
     pub faults: Faults,
+    pub seen: Arc<Seen>,
+}
+
+/// What reached a [`Faulty`] store.
+#[derive(Default)]
+pub struct Seen {
+    /// Reservations asked for.
+    pub reserves: AtomicUsize,
+    /// Reservations that landed in the store.
+    pub reserved: AtomicUsize,
+    /// Outcomes recorded.
+    pub completed: AtomicUsize,
+    /// Releases that landed.
+    pub released: AtomicUsize,
+}
+
+impl Seen {
+    pub fn count(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<MemoryStore>, faults: Faults) -> Self {
+        Self {
+            inner,
+            faults,
+            seen: Arc::default(),
+        }
+    }
 }
 
 impl ReplayStore for Faulty {
@@ -51,12 +82,16 @@ impl ReplayStore for Faulty {
         let inner = Arc::clone(&self.inner);
         let key = *key;
         let faults = self.faults;
+        let seen = Arc::clone(&self.seen);
+        seen.reserves.fetch_add(1, Ordering::SeqCst);
         // Spawned: the reservation lands whether or not the caller still waits.
         let landed = tokio::spawn(async move {
             if let Some(delay) = faults.reserve_delay {
                 tokio::time::sleep(delay).await;
             }
-            inner.reserve(&key, lease, duration).await
+            let result = inner.reserve(&key, lease, duration).await;
+            seen.reserved.fetch_add(1, Ordering::SeqCst);
+            result
         });
         StoreFuture::boxed(async move {
             let result = landed.await.map_err(StoreError::new)?;
@@ -88,10 +123,13 @@ impl ReplayStore for Faulty {
         let inner = Arc::clone(&self.inner);
         let key = *key;
         let faults = self.faults;
+        let seen = Arc::clone(&self.seen);
         StoreFuture::boxed(async move {
             if let Some(delay) = faults.complete_delay {
                 tokio::time::sleep(delay).await;
             }
+            // Counted once this call has run to its end, whatever its outcome.
+            let _counted = Counted(&seen.completed);
             if faults.complete_fails {
                 return Err(StoreError::new("connection reset"));
             }
@@ -100,15 +138,28 @@ impl ReplayStore for Faulty {
     }
 
     fn release(&self, key: &ReplayKey, lease: LeaseId) -> StoreFuture<Result<(), StoreError>> {
-        self.inner.release(key, lease)
+        let inner = Arc::clone(&self.inner);
+        let key = *key;
+        let seen = Arc::clone(&self.seen);
+        StoreFuture::boxed(async move {
+            let result = inner.release(&key, lease).await;
+            seen.released.fetch_add(1, Ordering::SeqCst);
+            result
+        })
+    }
+}
+
+/// Adds one to a counter when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 pub fn faulty(faults: Faults) -> ReplayProtection {
-    ReplayProtection::new(Faulty {
-        inner: Arc::new(MemoryStore::default()),
-        faults,
-    })
+    ReplayProtection::new(Faulty::new(Arc::new(MemoryStore::default()), faults))
 }
 
 /// A server whose handler counts its calls; bodies containing `slow<ms>` take that

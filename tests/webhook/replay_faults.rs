@@ -23,19 +23,25 @@ async fn a_retry_after_a_store_timeout_is_processed() {
     // One store shared by a failing layer and a healthy one: the failing one's
     // reservation landed, then its answer was lost.
     let inner = Arc::new(MemoryStore::default());
-    let failing = ReplayProtection::new(Faulty {
-        inner: Arc::clone(&inner),
-        faults: Faults {
+    let failing = Faulty::new(
+        Arc::clone(&inner),
+        Faults {
             reserve_lands_then_fails: true,
             ..Faults::default()
         },
-    });
+    );
+    let seen = Arc::clone(&failing.seen);
+    let failing = ReplayProtection::new(failing);
     let healthy = ReplayProtection::from_arc(inner);
     let a = server(layer(failing), None).await;
     let b = server(layer(healthy), None).await;
     let body = unique("timeout");
     assert_eq!(a.send(&body).await.status, 503);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The failing layer gives back what its lost answer left in the store.
+    common::eventually("the orphaned lease is released", async || {
+        Seen::count(&seen.released) == 1
+    })
+    .await;
     let retry = b.send(&body).await;
     assert_eq!(
         retry.text(),
@@ -47,13 +53,15 @@ async fn a_retry_after_a_store_timeout_is_processed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_gone_while_the_reservation_is_made_leaves_no_lease_behind() {
     let inner = Arc::new(MemoryStore::default());
-    let slow = ReplayProtection::new(Faulty {
-        inner: Arc::clone(&inner),
-        faults: Faults {
+    let slow = Faulty::new(
+        Arc::clone(&inner),
+        Faults {
             reserve_delay: Some(Duration::from_millis(300)),
             ..Faults::default()
         },
-    });
+    );
+    let seen = Arc::clone(&slow.seen);
+    let slow = ReplayProtection::new(slow);
     let s = server(layer(slow), None).await;
     let body = unique("gone");
     let sig = sign_open_messaging(SECRET, body.as_bytes());
@@ -65,9 +73,18 @@ async fn a_client_gone_while_the_reservation_is_made_leaves_no_lease_behind() {
     request.extend_from_slice(body.as_bytes());
     let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     stream.write_all(&request).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    common::eventually("the reservation is asked for", async || {
+        Seen::count(&seen.reserves) == 1
+    })
+    .await;
     drop(stream); // gone before the store answered
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    // Released at once, and once more a second later for a reservation that lands
+    // late, as this one does (300 ms).
+    common::eventually("the late reservation is released", async || {
+        Seen::count(&seen.released) == 2
+    })
+    .await;
+    assert_eq!(Seen::count(&seen.reserved), 1, "it did land");
     let healthy = server(layer(ReplayProtection::from_arc(inner)), None).await;
     assert_eq!(healthy.send(&body).await.text(), "processed");
     assert_eq!(s.calls(), 0);
@@ -124,22 +141,26 @@ async fn one_key_per_body_whatever_the_headers_their_order_or_the_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_dropped_while_the_outcome_is_recorded_still_marks_the_key_done() {
-    let s = server(
-        layer(
-            faulty(Faults {
-                complete_delay: Some(Duration::from_millis(500)),
-                ..Faults::default()
-            })
-            .lease(Duration::from_millis(1000)),
-        ),
-        Some(Duration::from_millis(200)),
-    )
-    .await;
+    let clock = common::inbox_contract::ManualClock::default();
+    let store = Faulty::new(
+        Arc::new(MemoryStore::default().clock(clock.clock())),
+        Faults {
+            complete_delay: Some(Duration::from_millis(500)),
+            ..Faults::default()
+        },
+    );
+    let seen = Arc::clone(&store.seen);
+    let protection = ReplayProtection::new(store).lease(Duration::from_millis(1000));
+    let s = server(layer(protection), Some(Duration::from_millis(200))).await;
     let body = unique("dropped");
     let first = s.send(&body).await;
     assert_eq!(first.status, 408, "the deadline fired while recording");
+    common::eventually("the outcome is recorded", async || {
+        Seen::count(&seen.completed) == 1
+    })
+    .await;
     // Past the lease: without the outcome recorded, the key would be free again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_millis(1500));
     let again = s.send(&body).await;
     assert_eq!(again.json(), serde_json::json!({"status": "duplicate"}));
     assert_eq!(s.calls(), 1, "a processed event ran twice");
@@ -147,14 +168,19 @@ async fn a_response_dropped_while_the_outcome_is_recorded_still_marks_the_key_do
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_mid_handler_releases_the_key_for_the_retry() {
+    let store = Faulty::new(Arc::new(MemoryStore::default()), Faults::default());
+    let seen = Arc::clone(&store.seen);
     let s = server(
-        layer(ReplayProtection::in_memory()),
+        layer(ReplayProtection::new(store)),
         Some(Duration::from_millis(200)),
     )
     .await;
     let body = unique("slow1000");
     assert_eq!(s.send(&body).await.status, 408);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    common::eventually("the key is released", async || {
+        Seen::count(&seen.released) == 1
+    })
+    .await;
     // Not 503 duplicate_in_flight for the rest of a 30 s lease: the handler runs again.
     assert_eq!(s.send(&body).await.status, 408);
     assert_eq!(s.calls(), 2);
@@ -191,7 +217,9 @@ async fn a_full_store_answers_503_unless_fail_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_duplicate_replaces_both_answers() {
-    let protection = ReplayProtection::in_memory().on_duplicate(|duplicate| {
+    let store = Faulty::new(Arc::new(MemoryStore::default()), Faults::default());
+    let seen = Arc::clone(&store.seen);
+    let protection = ReplayProtection::new(store).on_duplicate(|duplicate| {
         let mut response = http::Response::new(format!("{duplicate:?}"));
         *response.status_mut() = match duplicate {
             Duplicate::Processed => StatusCode::ACCEPTED,
@@ -205,7 +233,11 @@ async fn on_duplicate_replaces_both_answers() {
         let (s, body) = (Arc::clone(&s), body.clone());
         tokio::spawn(async move { s.send(&body).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The first holds the key (its handler takes 400 ms).
+    common::eventually("the first request holds the key", async || {
+        Seen::count(&seen.reserved) == 1
+    })
+    .await;
     let during = s.send(&body).await;
     assert_eq!((during.status, during.text()), (429, "InFlight"));
     assert_eq!(first.await.unwrap().text(), "processed");
@@ -245,7 +277,9 @@ async fn an_inner_service_error_releases_the_key() {
             }
         },
     );
-    let mut service = tower::Layer::layer(&layer(ReplayProtection::in_memory()), inner);
+    let store = Faulty::new(Arc::new(MemoryStore::default()), Faults::default());
+    let seen = Arc::clone(&store.seen);
+    let mut service = tower::Layer::layer(&layer(ReplayProtection::new(store)), inner);
     let body = unique("err");
     let request = || {
         http::Request::post("/")
@@ -262,7 +296,10 @@ async fn an_inner_service_error_releases_the_key() {
         .call(request())
         .await;
     assert!(first.is_err());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    common::eventually("the key is released", async || {
+        Seen::count(&seen.released) == 1
+    })
+    .await;
     let second = ServiceExt::<http::Request<String>>::ready(&mut service)
         .await
         .unwrap()
