@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod deadline;
 mod limits;
 mod serve;
 

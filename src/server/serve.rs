@@ -4,10 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,9 +11,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tower_layer::Layer as _;
 
+use super::deadline::Deadline;
 use super::ServerLimits;
 use crate::boxed::BoxError;
-use crate::http::json::json_text;
 
 /// The answer to a connection over the cap: Genesys retries a 503.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 32\r\nConnection: close\r\n\r\n{\"error\":\"too_many_connections\"}";
@@ -31,10 +27,7 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let deadline = limits.request_timeout;
-    let app = app.layer(axum::middleware::from_fn(
-        move |request: Request, next: Next| within(deadline, request, next),
-    ));
+    let app = Deadline::new(app, limits.request_timeout);
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
@@ -98,18 +91,6 @@ pub async fn serve(
             "some connections were still open when the drain ended; closing them"
         );
         connections.abort_all();
-    }
-}
-
-/// The request answered within `deadline`, or `408 {"error":"request_timeout"}`.
-async fn within(deadline: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(deadline, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => json_text(
-            StatusCode::REQUEST_TIMEOUT,
-            r#"{"error":"request_timeout"}"#,
-        )
-        .into_response(),
     }
 }
 

@@ -78,8 +78,8 @@ async fn a_client_gone_while_the_reservation_is_made_leaves_no_lease_behind() {
     })
     .await;
     drop(stream); // gone before the store answered
-    // Released at once, and once more a second later for a reservation that lands
-    // late, as this one does (300 ms).
+                  // Released at once, and once more a second later for a reservation that lands
+                  // late, as this one does (300 ms).
     common::eventually("the late reservation is released", async || {
         Seen::count(&seen.released) == 2
     })
