@@ -77,6 +77,7 @@ mod verified;
 mod verify;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::driver::{
     serve_websocket, AudioHookHandler, AudioHookUpgrade, DriverConfig, SessionControl, SessionEnd,
     SessionGone,

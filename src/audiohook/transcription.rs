@@ -199,6 +199,7 @@ pub fn final_transcript(
 }
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::handler::TranscriptionHandler;
 
 #[cfg(feature = "axum")]

@@ -25,6 +25,7 @@ mod retry;
 pub use self::client::{GenesysCloud, GenesysCloudBuilder};
 pub use self::error::{ApiError, CloudError, TransportError};
 #[cfg(feature = "openmessaging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
 pub use self::inbound::{
     ButtonResponseKind, Inbound, InboundAnswer, InboundEvent, InboundMessage, InboundReceipt,
     InboundReceiptStatus, InboundStructuredResponse, MediaType, UnknownReceiptStatus,
@@ -34,6 +35,7 @@ pub use self::integrations::{
     OpenMessagingIntegrationUpdate,
 };
 #[cfg(feature = "openmessaging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
 pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};
 pub use self::region::{Endpoints, Region, UnknownRegion};
 pub use self::retry::RetryPolicy;

@@ -258,6 +258,7 @@ impl Service<Request<VerifiedBody>> for Enqueue {
 }
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
     type Future = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
 

@@ -128,6 +128,7 @@ impl<B> Service<Request<B>> for Readiness {
 }
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Readiness {
     type Future = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
 

@@ -33,6 +33,7 @@ mod extract;
 mod message;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::extract::OpenMessageRejection;
 pub use self::message::{
     Attachment, ButtonResponse, Card, CardAction, Carousel, Channel, Content, ContentType,

@@ -51,6 +51,7 @@ mod redis;
 mod store;
 pub use self::memory::{MemoryStore, DEFAULT_CAPACITY};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{InvalidUrl, RedisStore};
 
 pub use self::protection::{
