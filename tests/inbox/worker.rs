@@ -3,6 +3,8 @@
 //! tokio's paused time, so leases and backoffs take no wall-clock time and do not
 //! depend on how fast the machine is.
 
+use crate::common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,12 +85,10 @@ async fn run_until_done(
     done: impl Fn(genesys_webhook::inbox::InboxStats) -> bool,
 ) -> WorkerReport {
     let running = tokio::spawn(worker);
-    for _ in 0..100_000 {
-        if done(inbox.stats().await.unwrap()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::eventually("the inbox is done", async || {
+        done(inbox.stats().await.unwrap())
+    })
+    .await;
     stop.send(()).unwrap();
     running.await.unwrap()
 }
@@ -157,13 +157,11 @@ async fn a_handler_slower_than_its_lease_keeps_it_and_runs_once_across_two_worke
             .build(handler(Arc::clone(&seen)));
         replicas.push(tokio::spawn(worker.run_until(stopped)));
     }
-    for _ in 0..100_000 {
+    common::eventually("the replicas drained the inbox", async || {
         let stats = inbox.stats().await.unwrap();
-        if stats.pending + stats.in_flight == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        stats.pending + stats.in_flight == 0
+    })
+    .await;
     for stop in stops {
         stop.send(()).unwrap();
     }
