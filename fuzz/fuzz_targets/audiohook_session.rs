@@ -1,10 +1,11 @@
 //! The AudioHook server session with arbitrary frames from Genesys and arbitrary
-//! application actions: nothing panics, server `seq` counts up by one, every output
-//! parses as a server message, and the stream position never goes back.
+//! application actions and time passing: nothing panics, server `seq` counts up by one,
+//! every output parses as a server message, the stream position never goes back, and
+//! the next timer is never in the past once it has been handled.
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use genesys_webhook::audiohook::protocol::{DisconnectReason, ServerMessage};
@@ -39,6 +40,8 @@ enum Step {
     Audio(Vec<u8>),
     Disconnect(u8),
     Reconnect,
+    /// Time passes (milliseconds), and the session's timers are handled.
+    Wait(u16),
 }
 
 fn parameters(kind: &str, raw: &str, other_org: bool) -> String {
@@ -62,9 +65,10 @@ fuzz_target!(|steps: Vec<Step>| {
     let mut server_seq = 0u64;
     let mut position = Duration::ZERO;
     let mut pending_open = None;
+    let mut now = Instant::now();
     for step in steps.into_iter().take(64) {
         let event = match step {
-            Step::Text(text) => session.handle_text(&text),
+            Step::Text(text) => session.handle_text(now, &text),
             Step::Message { kind, seq_skew, serverseq, parameters: raw, other_org } => {
                 let kind = KINDS[usize::from(kind) % KINDS.len()];
                 client_seq += 1;
@@ -74,19 +78,19 @@ fuzz_target!(|steps: Vec<Step>| {
                     u64::from(serverseq).min(server_seq + 1),
                     parameters(kind, &raw, other_org)
                 );
-                session.handle_text(&text)
+                session.handle_text(now, &text)
             }
-            Step::Binary(data) => session.handle_binary(data.into()),
+            Step::Binary(data) => session.handle_binary(now, data.into()),
             Step::Open { start_paused, media } => {
                 if let Some(request) = pending_open.take() {
                     let request: Box<genesys_webhook::audiohook::session::OpenRequest> = request;
                     let reply = if media { request.accept() } else { request.accept_media(None) };
-                    let _ = session.open(reply.start_paused(start_paused));
+                    let _ = session.send_opened(reply.start_paused(start_paused));
                 }
                 None
             }
             Step::Closed => {
-                let _ = session.closed();
+                let _ = session.send_closed();
                 None
             }
             Step::Pause => {
@@ -111,11 +115,19 @@ fuzz_target!(|steps: Vec<Step>| {
                     1 => DisconnectReason::Unauthorized,
                     _ => DisconnectReason::Error,
                 };
-                let _ = session.disconnect(reason, None, Some(BTreeMap::new()));
+                let _ = session.disconnect(now, reason, None, Some(BTreeMap::new()));
                 None
             }
             Step::Reconnect => {
                 let _ = session.reconnect(None);
+                None
+            }
+            Step::Wait(ms) => {
+                now += Duration::from_millis(u64::from(ms));
+                session.handle_timeout(now);
+                if let Some(due) = session.poll_timeout() {
+                    assert!(due > now, "a timer due at {due:?} was not handled at {now:?}");
+                }
                 None
             }
         };
