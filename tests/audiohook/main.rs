@@ -1,4 +1,6 @@
-//! AudioHook: the upgrade's signature layer, the sans-IO session, the driver, properties, and the example server against the simulator.
+//! AudioHook: the upgrade's signature layer, the driver, properties, and the example
+//! server against the simulator. The session's own rules are unit tests in
+//! `src/audiohook/session/tests.rs`.
 
 #[path = "../common/mod.rs"]
 pub mod common;
@@ -7,4 +9,3 @@ mod audiohook;
 mod audiohook_driver;
 mod audiohook_layer;
 mod audiohook_properties;
-mod audiohook_session;

@@ -61,3 +61,6 @@ pub use self::server::{
     ActionError, AudioFrame, OpenReply, OpenRequest, Output, ServerSession, SessionConfig,
     SessionEvent, State, Timeout, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_AUDIO_FRAME,
 };
+
+#[cfg(test)]
+mod tests;

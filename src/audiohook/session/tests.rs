@@ -1,14 +1,14 @@
-//! The AudioHook server session's rules, driven message by message with no I/O. The
+//! The server session's rules, driven message by message with no I/O. The
 //! client messages are written as raw JSON here, independently of the crate's own
 //! serializer.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use genesys_webhook::audiohook::protocol::{
+use crate::audiohook::protocol::{
     CloseReason, DisconnectReason, EventEntity, MediaChannel, MediaFormat, Transcript,
 };
-use genesys_webhook::audiohook::session::{Output, ServerSession, SessionEvent, State};
+use crate::audiohook::session::{Output, ServerSession, SessionEvent, State};
 use serde_json::{json, Value};
 
 const SESSION: &str = "30b0e395-84d3-4570-ac13-9a62d8f514c0";
@@ -590,11 +590,8 @@ fn a_selection_that_was_not_offered_is_refused() {
     ) else {
         panic!()
     };
-    let other = genesys_webhook::audiohook::protocol::Media::audio(
-        MediaFormat::L16,
-        &[MediaChannel::External],
-        8000,
-    );
+    let other =
+        crate::audiohook::protocol::Media::audio(MediaFormat::L16, &[MediaChannel::External], 8000);
     assert!(session
         .send_opened_checked(&request, request.accept_media(Some(other)))
         .is_err());
@@ -714,8 +711,8 @@ mod timers {
     //! The session keeps time from the instants it is given: no clock, no waiting.
 
     use super::*;
-    use genesys_webhook::audiohook::protocol::{EventEntity, MediaChannel, Transcript};
-    use genesys_webhook::audiohook::session::{SessionConfig, Timeout};
+    use crate::audiohook::protocol::{EventEntity, MediaChannel, Transcript};
+    use crate::audiohook::session::{SessionConfig, Timeout};
 
     fn transcript() -> Vec<EventEntity> {
         vec![EventEntity::Transcript(Transcript::final_text(
