@@ -308,8 +308,21 @@ fn report(args: &Args, session: &str, audio: &Audio, outcome: Outcome) -> Result
     })
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends what the client session has queued (the socket is closed once a run ends).
+pub(crate) async fn flush(socket: &mut Socket, client: &mut ClientSession) -> Result<(), String> {
+    while let Some(output) = client.poll_output() {
+        let message = match output {
+            Output::Text(text) => Message::Text(text.into()),
+            Output::Binary(audio) => Message::Binary(audio),
+            _ => continue,
+        };
+        socket.send(message).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// Everything the server sent that is not awaited: events, audio, pause and resume.
 struct Listener<'a> {
@@ -322,16 +335,7 @@ struct Listener<'a> {
 impl Listener<'_> {
     /// Sends what the client session has queued.
     async fn flush(&mut self) -> Result<(), String> {
-        while let Some(output) = self.client.poll_output() {
-            let message = match output {
-                Output::Text(text) => Message::Text(text.into()),
-                Output::Binary(audio) => Message::Binary(audio),
-                // The socket is closed once the session run ends.
-                _ => continue,
-            };
-            self.socket.send(message).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        flush(self.socket, self.client).await
     }
 
     /// Handles one message; returns it when it is not a side message.

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use genesys_webhook::audiohook::protocol::{
     CloseReason, Media, MediaChannel, MediaFormat, OpenParameters, Participant, ServerBody,
 };
-use genesys_webhook::audiohook::session::{ClientSession, Output};
+use genesys_webhook::audiohook::session::ClientSession;
 use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::audiohook::{signed_request, uuid, Connection};
+use super::audiohook::{flush, signed_request, uuid, Connection};
 use crate::output::{progress, Failure, Report};
 
 #[derive(Debug, clap::Args)]
@@ -296,20 +296,4 @@ fn summarize(args: &Args, tallies: &[Tally], elapsed: Duration) -> Report {
     } else {
         Report::failed(text, doc)
     }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Sends what the client session has queued.
-async fn flush(socket: &mut Socket, client: &mut ClientSession) -> Result<(), String> {
-    while let Some(output) = client.poll_output() {
-        let message = match output {
-            Output::Text(text) => Message::Text(text.into()),
-            Output::Binary(audio) => Message::Binary(audio),
-            _ => continue,
-        };
-        socket.send(message).await.map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
