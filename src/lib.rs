@@ -7,6 +7,9 @@
 #[cfg(feature = "audiohook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audiohook")))]
 pub mod audiohook;
+#[cfg(feature = "botconnector")]
+#[cfg_attr(docsrs, doc(cfg(feature = "botconnector")))]
+pub mod botconnector;
 mod boxed;
 mod clock;
 #[cfg(feature = "cloud")]
@@ -28,7 +31,10 @@ pub mod replay;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod signature;
+pub mod source;
 pub mod webhook;
+#[cfg(any(feature = "openmessaging", feature = "botconnector"))]
+mod wire;
 
 pub use crate::boxed::{BoxError, BoxFuture};
 pub use crate::clock::Clock;

@@ -13,6 +13,9 @@
 //! | `genesys_webhook_inbox_events` | gauge | `state`: `pending`, `in_flight`, `dead` | the inbox's depth, as a running worker last read it |
 //! | `genesys_webhook_deliveries_total` | counter | `outcome`: `processed`, `retried`, `dead_lettered` | what the worker did with each delivery |
 //! | `genesys_webhook_handler_seconds` | histogram | | how long the worker's handler took per delivery |
+//! | `genesys_webhook_refused_total` | counter | `by`: `bot_credentials`, `source_allowlist` | requests refused before their body was read: by the Bot Connector's credential headers (401), by the source-address allowlist (403) |
+//! | `genesys_webhook_source_ranges` | gauge | | how many address ranges the source allowlist admits, as last loaded |
+//! | `genesys_webhook_source_refresh_failures_total` | counter | | refreshes of the source ranges that failed (the last good list stays) |
 
 //!
 //! The `_seconds` metrics are histograms in the `metrics` facade. Prometheus exporters
@@ -45,6 +48,13 @@ pub const INBOX_EVENTS: &str = "genesys_webhook_inbox_events";
 pub const DELIVERIES: &str = "genesys_webhook_deliveries_total";
 /// Handler duration per delivery, seconds.
 pub const HANDLER_SECONDS: &str = "genesys_webhook_handler_seconds";
+
+/// Requests refused from their head alone, by `by`.
+pub const REFUSED: &str = "genesys_webhook_refused_total";
+/// How many ranges the source allowlist admits.
+pub const SOURCE_RANGES: &str = "genesys_webhook_source_ranges";
+/// Failed refreshes of the source ranges.
+pub const SOURCE_REFRESH_FAILURES: &str = "genesys_webhook_source_refresh_failures_total";
 
 #[cfg(feature = "metrics")]
 #[allow(dead_code)] // Each is used by some features only.
@@ -88,6 +98,18 @@ mod record {
         metrics::histogram!(super::HANDLER_SECONDS).record(took.as_secs_f64());
     }
 
+    pub(crate) fn refused(by: &'static str) {
+        metrics::counter!(super::REFUSED, "by" => by).increment(1);
+    }
+
+    pub(crate) fn source_ranges(count: usize) {
+        metrics::gauge!(super::SOURCE_RANGES).set(count as f64);
+    }
+
+    pub(crate) fn source_refresh_failed() {
+        metrics::counter!(super::SOURCE_REFRESH_FAILURES).increment(1);
+    }
+
     /// The inbox's depth by state: plain counts, so that this module knows nothing of
     /// the inbox.
     pub(crate) fn inbox_depth(pending: u64, in_flight: u64, dead: u64) {
@@ -111,7 +133,13 @@ mod record {
     pub(crate) fn delivery(_outcome: &'static str) {}
     pub(crate) fn handler_finished(_took: Duration) {}
     pub(crate) fn inbox_depth(_pending: u64, _in_flight: u64, _dead: u64) {}
+    pub(crate) fn refused(_by: &'static str) {}
+    pub(crate) fn source_ranges(_count: usize) {}
+    pub(crate) fn source_refresh_failed() {}
 }
 
 #[allow(unused_imports)]
-pub(crate) use record::{append_finished, delivery, handler_finished, inbox_depth, request};
+pub(crate) use record::{
+    append_finished, delivery, handler_finished, inbox_depth, refused, request, source_ranges,
+    source_refresh_failed,
+};

@@ -12,16 +12,22 @@
 //! client needs the `messaging:integration` permissions; a 403 names the one missing
 //! ([`ApiError::missing_permissions`]).
 
+#[cfg(feature = "botconnector")]
+mod botconnector;
 mod client;
 mod error;
 #[cfg(feature = "openmessaging")]
 mod inbound;
 mod integrations;
+mod ipranges;
 #[cfg(feature = "openmessaging")]
 mod receipts;
 mod region;
 mod retry;
 
+#[cfg(feature = "botconnector")]
+#[cfg_attr(docsrs, doc(cfg(feature = "botconnector")))]
+pub use self::botconnector::{BotConnectorApi, OutgoingMessage};
 pub use self::client::{GenesysCloud, GenesysCloudBuilder};
 pub use self::error::{ApiError, CloudError, TransportError};
 #[cfg(feature = "openmessaging")]
@@ -34,6 +40,7 @@ pub use self::integrations::{
     Created, NewOpenMessagingIntegration, OpenMessaging, OpenMessagingIntegration,
     OpenMessagingIntegrationUpdate,
 };
+pub use self::ipranges::IpRange;
 #[cfg(feature = "openmessaging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openmessaging")))]
 pub use self::receipts::{DeliveredReceipts, ReceiptSender, DEFAULT_RECEIPT_MAX_RETRY_AFTER};

@@ -38,7 +38,6 @@ impl SummaryGate {
 }
 
 /// Logs a wiring mistake at ERROR the first time `logged` sees it, and at DEBUG after.
-#[cfg(all(feature = "axum", any(feature = "enqueue", feature = "openmessaging")))]
 pub(crate) fn misconfigured(logged: &std::sync::atomic::AtomicBool, message: &str) {
     if logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::debug!("{message}");

@@ -6,7 +6,10 @@
 //! feature, `audiohook::AudioHookSignature` answer with a [`ResponseBody`].
 
 mod body;
+mod gate;
 pub(crate) mod json;
 pub(crate) mod log;
+pub(crate) mod peer;
 
 pub use self::body::ResponseBody;
+pub use self::gate::GateFuture;

@@ -32,17 +32,7 @@ impl PeerAddress {
     /// put in the request's extensions.
     pub fn socket() -> Self {
         Self::from_fn(|parts| {
-            if let Some(addr) = parts.extensions.get::<std::net::SocketAddr>() {
-                return Some(addr.to_string());
-            }
-            #[cfg(feature = "axum")]
-            if let Some(info) = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            {
-                return Some(info.0.to_string());
-            }
-            None
+            crate::http::peer::socket_addr(&parts.extensions).map(|addr| addr.to_string())
         })
     }
 

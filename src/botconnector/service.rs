@@ -1,0 +1,70 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::layer::{BotCredentialsLayer, Credentials};
+use crate::http::{GateFuture, ResponseBody};
+
+/// The middleware made by [`BotCredentialsLayer`].
+#[derive(Clone)]
+pub struct BotCredentials<S> {
+    inner: S,
+    config: Arc<Credentials>,
+}
+
+impl<S> BotCredentials<S> {
+    /// Wraps `inner` with the checks `layer` was configured with, as
+    /// [`Layer::layer`](tower_layer::Layer::layer) does.
+    pub fn new(inner: S, layer: &BotCredentialsLayer) -> Self {
+        Self {
+            inner,
+            config: Arc::clone(&layer.config),
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for BotCredentials<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BotCredentials")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BotCredentials<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = GateFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match self.config.check(request.headers()) {
+            Ok(()) => GateFuture::admitted(self.inner.call(request)),
+            Err(refusal) => GateFuture::refused(refusal),
+        }
+    }
+}
