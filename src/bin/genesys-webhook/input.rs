@@ -1,6 +1,7 @@
 //! Bodies and headers from the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
@@ -31,4 +32,31 @@ pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("{text:?} is not a header: expected 'Name: value'")),
     }
+}
+
+/// The HTTP client of the commands that post to a receiver, also trusting the PEM
+/// certificates in `cacert` (a receiver behind a private certificate authority).
+pub(crate) async fn http_client(cacert: Option<&Path>) -> Result<reqwest::Client, Failure> {
+    let mut client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = cacert {
+        let pem = tokio::fs::read(path)
+            .await
+            .map_err(|e| Failure::io(format!("--cacert {}: {e}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Failure::io(format!("--cacert {}: not PEM: {e}", path.display())))?;
+        if certificates.is_empty() {
+            return Err(Failure::io(format!(
+                "--cacert {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        for certificate in certificates {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    client
+        .build()
+        .map_err(|e| Failure::io(format!("HTTP client: {e}")))
 }

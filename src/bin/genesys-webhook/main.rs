@@ -1,15 +1,18 @@
 //! `genesys-webhook`: sign, verify and send test webhooks, register the receiver
-//! with Genesys Cloud as an Open Messaging integration, and look into its inbox.
+//! with Genesys Cloud as an Open Messaging integration, look into its inbox, play
+//! Genesys against AudioHook servers and bots, and list Genesys' source addresses.
 //!
 //! Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage
 //! or I/O error.
 
 mod audiohook;
 mod audiohook_load;
+mod bot;
 mod credentials;
 mod inbound;
 mod inbox;
 mod input;
+mod ipranges;
 mod output;
 mod secret;
 mod send;
@@ -61,6 +64,11 @@ enum Command {
     /// Load an AudioHook server: many signed sessions streaming stereo audio at
     /// real-time pace, with pings; reports who kept real time and the round trips.
     AudiohookLoad(Box<audiohook_load::Args>),
+    /// Play Genesys Cloud's Digital Bot Connector against a bot: send one turn with the
+    /// integration's credential header and print the answer.
+    Bot(Box<bot::Args>),
+    /// Print the address ranges Genesys Cloud calls from, by service.
+    Ipranges(Box<ipranges::Args>),
 }
 
 /// The signature scheme on the command line.
@@ -113,6 +121,8 @@ fn main() -> ExitCode {
             Command::Inbound(args) => inbound::run(*args, json).await,
             Command::Audiohook(args) => audiohook::run(*args, json).await,
             Command::AudiohookLoad(args) => audiohook_load::run(*args, json).await,
+            Command::Bot(args) => bot::run(*args, json).await,
+            Command::Ipranges(args) => ipranges::run(*args, json).await,
         }
     });
     match result {

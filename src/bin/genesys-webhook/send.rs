@@ -2,7 +2,7 @@
 //! `--tamper` to prove the receiver rejects it.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use genesys_webhook::signature::{hmac_sha256, Scheme};
 use serde_json::json;
@@ -53,28 +53,7 @@ pub(crate) async fn run(args: Args, json: bool) -> Result<Report, Failure> {
     } else {
         scheme.sign(&secret, &body)
     };
-    let mut client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("genesys-webhook/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &args.cacert {
-        let pem = tokio::fs::read(path)
-            .await
-            .map_err(|e| Failure::io(format!("--cacert {}: {e}", path.display())))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Failure::io(format!("--cacert {}: not PEM: {e}", path.display())))?;
-        if certificates.is_empty() {
-            return Err(Failure::io(format!(
-                "--cacert {}: no PEM certificate in it",
-                path.display()
-            )));
-        }
-        for certificate in certificates {
-            client = client.add_root_certificate(certificate);
-        }
-    }
-    let client = client
-        .build()
-        .map_err(|e| Failure::io(format!("HTTP client: {e}")))?;
+    let client = crate::input::http_client(args.cacert.as_deref()).await?;
     let headers = request_headers(scheme, &signature, &args.headers)?;
     let request = client.post(&args.url).headers(headers);
     progress(
