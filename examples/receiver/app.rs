@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
-use genesys_webhook::cloud::DeliveredReceipts;
+use genesys_webhook::cloud::{DeliveredReceipts, GenesysCloud};
 use genesys_webhook::endpoint::{Enqueue, Readiness};
 use genesys_webhook::inbox::{
     Delivery, InboxAdmin, InboxLocation, SqliteInbox, Worker, WorkerHandle, WorkerReport,
 };
 use genesys_webhook::replay::ReplayProtection;
+use genesys_webhook::source::{GenesysRanges, SourceAllowlistLayer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -42,11 +43,39 @@ pub fn open_inboxes(settings: &Settings) -> Result<Inboxes, BoxError> {
     Ok((inbox, receipts))
 }
 
-/// The routes: the signed webhook, health, readiness and (given a handle) metrics.
+/// With `GENESYS_ALLOW_SOURCES`: Genesys' ranges for those services, fetched now (the
+/// receiver does not start without them) and kept fresh.
+pub async fn source_allowlist(
+    settings: &Settings,
+) -> Result<Option<SourceAllowlistLayer>, BoxError> {
+    let Some(sources) = &settings.sources else {
+        return Ok(None);
+    };
+    let cloud = GenesysCloud::from_env()
+        .map_err(|e| format!("GENESYS_ALLOW_SOURCES needs a Genesys Cloud client: {e}"))?;
+    let ranges = GenesysRanges::new(cloud, sources.services.clone());
+    let fetched = ranges
+        .fetch()
+        .await
+        .map_err(|e| format!("GENESYS_ALLOW_SOURCES: {e}"))?;
+    let layer = SourceAllowlistLayer::builder()
+        .ranges(fetched)
+        .trusted_proxies(sources.proxies.clone())
+        .forwarded_header(sources.header)
+        .build()
+        .map_err(|e| format!("GENESYS_ALLOW_SOURCES={}: {e}", sources.services.join(",")))?;
+    tracing::info!(services = %sources.services.join(","), ranges = layer.ranges().len(), "admitting only Genesys' source addresses");
+    ranges.keep_fresh(&layer, sources.refresh);
+    Ok(Some(layer))
+}
+
+/// The routes: the signed webhook (behind the source allowlist, if any), health,
+/// readiness and (given a handle) metrics.
 pub fn app(
     settings: &Settings,
     inbox: Arc<dyn InboxAdmin>,
     metrics: Option<PrometheusHandle>,
+    sources: Option<SourceAllowlistLayer>,
 ) -> Result<Router, BoxError> {
     let mut layer = settings.layer.clone();
     if let Some(replay) = replay_protection(settings)? {
@@ -59,7 +88,12 @@ pub fn app(
     let enqueue = Enqueue::new(inbox);
     let mut app = Router::new()
         .route("/webhook/receive", post(enqueue.clone()))
-        .route_layer(layer)
+        .route_layer(layer);
+    if let Some(sources) = sources {
+        // Outside the signature check: a stranger's body is never read.
+        app = app.route_layer(sources);
+    }
+    let mut app = app
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness))
         .route(

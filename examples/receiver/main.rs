@@ -30,7 +30,8 @@ async fn run() -> Result<(), BoxError> {
         .set_buckets_for_metric(seconds, genesys_webhook::metrics::SECONDS_BUCKETS)?
         .install_recorder()?;
     let workers = app::workers(&settings, Arc::clone(&inbox), receipts);
-    let router = app::app(&settings, Arc::clone(&inbox), Some(metrics))?;
+    let sources = app::source_allowlist(&settings).await?;
+    let router = app::app(&settings, Arc::clone(&inbox), Some(metrics), sources)?;
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;

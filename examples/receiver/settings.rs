@@ -7,6 +7,7 @@ use axum::BoxError;
 use genesys_webhook::cloud::ReceiptSender;
 use genesys_webhook::inbox::{InboxLimits, InboxLocation};
 use genesys_webhook::server::ServerLimits;
+use genesys_webhook::source::{ForwardedHeader, SourceRanges};
 use genesys_webhook::{GenesysSignatureLayer, GenesysSignatureLayerBuilder, PeerAddress};
 
 /// Everything the receiver reads from its environment (README, "The example receiver").
@@ -22,6 +23,8 @@ pub struct Settings {
     pub(crate) worker: WorkerSettings,
     /// Delivered receipts: see [`workers`].
     pub(crate) receipts: ReceiptSender,
+    /// `GENESYS_ALLOW_SOURCES`: admit only Genesys' addresses.
+    pub(crate) sources: Option<SourceSettings>,
     pub(crate) knobs: TestKnobs,
 }
 
@@ -36,6 +39,16 @@ pub(crate) struct ReplaySettings {
 pub(crate) struct InboxSettings {
     pub(crate) location: InboxLocation,
     pub(crate) limits: InboxLimits,
+}
+
+/// `GENESYS_ALLOW_SOURCES` (Genesys services, comma-separated), `GENESYS_TRUSTED_PROXIES`
+/// (CIDR blocks), `GENESYS_FORWARDED_HEADER` (`x-forwarded-for` or `forwarded`),
+/// `GENESYS_SOURCE_REFRESH_SECS`.
+pub(crate) struct SourceSettings {
+    pub(crate) services: Vec<String>,
+    pub(crate) proxies: SourceRanges,
+    pub(crate) header: ForwardedHeader,
+    pub(crate) refresh: Duration,
 }
 
 /// `GENESYS_INBOX_LEASE_SECS`, `GENESYS_WORKER_CONCURRENCY`, `GENESYS_WORKER_RETRY_BASE_MS`.
@@ -117,7 +130,34 @@ impl Settings {
             .max_bytes(num("GENESYS_INBOX_MAX_BYTES", defaults.max_bytes)?);
         let receipts =
             ReceiptSender::from_env().map_err(|e| format!("Genesys Cloud client: {e}"))?;
+        let sources = match text("GENESYS_ALLOW_SOURCES") {
+            None => None,
+            Some(services) => {
+                // The allowlist judges the connection's address.
+                peer_address = true;
+                let proxies = text("GENESYS_TRUSTED_PROXIES").unwrap_or_default();
+                let header = match text("GENESYS_FORWARDED_HEADER").as_deref() {
+                    None | Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
+                    Some("forwarded") => ForwardedHeader::Forwarded,
+                    Some(other) => {
+                        return Err(format!(
+                            "GENESYS_FORWARDED_HEADER={other:?}: x-forwarded-for or forwarded"
+                        )
+                        .into())
+                    }
+                };
+                Some(SourceSettings {
+                    services: services.split(',').map(|s| s.trim().to_owned()).collect(),
+                    proxies: proxies
+                        .parse()
+                        .map_err(|e| format!("GENESYS_TRUSTED_PROXIES: {e}"))?,
+                    header,
+                    refresh: secs("GENESYS_SOURCE_REFRESH_SECS", 3600)?,
+                })
+            }
+        };
         Ok(Self {
+            sources,
             receipts,
             listen_addr,
             serve: {

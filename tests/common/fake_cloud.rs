@@ -60,6 +60,13 @@ pub struct Fake {
     pub forced_create: Option<Forced>,
     /// Inbound Open Messaging calls: path with query, and body.
     pub inbound: Vec<(String, Value)>,
+    /// What `GET /api/v2/ipranges` lists.
+    pub ip_ranges: Vec<Value>,
+    /// While set, `GET /api/v2/ipranges` answers this status (403: a permission
+    /// missing; not retried by the client).
+    pub ip_ranges_failing: Option<u16>,
+    /// Bot Connector outgoing messages received.
+    pub bot_messages: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -76,6 +83,11 @@ impl FakeCloud {
         }));
         let app = Router::new()
             .route("/oauth/token", post(token))
+            .route("/api/v2/ipranges", get(ip_ranges))
+            .route(
+                "/api/v2/integrations/botconnectors/outgoing/messages",
+                post(bot_message),
+            )
             .route(OPEN, get(list).post(create))
             .route(
                 "/api/v2/conversations/messages/{integration}/inbound/open/{*kind}",
@@ -123,6 +135,17 @@ impl FakeCloud {
 
     pub fn api_requests(&self) -> Vec<String> {
         self.with(|f| f.api_requests.clone())
+    }
+
+    /// `GET /api/v2/ipranges` lists `ranges`, as `(cidr, service, direction)`.
+    pub fn set_ip_ranges(&self, ranges: &[(&str, &str, &str)]) {
+        let listed = ranges
+            .iter()
+            .map(|(cidr, service, direction)| {
+                json!({"cidr": cidr, "service": service, "region": "us-east-1", "direction": direction})
+            })
+            .collect();
+        self.with(|f| f.ip_ranges = listed);
     }
 
     /// Every token issued so far stops working.
@@ -342,4 +365,32 @@ async fn delete(
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"message": "not found", "code": "not.found", "status": 404, "contextId": "ctx-404"}))).into_response()
+}
+
+async fn ip_ranges(State(state): State<Arc<Mutex<Fake>>>, headers: HeaderMap) -> Response {
+    let mut fake = state.lock().unwrap();
+    if let Some(answer) = api_gate(&mut fake, "GET ipranges".into(), &headers) {
+        return answer;
+    }
+    if let Some(status) = fake.ip_ranges_failing {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"message": "Missing permission", "code": "missing.permissions", "status": status})),
+        )
+            .into_response();
+    }
+    Json(json!({"entities": fake.ip_ranges})).into_response()
+}
+
+async fn bot_message(
+    State(state): State<Arc<Mutex<Fake>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut fake = state.lock().unwrap();
+    if let Some(answer) = api_gate(&mut fake, "POST botconnector outgoing".into(), &headers) {
+        return answer;
+    }
+    fake.bot_messages.push(body);
+    Json(json!({"messageId": format!("bot-message-{}", fake.bot_messages.len())})).into_response()
 }

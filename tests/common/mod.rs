@@ -22,6 +22,26 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// Serves an axum router on a free loopback port, with each connection's address in
+/// the requests' extensions (axum's `ConnectInfo`).
+pub async fn serve_axum_with_peer(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// `GET path` with the given headers.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, request.as_bytes()).await
+}
+
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
 pub struct RawResponse {

@@ -32,7 +32,7 @@ fn settings(vars: &[(&str, &str)]) -> Result<app::Settings, String> {
 
 fn router(inbox: Arc<dyn InboxAdmin>) -> axum::Router {
     let settings = settings(&[("GENESYS_WEBHOOK_SECRET", SECRET)]).unwrap();
-    app::app(&settings, inbox, None).unwrap()
+    app::app(&settings, inbox, None, None).unwrap()
 }
 
 async fn post(
@@ -233,7 +233,7 @@ async fn readyz_is_503_while_the_replay_store_is_down() {
         ("GENESYS_REPLAY_STORE", "redis://127.0.0.1:1/"),
     ])
     .unwrap();
-    let app = app::app(&settings, Arc::new(MemoryInbox::new()), None).unwrap();
+    let app = app::app(&settings, Arc::new(MemoryInbox::new()), None, None).unwrap();
     assert_eq!(get(&app, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -253,7 +253,7 @@ fn settings_errors_never_show_a_password() {
                     .build()
                     .unwrap();
                 let _guard = runtime.enter();
-                app::app(&settings, Arc::new(MemoryInbox::new()), None)
+                app::app(&settings, Arc::new(MemoryInbox::new()), None, None)
                     .err()
                     .unwrap()
                     .to_string()
@@ -280,7 +280,7 @@ fn impossible_replay_settings_are_refused_with_the_variable_named() {
         let mut all = vec![("GENESYS_WEBHOOK_SECRET", SECRET)];
         all.extend(vars);
         let settings = settings(&all).unwrap();
-        let error = app::app(&settings, Arc::new(MemoryInbox::new()), None)
+        let error = app::app(&settings, Arc::new(MemoryInbox::new()), None, None)
             .err()
             .unwrap()
             .to_string();

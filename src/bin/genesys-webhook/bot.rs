@@ -56,7 +56,12 @@ struct SendArgs {
     #[arg(long = "header", value_parser = parse_credential)]
     headers: Vec<(String, Hidden)>,
     /// The credential's value when no --header is given.
-    #[arg(long, env = "BOT_CONNECTOR_SECRET", hide_env_values = true, hide = true)]
+    #[arg(
+        long,
+        env = "BOT_CONNECTOR_SECRET",
+        hide_env_values = true,
+        hide = true
+    )]
     secret: Option<Hidden>,
     /// The credential's header name when no --header is given.
     #[arg(long, env = "BOT_CONNECTOR_HEADER", default_value = DEFAULT_CREDENTIAL_HEADER, hide = true)]
@@ -121,7 +126,10 @@ async fn send(args: SendArgs, json: bool) -> Result<Report, Failure> {
     for (name, value) in &headers {
         request = request.header(name.as_str(), value.expose());
     }
-    progress(json, format!("POST {url} (bot {}, session {session})", args.bot));
+    progress(
+        json,
+        format!("POST {url} (bot {}, session {session})", args.bot),
+    );
     let response = request
         .send()
         .await
@@ -168,7 +176,10 @@ fn describe(answer: &TurnResponse) -> String {
         lines.extend(describe_message(message));
     }
     for (name, value) in &answer.parameters {
-        lines.push(format!("parameter {name} = {}", printable(value.as_bytes(), 200)));
+        lines.push(format!(
+            "parameter {name} = {}",
+            printable(value.as_bytes(), 200)
+        ));
     }
     if let Some(error) = &answer.error_info {
         lines.push(format!(

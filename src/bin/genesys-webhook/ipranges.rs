@@ -25,7 +25,10 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
         .into_iter()
         .filter(|r| {
             args.services.is_empty()
-                || args.services.iter().any(|s| s.eq_ignore_ascii_case(&r.service))
+                || args
+                    .services
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&r.service))
         })
         .collect();
     let text = if chosen.is_empty() {
