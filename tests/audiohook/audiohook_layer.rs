@@ -483,3 +483,26 @@ async fn refusals_are_logged_at_debug_counted_and_summed_up_once_a_minute() {
         .unwrap();
     assert!(summary.contains("unsigned"), "the last reason: {summary}");
 }
+
+#[tokio::test]
+async fn the_source_allowlist_goes_in_front_of_the_signed_upgrade() {
+    use genesys_webhook::source::{SourceAllowlistLayer, SourceRanges};
+    let upgrade = Upgrade::published();
+    let headers: Vec<(&str, &str)> = upgrade
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    for (allowed, status) in [("127.0.0.0/8", 200), ("10.0.0.0/8", 403)] {
+        let ranges: SourceRanges = allowed.parse().unwrap();
+        let allowlist = SourceAllowlistLayer::new(ranges).unwrap();
+        let addr = common::serve_axum_with_peer(app(INSIDE).layer(allowlist)).await;
+        let answer = common::get(addr, PATH, &headers).await;
+        assert_eq!(answer.status, status, "{allowed}: {}", answer.text());
+        if status == 403 {
+            assert_eq!(answer.json()["error"], "source_not_allowed");
+        } else {
+            assert!(answer.text().starts_with(API_KEY), "{}", answer.text());
+        }
+    }
+}

@@ -15,7 +15,7 @@ use genesys_webhook::GenesysSignatureLayer;
 const BIN: &str = env!("CARGO_BIN_EXE_genesys-webhook");
 
 /// Runs the command off the async runtime, with `stdin` as its standard input.
-async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let env: Vec<(String, String)> = env
         .iter()
@@ -34,6 +34,8 @@ async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
             .env_remove("GENESYS_SIGNATURE_SECRET")
             .env_remove("GENESYS_INBOX")
             .env_remove("GENESYS_INTEGRATION_ID")
+            .env_remove("BOT_CONNECTOR_SECRET")
+            .env_remove("BOT_CONNECTOR_HEADER")
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -47,11 +49,11 @@ async fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     .unwrap()
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

@@ -3,4 +3,5 @@
 #[path = "../common/mod.rs"]
 pub mod common;
 
+mod bot;
 mod cli;

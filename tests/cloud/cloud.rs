@@ -1103,3 +1103,46 @@ async fn a_refused_connection_says_nothing_was_sent() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_bot_connector_reply_is_posted_to_the_outgoing_messages_api() {
+    use genesys_webhook::botconnector::{
+        ErrorInfo, InputMessage, QuickReply, TurnRequest, TurnResponse,
+    };
+    use genesys_webhook::cloud::OutgoingMessage;
+    let fake = FakeCloud::start().await;
+    let cloud = client(&fake);
+    let turn = TurnRequest::new("demo-bot", "session-1", InputMessage::text("menu"))
+        .bot_version("1")
+        .language_code("en-us");
+    let answer =
+        TurnResponse::more_data().quick_replies("Pick", [QuickReply::new("Sales", "sales")]);
+    let id = cloud
+        .bot_connector()
+        .send(&OutgoingMessage::reply_to(&turn, answer))
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("bot-message-1"));
+    let failed = TurnResponse::failed(ErrorInfo::new("Down", "backend down"));
+    cloud
+        .bot_connector()
+        .send(&OutgoingMessage::reply_to(&turn, failed))
+        .await
+        .unwrap();
+    let sent = fake.with(|f| f.bot_messages.clone());
+    assert_eq!(sent[0]["botSessionId"], "session-1");
+    assert_eq!(sent[0]["botId"], "demo-bot");
+    assert_eq!(sent[0]["botState"], "MoreData");
+    assert_eq!(
+        sent[0]["replyMessages"][0]["content"][0]["quickReply"]["payload"],
+        "sales"
+    );
+    assert_eq!(
+        sent[1]["errorInfo"],
+        serde_json::json!({"code": "Down", "message": "backend down"})
+    );
+    assert_eq!(
+        fake.api_requests(),
+        ["POST botconnector outgoing", "POST botconnector outgoing"]
+    );
+}

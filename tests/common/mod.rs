@@ -32,9 +32,15 @@ pub async fn serve_axum_with_peer(app: axum::Router) -> SocketAddr {
     addr
 }
 
-/// `GET path` with the given headers.
+/// `GET path` with the given headers (and `Host: localhost` unless they name a host).
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawResponse {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str("Host: localhost\r\n");
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -249,17 +255,22 @@ pub mod faults;
 pub mod inbox_contract;
 pub mod replay_suite;
 
-/// The example's binary, built by `cargo test` next to the test binaries.
+/// The receiver example's binary, built by `cargo test` next to the test binaries.
 pub fn receiver_binary() -> PathBuf {
+    example_binary("receiver")
+}
+
+/// An example's binary, built by `cargo test --all-features` next to the test binaries.
+pub fn example_binary(name: &str) -> PathBuf {
     let deps = std::env::current_exe()
         .unwrap()
         .parent()
         .unwrap()
         .to_owned();
-    let binary = deps.parent().unwrap().join("examples").join("receiver");
+    let binary = deps.parent().unwrap().join("examples").join(name);
     if !binary.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "receiver"])
+            .args(["build", "--all-features", "--example", name])
             .status()
             .unwrap();
         assert!(status.success());
@@ -291,7 +302,12 @@ impl ReceiverProcess {
 
     /// Starts the receiver in `dir`, so that a restart finds the same inbox file.
     pub fn start_in(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(receiver_binary());
+        Self::start_example_in("receiver", dir, env)
+    }
+
+    /// Starts the example `name` in `dir`; it says where it listens as the receiver does.
+    pub fn start_example_in(name: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(example_binary(name));
         command
             .current_dir(dir)
             .env_clear()
@@ -332,7 +348,7 @@ impl ReceiverProcess {
             let _ = stderr_reader.join();
             let stderr = errors.lock().unwrap().join("\n");
             panic!(
-                "the receiver did not start listening (a stale build? `cargo test --all-features` rebuilds it): {stderr}"
+                "{name} did not start listening (a stale build? `cargo test --all-features` rebuilds it): {stderr}"
             );
         };
         Self {

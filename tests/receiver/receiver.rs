@@ -822,3 +822,116 @@ async fn sigterm_ends_within_the_shutdown_budget_even_with_a_stuck_handler() {
         receiver.lines()
     );
 }
+
+/// The receiver with `GENESYS_ALLOW_SOURCES=open-messaging` against a fake Platform API.
+fn allowlist_env(base: &str) -> Vec<(&'static str, String)> {
+    use common::fake_cloud::{CLIENT_ID, CLIENT_SECRET};
+    vec![
+        ("GENESYS_WEBHOOK_SECRET", "allow-secret".into()),
+        ("GENESYS_ALLOW_SOURCES", "open-messaging".into()),
+        ("GENESYS_SOURCE_REFRESH_SECS", "1".into()),
+        ("GENESYS_CLIENT_ID", CLIENT_ID.into()),
+        ("GENESYS_CLIENT_SECRET", CLIENT_SECRET.into()),
+        ("GENESYS_API_BASE", base.into()),
+        ("GENESYS_INBOX", "memory".into()),
+    ]
+}
+
+async fn signed(receiver: &Receiver) -> u16 {
+    let sig = sign_open_messaging("allow-secret", OM_MESSAGE);
+    post_bytes(
+        receiver.addr,
+        "/webhook/receive",
+        &[("X-Hub-Signature-256", &sig)],
+        OM_MESSAGE,
+    )
+    .await
+    .status
+}
+
+// The fake answers the receiver's start-up fetch from another thread while this one
+// waits for the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genesys_allow_sources_admits_genesys_ranges_and_keeps_them_when_a_refresh_fails() {
+    let fake = common::fake_cloud::FakeCloud::start().await;
+    fake.set_ip_ranges(&[
+        ("127.0.0.0/8", "open-messaging", "outbound"),
+        ("127.0.0.0/8", "audiohook", "inbound"),
+    ]);
+    let base = fake.base();
+    let env = allowlist_env(&base);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let receiver = Receiver::start(&env);
+    assert!(receiver.output_contains("admitting only Genesys' source addresses"));
+    assert_eq!(signed(&receiver).await, 200, "a loopback range admits");
+    // Health and metrics stay open to the operator's probes.
+    assert_eq!(get(receiver.addr, "/healthz", &[]).await.status, 200);
+
+    fake.with(|f| f.ip_ranges_failing = Some(403));
+    eventually("a failed refresh is logged", async || {
+        receiver.output_contains("source ranges refresh failed")
+    })
+    .await;
+    assert_eq!(signed(&receiver).await, 200, "the last good list is kept");
+    let metrics = get(receiver.addr, "/metrics", &[]).await;
+    assert!(
+        metrics
+            .text()
+            .contains("genesys_webhook_source_refresh_failures_total"),
+        "{}",
+        metrics.text()
+    );
+
+    fake.with(|f| f.ip_ranges_failing = None);
+    fake.set_ip_ranges(&[("10.0.0.0/8", "open-messaging", "outbound")]);
+    eventually("the new ranges refuse loopback", async || {
+        signed(&receiver).await == 403
+    })
+    .await;
+    let refused = {
+        let sig = sign_open_messaging("allow-secret", OM_MESSAGE);
+        post_bytes(
+            receiver.addr,
+            "/webhook/receive",
+            &[("X-Hub-Signature-256", &sig)],
+            OM_MESSAGE,
+        )
+        .await
+    };
+    assert_eq!(refused.json()["error"], "source_not_allowed");
+    assert_eq!(
+        receiver.count("source ranges refresh failed"),
+        1,
+        "one WARN per streak"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genesys_allow_sources_refuses_to_start_without_ranges() {
+    let fake = common::fake_cloud::FakeCloud::start().await;
+    fake.set_ip_ranges(&[("127.0.0.0/8", "audiohook", "outbound")]);
+    let base = fake.base();
+    let env = allowlist_env(&base);
+    let stderr = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refuses(&env)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stderr.contains("GENESYS_ALLOW_SOURCES") && stderr.contains("no range"),
+        "{stderr}"
+    );
+    fake.with(|f| f.ip_ranges_failing = Some(403));
+    let env = allowlist_env(&base);
+    let stderr = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refuses(&env)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stderr.contains("GENESYS_ALLOW_SOURCES") && stderr.contains("403"),
+        "{stderr}"
+    );
+}
