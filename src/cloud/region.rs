@@ -95,6 +95,45 @@ impl Region {
     pub fn login_base(self) -> String {
         format!("https://login.{}", self.domain())
     }
+
+    /// The DNS name in the client certificate Genesys presents for Data Actions with
+    /// mutual TLS (the Genesys Cloud CA option), such as
+    /// `dataactions.prod.us-east-1.mypurecloud.com` or
+    /// `dataactions.prod-usw2.us-west-2.mypurecloud.com`.
+    ///
+    /// Genesys documents the names of us-east-1, us-west-2, ca-central-1, sa-east-1,
+    /// ap-south-1 and ap-northeast-3; the others follow the same pattern (`prod-` and
+    /// the region's short code) but are not confirmed: check the certificate Genesys
+    /// lists (`GET /api/v2/integrations/actions/certificates`) before relying on one.
+    ///
+    /// ```
+    /// use genesys_webhook::cloud::Region;
+    ///
+    /// assert_eq!(Region::UsEast1.data_actions_client_name(), "dataactions.prod.us-east-1.mypurecloud.com");
+    /// assert_eq!(Region::ApNortheast3.data_actions_client_name(), "dataactions.prod-apne3.ap-northeast-3.mypurecloud.com");
+    /// ```
+    pub fn data_actions_client_name(self) -> String {
+        let name = self.name();
+        if self == Region::UsEast1 {
+            return format!("dataactions.prod.{name}.mypurecloud.com");
+        }
+        // us-west-2 → usw2, ap-northeast-3 → apne3, eu-central-1 → euc1.
+        let mut short = String::new();
+        for (i, part) in name.split('-').enumerate() {
+            match i {
+                0 => short.push_str(part),
+                _ if part.bytes().all(|b| b.is_ascii_digit()) => short.push_str(part),
+                _ => {
+                    for direction in ["north", "south", "east", "west", "central"] {
+                        if part.contains(direction) {
+                            short.push_str(&direction[..1]);
+                        }
+                    }
+                }
+            }
+        }
+        format!("dataactions.prod-{short}.{name}.mypurecloud.com")
+    }
 }
 
 impl fmt::Display for Region {
@@ -373,6 +412,47 @@ mod tests {
         }
         assert!(
             Endpoints::resolve(Some(Region::EuWest1), None, Some("http://proxy.example")).is_err()
+        );
+    }
+}
+
+#[cfg(test)]
+mod data_actions_tests {
+    use super::Region;
+
+    #[test]
+    fn data_actions_names_match_the_ones_genesys_documents() {
+        for (region, name) in [
+            (
+                Region::UsEast1,
+                "dataactions.prod.us-east-1.mypurecloud.com",
+            ),
+            (
+                Region::UsWest2,
+                "dataactions.prod-usw2.us-west-2.mypurecloud.com",
+            ),
+            (
+                Region::CaCentral1,
+                "dataactions.prod-cac1.ca-central-1.mypurecloud.com",
+            ),
+            (
+                Region::SaEast1,
+                "dataactions.prod-sae1.sa-east-1.mypurecloud.com",
+            ),
+            (
+                Region::ApSouth1,
+                "dataactions.prod-aps1.ap-south-1.mypurecloud.com",
+            ),
+            (
+                Region::ApNortheast3,
+                "dataactions.prod-apne3.ap-northeast-3.mypurecloud.com",
+            ),
+        ] {
+            assert_eq!(region.data_actions_client_name(), name);
+        }
+        assert_eq!(
+            Region::ApSoutheast2.data_actions_client_name(),
+            "dataactions.prod-apse2.ap-southeast-2.mypurecloud.com"
         );
     }
 }

@@ -8,6 +8,7 @@ mod botconnector;
 mod budget;
 mod hostile;
 mod hyper_server;
+mod mtls;
 mod properties;
 mod readme;
 mod replay;
