@@ -19,6 +19,12 @@
 //!   clone-and-swap of the inner service), with no check at all: the floor under any
 //!   layer that verifies a body before the handler runs.
 //!
+//! Two more, for `scripts/load.sh bot`:
+//! - `POST /bot/messages`: a Bot Connector turn through `BotConnectorRouter` (the
+//!   credential header `X-Bot-Connector-Secret: <BENCH_SECRET>`, typed parsing, the
+//!   deadline, the intent check), answered with the customer's text;
+//! - `POST /bot-bare`: the same answer from a bare handler taking `Json<Value>`.
+//!
 //! `LISTEN_ADDR` (default `127.0.0.1:5002`) and `BENCH_SECRET` (default `bench-secret`).
 
 use std::future::Future;
@@ -31,6 +37,9 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use genesys_webhook::botconnector::{
+    Bot, BotConnectorRouter, BotCredentialsLayer, BotHandler, BotVersion, TurnRequest, TurnResponse,
+};
 use genesys_webhook::GenesysSignatureLayer;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
@@ -53,7 +62,11 @@ async fn run() -> Result<(), axum::BoxError> {
     let layer = GenesysSignatureLayer::builder()
         .secret(secret.clone())
         .build()?;
+    let credentials = BotCredentialsLayer::new("X-Bot-Connector-Secret", &secret)?;
+    let bot = BotConnectorRouter::new(BenchBot, credentials).into_router()?;
     let app = Router::new()
+        .nest("/bot", bot)
+        .route("/bot-bare", post(bot_bare))
         .route("/layer", post(handle).route_layer(layer.clone()))
         .route("/layer/json", post(handle_json).route_layer(layer))
         .route("/hand", post(hand_written))
@@ -76,6 +89,26 @@ async fn run() -> Result<(), axum::BoxError> {
 /// The handler of `/layer` and `/plain`.
 async fn handle(body: Bytes) -> Response {
     respond(&body)
+}
+
+/// The bot of `/bot/messages`: echoes the customer's text.
+struct BenchBot;
+
+impl BotHandler for BenchBot {
+    fn bots(&self) -> Vec<Bot> {
+        vec![Bot::new("bench-bot", "Bench bot").version(BotVersion::new("1", ["en-us"], ["Done"]))]
+    }
+
+    async fn turn(&self, turn: TurnRequest) -> TurnResponse {
+        TurnResponse::more_data().text(turn.text().unwrap_or_default())
+    }
+}
+
+/// The baseline of `/bot/messages`: the same answer from `Json<Value>`, unchecked.
+async fn bot_bare(Json(turn): Json<Value>) -> Response {
+    let text = turn["inputMessage"]["text"].as_str().unwrap_or_default();
+    Json(json!({"botState": "MoreData", "replyMessages": [{"type": "Text", "text": text}]}))
+        .into_response()
 }
 
 /// The handler all three routes share: parses the event and answers a small JSON object.

@@ -55,3 +55,16 @@ print(
     f"  inner {direct / 1000:.3f} us, through layer {layered / 1000:.3f} us: "
     f"the layer adds {(layered - direct) / 1000:.3f} us per request"
 )
+
+# The head-only middlewares (`cargo bench --bench gates`), when that bench ran.
+try:
+    direct, _ = mean_ns("source_allowlist_10000", "inner_direct")
+    print("source allowlist with 10,000 ranges: inner service alone vs through the layer")
+    for case in ("admitted", "refused"):
+        through, _ = mean_ns("source_allowlist_10000", case)
+        print(f"  {case:9} {through:8.1f} ns against {direct:8.1f} ns: adds {through - direct:7.1f} ns per request")
+    direct, _ = mean_ns("bot_credentials", "inner_direct")
+    through, _ = mean_ns("bot_credentials", "admitted")
+    print(f"Bot Connector credential check: adds {through - direct:.1f} ns per request ({through:.1f} against {direct:.1f} ns)")
+except FileNotFoundError:
+    pass

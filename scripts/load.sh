@@ -15,6 +15,8 @@
 #                              sampled every second
 #   scripts/load.sh anchor     the example receiver's verified route (memory inbox)
 #                              against bench_server's hand-written check, 1 KiB
+#   scripts/load.sh bot        a Bot Connector turn through BotConnectorRouter (credential
+#                              header, typed parsing) against a bare Json<Value> handler
 #   scripts/load.sh flood      200 concurrent 1 MiB wrongly signed bodies against the
 #                              64 MiB buffering budget, valid requests alongside and after
 #   DURATION=5 ROUNDS=2 scripts/load.sh   shorter runs
@@ -206,6 +208,48 @@ if [ "$MODE" = anchor ]; then
   python3 -c "import statistics; r = [float(x) for x in '${recv[*]}'.split()]; h = [float(x) for x in '${hand[*]}'.split()]; print(f'receiver/hand per-round ratio: median {statistics.median(a / b for a, b in zip(r, h)):.3f} (rounds: {\" \".join(f\"{a / b:.3f}\" for a, b in zip(r, h))}); medians {statistics.median(r):.0f} and {statistics.median(h):.0f} req/s')"
   kill "$b_pid"; wait "$b_pid" 2>/dev/null || true
   receiver_pid=$r_pid port=$r_port
+  stop_receiver
+  exit 0
+fi
+
+if [ "$MODE" = bot ]; then
+  # bench_server's /bot/messages (credential layer, typed turn, deadline, intent check)
+  # against its /bot-bare (axum's Json<Value>, the same answer), the same body,
+  # CONNECTIONS connections, rounds alternating which goes first.
+  bench_server=$(scripts/bench-binary.sh bench_server)
+  python3 - "$work" "$SECRET" <<'PY'
+import json, sys
+work, secret = sys.argv[1], sys.argv[2]
+turn = {"botId": "bench-bot", "botVersion": "1", "botSessionId": "5f0e3e1e-9b9b-48f6-a737-d1a263a5461d",
+        "messageId": "2537692c-02c7-4242-8053-0db0a7d16ac0",
+        "inputMessage": {"type": "Text", "text": "I would like to change my delivery address, please"},
+        "languageCode": "en-us", "botSessionTimeout": 60,
+        "genesysConversationId": "4cf88436-1953-4378-85d5-26fe45039105",
+        "parameters": {"customerTier": "gold", "queue": "support"}}
+open(f"{work}/turn.json", "w").write(json.dumps(turn))
+lines = ['wrk.method = "POST"', f'local f = io.open("{work}/turn.json", "rb")', 'wrk.body = f:read("*a")', "f:close()",
+         'wrk.headers["Content-Type"] = "application/json"', f'wrk.headers["X-Bot-Connector-Secret"] = "{secret}"']
+open(f"{work}/turn.lua", "w").write("\n".join(lines) + "\n")
+PY
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$bench_server" >"$work/bench.log" 2>&1 &
+  receiver_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## /bot/messages against /bot-bare: wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds"
+  bot=(); bare=()
+  measure() {
+    read -r r p99 bad cpu rest < <(run turn "$1")
+    if [ "$bad" != 0 ]; then echo "WARNING: $1 answered $bad non-2xx" >&2; fi
+    echo "round $round $1: $r req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
+    if [ "$1" = /bot/messages ]; then bot+=("$r"); else bare+=("$r"); fi
+  }
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then measure /bot/messages; measure /bot-bare; else measure /bot-bare; measure /bot/messages; fi
+  done
+  python3 -c "import statistics; r = [float(x) for x in '${bot[*]}'.split()]; h = [float(x) for x in '${bare[*]}'.split()]; print(f'bot/bare per-round ratio: median {statistics.median(a / b for a, b in zip(r, h)):.3f} (rounds: {\" \".join(f\"{a / b:.3f}\" for a, b in zip(r, h))}); medians {statistics.median(r):.0f} and {statistics.median(h):.0f} req/s')"
   stop_receiver
   exit 0
 fi

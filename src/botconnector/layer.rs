@@ -201,9 +201,9 @@ pub(super) struct Credentials {
 }
 
 impl Credentials {
-    /// `Ok` when every required header is there once with an accepted value; otherwise
-    /// the refusal to answer, counted and logged (never with the value).
-    pub(super) fn check(&self, headers: &HeaderMap) -> Result<(), Response<bytes::Bytes>> {
+    /// `None` when every required header is there once with an accepted value;
+    /// otherwise the refusal to answer, counted and logged (never with the value).
+    pub(super) fn refusal(&self, headers: &HeaderMap) -> Option<Response<bytes::Bytes>> {
         for required in &self.headers {
             let mut values = headers.get_all(&required.name).iter();
             let reason = match (values.next(), values.next()) {
@@ -226,8 +226,8 @@ impl Credentials {
                 &format_args!("header {}: {reason}", required.name),
             );
             crate::metrics::refused("bot_credentials");
-            return Err(json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"));
+            return Some(json_error(StatusCode::UNAUTHORIZED, "invalid_credentials"));
         }
-        Ok(())
+        None
     }
 }

@@ -62,9 +62,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.config.check(request.headers()) {
-            Ok(()) => GateFuture::admitted(self.inner.call(request)),
-            Err(refusal) => GateFuture::refused(refusal),
+        match self.config.refusal(request.headers()) {
+            None => GateFuture::admitted(self.inner.call(request)),
+            Some(refusal) => GateFuture::refused(refusal),
         }
     }
 }

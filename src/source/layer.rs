@@ -42,7 +42,7 @@ impl std::error::Error for SourceConfigError {}
 /// Connector router.
 ///
 /// The client address is the connection's (the `SocketAddr` that
-/// [`server::serve`](crate::server) with `peer_address(true)`, a hyper server or
+/// `server::serve` (feature `server`) with `peer_address(true)`, a hyper server or
 /// axum's `ConnectInfo` put in the extensions); behind reverse proxies listed in
 /// [`trusted_proxies`](SourceAllowlistLayerBuilder::trusted_proxies), the last
 /// address they appended to [`ForwardedHeader`]. A request whose address cannot be
@@ -69,6 +69,8 @@ pub(super) struct Shared {
     ranges: RwLock<Arc<SourceRanges>>,
     proxies: SourceRanges,
     header: ForwardedHeader,
+    /// Read by the refresh (feature `cloud`).
+    #[cfg_attr(not(feature = "cloud"), allow(dead_code))]
     pub(super) allow_empty: bool,
     refused: RefusalLog,
     blind: AtomicBool,
@@ -206,9 +208,9 @@ impl Shared {
         }
     }
 
-    /// `Ok` when the request comes from an allowed address; otherwise the refusal,
+    /// `None` when the request comes from an allowed address; otherwise the refusal,
     /// counted and logged.
-    pub(super) fn check<B>(&self, request: &http::Request<B>) -> Result<(), Response<Bytes>> {
+    pub(super) fn refusal<B>(&self, request: &http::Request<B>) -> Option<Response<Bytes>> {
         let reason = match crate::http::peer::socket_addr(request.extensions()) {
             None => {
                 misconfigured(
@@ -219,7 +221,7 @@ impl Shared {
             }
             Some(peer) => {
                 match client_address(request.headers(), peer.ip(), &self.proxies, self.header) {
-                    Ok(client) if self.admits(client) => return Ok(()),
+                    Ok(client) if self.admits(client) => return None,
                     Ok(_) => "the client's address is not in the allowed ranges",
                     Err(_) => {
                         "a trusted proxy's forwarding header holds something that is not an address"
@@ -229,6 +231,6 @@ impl Shared {
         };
         self.refused.record("source_not_allowed", &reason);
         crate::metrics::refused("source_allowlist");
-        Err(json_error(StatusCode::FORBIDDEN, "source_not_allowed"))
+        Some(json_error(StatusCode::FORBIDDEN, "source_not_allowed"))
     }
 }

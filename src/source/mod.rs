@@ -5,7 +5,7 @@
 //! `data-actions`, …); its AudioHook FAQ and Bot Connector documentation tell customers
 //! to allowlist them, and they change without notice. [`SourceAllowlistLayer`] refuses
 //! every other address with `403 {"error":"source_not_allowed"}` before anything else
-//! runs; with the `cloud` feature, [`GenesysRanges`] fetches the ranges at start and
+//! runs; with the `cloud` feature, `GenesysRanges` fetches the ranges at start and
 //! keeps them fresh, keeping the last good list when a refresh fails.
 //!
 //! An allowlist is a second lock, not the first: Genesys' ranges are shared by every
