@@ -30,31 +30,35 @@ def mean_ns(*parts):
     return estimates["mean"]["point_estimate"], estimates["mean"]["confidence_interval"]
 
 
-print("throughput, 16 KiB frames: layer vs raw Hmac<Sha256> over the same bytes")
-for size in (1024, 65536, 1048576):
-    raw, _ = mean_ns("throughput", "raw_hmac", str(size))
-    layer, _ = mean_ns("throughput", "layer", str(size))
-    gib = lambda ns: size / ns * 1e9 / 2**30
-    print(
-        f"  {size:>8} B: raw {raw / 1000:9.2f} us ({gib(raw):.2f} GiB/s), "
-        f"layer {layer / 1000:9.2f} us ({gib(layer):.2f} GiB/s): layer/raw throughput {raw / layer:.3f}"
-    )
-    try:
-        replay, _ = mean_ns("throughput", "layer_replay", str(size))
+# The signature layer (`cargo bench --bench verify`), when that bench ran.
+try:
+    print("throughput, 16 KiB frames: layer vs raw Hmac<Sha256> over the same bytes")
+    for size in (1024, 65536, 1048576):
+        raw, _ = mean_ns("throughput", "raw_hmac", str(size))
+        layer, _ = mean_ns("throughput", "layer", str(size))
+        gib = lambda ns: size / ns * 1e9 / 2**30
         print(
-            f"  {'':>8}   with replay protection {replay / 1000:9.2f} us: layer_replay/raw throughput "
-            f"{raw / replay:.3f}, layer_replay/layer {layer / replay:.3f}"
+            f"  {size:>8} B: raw {raw / 1000:9.2f} us ({gib(raw):.2f} GiB/s), "
+            f"layer {layer / 1000:9.2f} us ({gib(layer):.2f} GiB/s): layer/raw throughput {raw / layer:.3f}"
         )
-    except FileNotFoundError:
-        pass
+        try:
+            replay, _ = mean_ns("throughput", "layer_replay", str(size))
+            print(
+                f"  {'':>8}   with replay protection {replay / 1000:9.2f} us: layer_replay/raw throughput "
+                f"{raw / replay:.3f}, layer_replay/layer {layer / replay:.3f}"
+            )
+        except FileNotFoundError:
+            pass
 
-direct, _ = mean_ns("overhead_1k", "inner_direct")
-layered, _ = mean_ns("overhead_1k", "through_layer")
-print("overhead at 1 KiB: inner service alone vs through the layer")
-print(
-    f"  inner {direct / 1000:.3f} us, through layer {layered / 1000:.3f} us: "
-    f"the layer adds {(layered - direct) / 1000:.3f} us per request"
-)
+    direct, _ = mean_ns("overhead_1k", "inner_direct")
+    layered, _ = mean_ns("overhead_1k", "through_layer")
+    print("overhead at 1 KiB: inner service alone vs through the layer")
+    print(
+        f"  inner {direct / 1000:.3f} us, through layer {layered / 1000:.3f} us: "
+        f"the layer adds {(layered - direct) / 1000:.3f} us per request"
+    )
+except FileNotFoundError:
+    print("(no results of `cargo bench --bench verify`)")
 
 # The head-only middlewares (`cargo bench --bench gates`), when that bench ran.
 try:
