@@ -203,7 +203,8 @@ pub(super) struct Credentials {
 impl Credentials {
     /// `None` when every required header is there once with an accepted value;
     /// otherwise the refusal to answer, counted and logged (never with the value).
-    pub(super) fn refusal(&self, headers: &HeaderMap) -> Option<Response<bytes::Bytes>> {
+    pub(super) fn refusal<B>(&self, request: &http::Request<B>) -> Option<Response<bytes::Bytes>> {
+        let headers: &HeaderMap = request.headers();
         for required in &self.headers {
             let mut values = headers.get_all(&required.name).iter();
             let reason = match (values.next(), values.next()) {

@@ -6,7 +6,7 @@
 //! feature, `audiohook::AudioHookSignature` answer with a [`ResponseBody`].
 
 mod body;
-mod gate;
+pub(crate) mod gate;
 pub(crate) mod json;
 pub(crate) mod log;
 pub(crate) mod peer;

@@ -62,7 +62,7 @@ impl std::error::Error for SourceConfigError {}
 /// ```
 #[derive(Clone)]
 pub struct SourceAllowlistLayer {
-    pub(super) shared: Arc<Shared>,
+    pub(super) config: Arc<Shared>,
 }
 
 pub(super) struct Shared {
@@ -98,7 +98,7 @@ impl SourceAllowlistLayer {
 
     /// The ranges admitted now.
     pub fn ranges(&self) -> Arc<SourceRanges> {
-        match self.shared.ranges.read() {
+        match self.config.ranges.read() {
             Ok(ranges) => Arc::clone(&ranges),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
@@ -109,7 +109,7 @@ impl SourceAllowlistLayer {
     pub fn replace_ranges(&self, ranges: SourceRanges) {
         crate::metrics::source_ranges(ranges.len());
         let ranges = Arc::new(ranges);
-        match self.shared.ranges.write() {
+        match self.config.ranges.write() {
             Ok(mut current) => *current = ranges,
             Err(poisoned) => *poisoned.into_inner() = ranges,
         }
@@ -117,7 +117,7 @@ impl SourceAllowlistLayer {
 
     /// How many requests this layer (and every clone of it) refused.
     pub fn refused(&self) -> u64 {
-        self.shared.refused.total()
+        self.config.refused.total()
     }
 }
 
@@ -133,8 +133,8 @@ impl fmt::Debug for SourceAllowlistLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceAllowlistLayer")
             .field("ranges", &self.ranges().len())
-            .field("trusted_proxies", &self.shared.proxies.len())
-            .field("header", &self.shared.header)
+            .field("trusted_proxies", &self.config.proxies.len())
+            .field("header", &self.config.header)
             .finish_non_exhaustive()
     }
 }
@@ -188,7 +188,7 @@ impl SourceAllowlistLayerBuilder {
         }
         crate::metrics::source_ranges(self.ranges.len());
         Ok(SourceAllowlistLayer {
-            shared: Arc::new(Shared {
+            config: Arc::new(Shared {
                 ranges: RwLock::new(Arc::new(self.ranges)),
                 proxies: self.proxies,
                 header: self.header,

@@ -86,16 +86,16 @@ impl GenesysRanges {
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        let weak: Weak<Shared> = std::sync::Arc::downgrade(&layer.shared);
+        let weak: Weak<Shared> = std::sync::Arc::downgrade(&layer.config);
         tokio::spawn(async move {
             let mut failing = false;
             let mut wait = every;
             loop {
                 tokio::time::sleep(wait).await;
-                let Some(shared) = weak.upgrade() else { return };
-                let layer = SourceAllowlistLayer { shared };
+                let Some(config) = weak.upgrade() else { return };
+                let layer = SourceAllowlistLayer { config };
                 let outcome = match this.fetch().await {
-                    Ok(ranges) if ranges.is_empty() && !layer.shared.allow_empty => {
+                    Ok(ranges) if ranges.is_empty() && !layer.config.allow_empty => {
                         Err("Genesys listed no range for these services".to_owned())
                     }
                     Ok(ranges) => Ok(ranges),

@@ -906,30 +906,28 @@ async fn genesys_allow_sources_admits_genesys_ranges_and_keeps_them_when_a_refre
     );
 }
 
+/// [`refuses`] off the runtime, so that the fake API on it can answer the process.
+async fn refuses_while_serving(env: Vec<(&'static str, String)>) -> String {
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        refuses(&env)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn genesys_allow_sources_refuses_to_start_without_ranges() {
     let fake = common::fake_cloud::FakeCloud::start().await;
     fake.set_ip_ranges(&[("127.0.0.0/8", "audiohook", "outbound")]);
     let base = fake.base();
-    let env = allowlist_env(&base);
-    let stderr = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        refuses(&env)
-    })
-    .await
-    .unwrap();
+    let stderr = refuses_while_serving(allowlist_env(&base)).await;
     assert!(
         stderr.contains("GENESYS_ALLOW_SOURCES") && stderr.contains("no range"),
         "{stderr}"
     );
     fake.with(|f| f.ip_ranges_failing = Some(403));
-    let env = allowlist_env(&base);
-    let stderr = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        refuses(&env)
-    })
-    .await
-    .unwrap();
+    let stderr = refuses_while_serving(allowlist_env(&base)).await;
     assert!(
         stderr.contains("GENESYS_ALLOW_SOURCES") && stderr.contains("403"),
         "{stderr}"
