@@ -62,6 +62,7 @@ pub async fn source_allowlist(
         .ranges(fetched)
         .trusted_proxies(sources.proxies.clone())
         .forwarded_header(sources.header)
+        .allow_empty(sources.allow_empty)
         .build()
         .map_err(|e| format!("GENESYS_ALLOW_SOURCES={}: {e}", sources.services.join(",")))?;
     tracing::info!(services = %sources.services.join(","), ranges = layer.ranges().len(), "admitting only Genesys' source addresses");

@@ -49,6 +49,9 @@ pub(crate) struct SourceSettings {
     pub(crate) proxies: SourceRanges,
     pub(crate) header: ForwardedHeader,
     pub(crate) refresh: Duration,
+    /// `GENESYS_ALLOW_SOURCES_EMPTY=1`: start even when Genesys lists no range (and
+    /// refuse every request until a refresh brings some).
+    pub(crate) allow_empty: bool,
 }
 
 /// `GENESYS_INBOX_LEASE_SECS`, `GENESYS_WORKER_CONCURRENCY`, `GENESYS_WORKER_RETRY_BASE_MS`.
@@ -153,6 +156,7 @@ impl Settings {
                         .map_err(|e| format!("GENESYS_TRUSTED_PROXIES: {e}"))?,
                     header,
                     refresh: secs("GENESYS_SOURCE_REFRESH_SECS", 3600)?,
+                    allow_empty: text("GENESYS_ALLOW_SOURCES_EMPTY").is_some_and(|v| v == "1"),
                 })
             }
         };

@@ -192,4 +192,58 @@ mod tests {
         );
         assert_eq!(found, Ok(ip("10.0.0.1")));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_text_is_answered_without_a_panic(
+            lines in proptest::collection::vec("[ -~]{0,80}", 0..4),
+            forwarded in proptest::bool::ANY,
+        ) {
+            let proxies: SourceRanges = "10.0.0.0/8".parse().unwrap();
+            let (header, name) = if forwarded {
+                (ForwardedHeader::Forwarded, "forwarded")
+            } else {
+                (ForwardedHeader::XForwardedFor, "x-forwarded-for")
+            };
+            let mut map = HeaderMap::new();
+            for line in &lines {
+                if let Ok(value) = http::HeaderValue::from_str(line) {
+                    map.append(name, value);
+                }
+            }
+            let _ = client_address(&map, ip("10.0.0.1"), &proxies, header);
+        }
+
+        #[test]
+        fn the_client_is_the_last_hop_no_trusted_proxy_vouches_for(
+            hops in proptest::collection::vec((proptest::bool::ANY, 0u32..1_000_000), 1..8),
+            split in 1usize..4,
+        ) {
+            let proxies: SourceRanges = "10.0.0.0/8".parse().unwrap();
+            // A hop is a trusted proxy (10.x) or not (100.x); the first is what the
+            // client claims, whatever it is.
+            let addresses: Vec<IpAddr> = hops
+                .iter()
+                .map(|&(trusted, n)| {
+                    let first = if trusted { 10 } else { 100 };
+                    IpAddr::V4(std::net::Ipv4Addr::new(first, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+                })
+                .collect();
+            let expected = addresses
+                .iter()
+                .rev()
+                .find(|a| !proxies.contains(**a))
+                .copied()
+                .unwrap_or(addresses[0]);
+            // The list, spread over up to `split` header lines.
+            let texts: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+            let per_line = texts.len().div_ceil(split);
+            let mut map = HeaderMap::new();
+            for chunk in texts.chunks(per_line) {
+                map.append("x-forwarded-for", chunk.join(", ").parse().unwrap());
+            }
+            let found = client_address(&map, ip("10.0.0.1"), &proxies, ForwardedHeader::XForwardedFor);
+            proptest::prop_assert_eq!(found, Ok(expected));
+        }
+    }
 }
