@@ -157,5 +157,20 @@ mod tests {
         let cli =
             Cli::try_parse_from(["genesys-webhook", "sign", "--secret", "sign-s3cret"]).unwrap();
         assert!(!format!("{cli:?}").contains("sign-s3cret"));
+        let cli = Cli::try_parse_from([
+            "genesys-webhook",
+            "bot",
+            "send",
+            "--url",
+            "http://127.0.0.1:5001/botconnector",
+            "--bot",
+            "demo-bot",
+            "--text",
+            "hi",
+            "--header",
+            "X-Bot-Connector-Secret=bot-s3cret",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("bot-s3cret"));
     }
 }
