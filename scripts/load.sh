@@ -120,6 +120,35 @@ PY
 
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
+# start_bench_server PORT: bench_server on PORT, waited for; its pid in bench_pid.
+start_bench_server() {
+  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$1 "$bench_server" >"$work/bench.log" 2>&1 &
+  bench_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$1/plain" 2>/dev/null; then return; fi
+    sleep 0.05
+  done
+  echo "bench_server did not start" >&2; cat "$work/bench.log" >&2; exit 1
+}
+
+# alternate FIRST SECOND: ROUNDS rounds of two measuring functions, alternating which
+# goes first; `round` is set for them.
+alternate() {
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then "$1"; "$2"; else "$2"; "$1"; fi
+  done
+}
+
+# ratio LABEL "A..." "B...": the per-round ratios A/B, their median, and both medians.
+ratio() {
+  python3 - "$@" <<'PY'
+import statistics, sys
+label, a, b = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+rounds = [x / y for x, y in zip(a, b)]
+print(f"{label} per-round ratio: median {statistics.median(rounds):.3f} (rounds: {' '.join(f'{r:.3f}' for r in rounds)}); medians {statistics.median(a):.0f} and {statistics.median(b):.0f} req/s")
+PY
+}
+
 if [ "$MODE" = compare ]; then
   # ROUTES: the first is weighed against each of the others (bench_server's routes:
   # layer, hand, plain, buffered, layer/json). SIZES: body sizes in bytes.
@@ -130,12 +159,8 @@ if [ "$MODE" = compare ]; then
   for size in "${sizes[@]}"; do payload "cmp$size" "$size" valid; done
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## ${routes[*]}: wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds, order rotated"
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$bench_server" >"$work/bench.log" 2>&1 &
-  receiver_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
+  start_bench_server "$port"
+  receiver_pid=$bench_pid
   count=${#routes[@]}
   for size in "${sizes[@]}"; do
     declare -A rps=()
@@ -181,12 +206,8 @@ if [ "$MODE" = anchor ]; then
   start_receiver
   r_pid=$receiver_pid; r_port=$port
   b_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$b_port "$bench_server" >"$work/bench.log" 2>&1 &
-  b_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$b_port/plain" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
+  start_bench_server "$b_port"
+  b_pid=$bench_pid
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## receiver /webhook/receive against bench_server /hand: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB, $ROUNDS rounds"
   recv=(); hand=()
@@ -202,10 +223,8 @@ if [ "$MODE" = anchor ]; then
     echo "round $round hand     : $r req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
     hand+=("$r")
   }
-  for round in $(seq 1 "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then measure_receiver; measure_hand; else measure_hand; measure_receiver; fi
-  done
-  python3 -c "import statistics; r = [float(x) for x in '${recv[*]}'.split()]; h = [float(x) for x in '${hand[*]}'.split()]; print(f'receiver/hand per-round ratio: median {statistics.median(a / b for a, b in zip(r, h)):.3f} (rounds: {\" \".join(f\"{a / b:.3f}\" for a, b in zip(r, h))}); medians {statistics.median(r):.0f} and {statistics.median(h):.0f} req/s')"
+  alternate measure_receiver measure_hand
+  ratio receiver/hand "${recv[*]}" "${hand[*]}"
   kill "$b_pid"; wait "$b_pid" 2>/dev/null || true
   receiver_pid=$r_pid port=$r_port
   stop_receiver
@@ -231,12 +250,8 @@ lines = ['wrk.method = "POST"', f'local f = io.open("{work}/turn.json", "rb")', 
          'wrk.headers["Content-Type"] = "application/json"', f'wrk.headers["X-Bot-Connector-Secret"] = "{secret}"']
 open(f"{work}/turn.lua", "w").write("\n".join(lines) + "\n")
 PY
-  BENCH_SECRET=$SECRET RUST_LOG=warn LISTEN_ADDR=127.0.0.1:$port "$bench_server" >"$work/bench.log" 2>&1 &
-  receiver_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$port/plain" 2>/dev/null; then break; fi
-    sleep 0.05
-  done
+  start_bench_server "$port"
+  receiver_pid=$bench_pid
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## /bot/messages against /bot-bare: wrk -t2 -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds"
   bot=(); bare=()
@@ -246,10 +261,10 @@ PY
     echo "round $round $1: $r req/s, p99 $p99 ms, non-2xx $bad, cpu $cpu us/req $rest"
     if [ "$1" = /bot/messages ]; then bot+=("$r"); else bare+=("$r"); fi
   }
-  for round in $(seq 1 "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then measure /bot/messages; measure /bot-bare; else measure /bot-bare; measure /bot/messages; fi
-  done
-  python3 -c "import statistics; r = [float(x) for x in '${bot[*]}'.split()]; h = [float(x) for x in '${bare[*]}'.split()]; print(f'bot/bare per-round ratio: median {statistics.median(a / b for a, b in zip(r, h)):.3f} (rounds: {\" \".join(f\"{a / b:.3f}\" for a, b in zip(r, h))}); medians {statistics.median(r):.0f} and {statistics.median(h):.0f} req/s')"
+  measure_bot() { measure /bot/messages; }
+  measure_bare() { measure /bot-bare; }
+  alternate measure_bot measure_bare
+  ratio bot/bare "${bot[*]}" "${bare[*]}"
   stop_receiver
   exit 0
 fi
