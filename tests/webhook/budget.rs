@@ -123,9 +123,10 @@ async fn idle_senders_that_only_announce_large_bodies_hold_no_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_received_past_the_budget_are_answered_503_and_close_the_connection() {
-    let addr = server(budget_layer(100 * 1024)).await;
+    let (addr, entered) = counting_server(budget_layer(100 * 1024)).await;
     // One request holds 60 KiB of the budget: it sent them, and waits with the rest.
     let _holder = hold_open(addr, 60 * 1024 + 10, 60 * 1024).await;
+    until_entered(&entered, 1).await;
 
     let body = vec![b'y'; 60 * 1024];
     let response = until_overloaded(addr, &body).await;
@@ -141,8 +142,10 @@ async fn bytes_received_past_the_budget_are_answered_503_and_close_the_connectio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_growing_past_the_budget_is_answered_503() {
-    let addr = server(budget_layer(64 * 1024)).await;
+    let (addr, entered) = counting_server(budget_layer(64 * 1024)).await;
     let _holder = hold_open(addr, 40 * 1024 + 10, 40 * 1024).await;
+    // The holder reached the layer before the probes start, however busy the machine.
+    until_entered(&entered, 1).await;
     until_overloaded(addr, &vec![b'w'; 40 * 1024]).await;
     let chunk = vec![b'c'; 16 * 1024];
     let body = [chunk.as_slice(), &chunk].concat();
