@@ -39,7 +39,55 @@ impl Cidr {
 
     /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        SourceRanges::new([*self]).contains(ip)
+        match (self.span(), Point::of(ip)) {
+            (Span::V4(first, last), Point::V4(x)) => (first..=last).contains(&x),
+            (Span::V6(first, last), Point::V6(x)) => (first..=last).contains(&x),
+            _ => false,
+        }
+    }
+
+    /// The first and last address of the block, an IPv4-mapped block as IPv4.
+    fn span(&self) -> Span {
+        match self.address {
+            IpAddr::V4(address) => {
+                let (first, last) = span(u32::from(address), self.prefix, 32);
+                Span::V4(first, last)
+            }
+            IpAddr::V6(address) => match address.to_ipv4_mapped() {
+                Some(mapped) if self.prefix >= 96 => {
+                    let (first, last) = span(u32::from(mapped), self.prefix - 96, 32);
+                    Span::V4(first, last)
+                }
+                _ => {
+                    let (first, last) = span(u128::from(address), self.prefix, 128);
+                    Span::V6(first, last)
+                }
+            },
+        }
+    }
+}
+
+/// A block's addresses, by family.
+enum Span {
+    V4(u32, u32),
+    V6(u128, u128),
+}
+
+/// An address as a number, an IPv4-mapped IPv6 address as IPv4.
+enum Point {
+    V4(u32),
+    V6(u128),
+}
+
+impl Point {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(address) => Self::V4(u32::from(address)),
+            IpAddr::V6(address) => match address.to_ipv4_mapped() {
+                Some(mapped) => Self::V4(u32::from(mapped)),
+                None => Self::V6(u128::from(address)),
+            },
+        }
     }
 }
 
@@ -112,14 +160,9 @@ impl SourceRanges {
         let mut count = 0;
         for block in blocks {
             count += 1;
-            match block.address {
-                IpAddr::V4(address) => v4.push(span(u32::from(address), block.prefix, 32)),
-                IpAddr::V6(address) => match address.to_ipv4_mapped() {
-                    Some(mapped) if block.prefix >= 96 => {
-                        v4.push(span(u32::from(mapped), block.prefix - 96, 32))
-                    }
-                    _ => v6.push(span(u128::from(address), block.prefix, 128)),
-                },
+            match block.span() {
+                Span::V4(first, last) => v4.push((first, last)),
+                Span::V6(first, last) => v6.push((first, last)),
             }
         }
         Self {
@@ -132,12 +175,9 @@ impl SourceRanges {
     /// Whether `ip` is in one of the ranges (an IPv4-mapped IPv6 address counts as
     /// IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match ip {
-            IpAddr::V4(address) => within(&self.v4, u32::from(address)),
-            IpAddr::V6(address) => match address.to_ipv4_mapped() {
-                Some(mapped) => within(&self.v4, u32::from(mapped)),
-                None => within(&self.v6, u128::from(address)),
-            },
+        match Point::of(ip) {
+            Point::V4(x) => within(&self.v4, x),
+            Point::V6(x) => within(&self.v6, x),
         }
     }
 
