@@ -348,7 +348,7 @@ pub enum ListFilter {
 }
 
 /// A durable queue of verified events, its data plane: append, claim, extend the
-/// lease, acknowledge, retry, release, dead-letter, wake-ups and ping. Object safe:
+/// lease, acknowledge, retry, release or defer, dead-letter, wake-ups and ping. Object safe:
 /// hold it as `Arc<dyn Inbox>`. The operators' side is [`InboxAdmin`].
 pub trait Inbox: Send + Sync + 'static {
     /// Stores `body` and resolves once it is durable by the backend's guarantee.
@@ -412,7 +412,20 @@ pub trait Inbox: Send + Sync + 'static {
     /// Hands a claimed delivery back, due at once, without counting the attempt it
     /// used: for a consumer that stops before its handler ran or finished (a shutdown,
     /// a rolling restart). Resolves to whether this claim still held the event.
-    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>>;
+    /// The same as [`defer`](Self::defer) with no delay.
+    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+        self.defer(delivery, Duration::ZERO)
+    }
+
+    /// Hands a claimed delivery back, due again after `delay`, without counting the
+    /// attempt it used: for a consumer that must not handle it yet (an earlier event of
+    /// the same conversation is still being retried). Its attempts and last error stay
+    /// as they were. Resolves to whether this claim still held the event.
+    fn defer<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>>;
 
     /// Moves a claimed delivery to the dead letters at once, whatever attempts it has
     /// left, keeping `reason` for operators: for an event no retry can fix (a poison

@@ -154,10 +154,10 @@ impl MemoryInbox {
         }
         let now = self.clock.now();
         match settle {
-            Settle::Release => {
+            Settle::Defer(delay) => {
                 entry.attempts -= 1;
                 entry.state = EventState::Pending;
-                entry.due = now;
+                entry.due = now + delay;
                 RetryOutcome::Scheduled
             }
             Settle::Dead(reason) => {
@@ -195,7 +195,7 @@ impl MemoryInbox {
 #[derive(Clone, Copy)]
 enum Settle<'a> {
     Retry(Duration, &'a str),
-    Release,
+    Defer(Duration),
     Dead(&'a str),
 }
 
@@ -278,9 +278,13 @@ impl Inbox for MemoryInbox {
         Box::pin(std::future::ready(Ok(outcome)))
     }
 
-    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
-        let released = self.settle(delivery, Settle::Release) != RetryOutcome::Stale;
-        if released {
+    fn defer<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
+        let released = self.settle(delivery, Settle::Defer(delay)) != RetryOutcome::Stale;
+        if released && delay.is_zero() {
             self.appended.notify_one();
         }
         Box::pin(std::future::ready(Ok(released)))

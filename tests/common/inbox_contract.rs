@@ -73,6 +73,7 @@ pub async fn contract(make: Factory, server_idle_time: bool) {
     waits_out_a_retry_delay(&make, &time).await;
     refuses_appends_when_full(&make).await;
     releases_without_using_an_attempt(&make).await;
+    defers_without_using_an_attempt(&make, &time).await;
     dead_letters_at_once_with_its_reason(&make).await;
 }
 
@@ -277,6 +278,43 @@ async fn releases_without_using_an_attempt(make: &impl Fn(u32, u64) -> Arc<dyn I
     let last = inbox.claim(10, LEASE).await.unwrap();
     assert_eq!(last[0].id(), &id);
     inbox.ack(&last[0]).await.unwrap();
+}
+
+async fn defers_without_using_an_attempt(
+    make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>,
+    time: &Time,
+) {
+    // Two attempts: deferrals that counted would dead-letter it.
+    let inbox = make(2, 100);
+    let id = inbox.append(Bytes::from_static(b"blocked")).await.unwrap();
+    let first = inbox.claim(10, LEASE).await.unwrap();
+    inbox
+        .retry(&first[0], Duration::ZERO, "refused")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let claimed = inbox.claim(10, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id(), &id);
+        assert_eq!(claimed[0].attempt(), 2);
+        assert!(inbox
+            .defer(&claimed[0], Duration::from_millis(500))
+            .await
+            .unwrap());
+        assert!(!inbox.defer(&claimed[0], Duration::ZERO).await.unwrap());
+        // Not due before the delay; pending, with its attempts and reason kept.
+        assert!(inbox.claim(10, LEASE).await.unwrap().is_empty());
+        let stats = inbox.stats().await.unwrap();
+        assert_eq!((stats.pending, stats.in_flight, stats.dead), (1, 0, 0));
+        let stored = inbox.get(&id).await.unwrap().unwrap();
+        assert_eq!(stored.attempts, 1);
+        assert_eq!(stored.last_error.as_deref(), Some("refused"));
+        time.advance(Duration::from_millis(700)).await;
+    }
+    let last = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(last[0].attempt(), 2);
+    inbox.ack(&last[0]).await.unwrap();
+    assert_eq!(inbox.stats().await.unwrap().pending, 0);
 }
 
 async fn dead_letters_at_once_with_its_reason(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {

@@ -391,7 +391,7 @@ impl RedisInbox {
         Ok(u64::try_from(moved).unwrap_or(0))
     }
 
-    /// Runs the `RETRY` script in `mode` (`retry`, `release` or `dead`) on the claim
+    /// Runs the `RETRY` script in `mode` (`retry`, `release`, `defer` or `dead`) on the claim
     /// `delivery` holds; its answer.
     async fn settle(
         &self,
@@ -673,11 +673,17 @@ impl Inbox for RedisInbox {
         })
     }
 
-    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+    fn defer<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
         Box::pin(async move {
-            let outcome = self.settle(delivery, Duration::ZERO, "", "release").await?;
+            // Due at once: back on the stream, where a blocked claim sees it.
+            let mode = if delay.is_zero() { "release" } else { "defer" };
+            let outcome = self.settle(delivery, delay, "", mode).await?;
             let released = outcome == "released";
-            if released {
+            if released && delay.is_zero() {
                 self.shared.appended.notify_one();
             }
             Ok(released)

@@ -1,6 +1,6 @@
 -- Ends a claim short of an acknowledgement. Mode `retry` schedules a failed delivery
 -- again, or dead-letters it after its last attempt; `release` hands it back due at
--- once without using its attempt; `dead` dead-letters it at once. 'stale' when this
+-- once without using its attempt, `defer` at the due time; `dead` dead-letters it at once. 'stale' when this
 -- claim no longer holds the entry (another consumer, or a later delivery, took it over).
 -- KEYS: stream, delayed (due times), delayed entries, dead. ARGV: group, stream id, attempt, max
 -- attempts, due ms, reason, consumer, mode.
@@ -20,6 +20,12 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 if ARGV[8] == 'release' then
   redis.call('XADD', KEYS[1], '*', 'origin', origin, 'received', f['received'],
     'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
+  return 'released'
+end
+if ARGV[8] == 'defer' then
+  local deferred = redis.call('XADD', KEYS[3], '*', 'origin', origin, 'received', f['received'],
+    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
+  redis.call('ZADD', KEYS[2], ARGV[5], deferred)
   return 'released'
 end
 if ARGV[8] == 'dead' or tonumber(ARGV[3]) >= tonumber(ARGV[4]) then

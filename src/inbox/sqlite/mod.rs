@@ -307,15 +307,19 @@ impl Inbox for SqliteInbox {
         })
     }
 
-    fn release<'a>(&'a self, delivery: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+    fn defer<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
         let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         let released = self.run_one(move |connection, settings| match claimed {
-            Some((id, attempt)) => release_or_bury(connection, settings, id, attempt, None),
+            Some((id, attempt)) => release_or_bury(connection, settings, id, attempt, Err(delay)),
             None => Ok(false),
         });
         Box::pin(async move {
             let released = released.await?;
-            if released {
+            if released && delay.is_zero() {
                 self.shared.appended.notify_one();
             }
             Ok(released)
@@ -330,9 +334,7 @@ impl Inbox for SqliteInbox {
         let claimed = row_id(delivery.id()).zip(delivery.claim_token().parse::<i64>().ok());
         let reason = reason.to_owned();
         self.run_one(move |connection, settings| match claimed {
-            Some((id, attempt)) => {
-                release_or_bury(connection, settings, id, attempt, Some(&reason))
-            }
+            Some((id, attempt)) => release_or_bury(connection, settings, id, attempt, Ok(&reason)),
             None => Ok(false),
         })
     }

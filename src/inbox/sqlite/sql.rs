@@ -247,23 +247,30 @@ pub(super) fn retry(
     })
 }
 
-/// Hands a claim back without using its attempt (`reason` `None`), or moves it to the
-/// dead letters at once. Whether this claim still held the event.
+/// Moves a claim to the dead letters at once (`Ok(reason)`), or hands it back due after
+/// a delay without using its attempt (`Err(delay)`). Whether this claim still held the
+/// event.
 pub(super) fn release_or_bury(
     connection: &Connection,
     settings: &Settings,
     id: i64,
     attempt: i64,
-    dead: Option<&str>,
+    dead: Result<&str, Duration>,
 ) -> Result<bool, InboxError> {
     let changed = match dead {
-        None => connection
+        Err(delay) => connection
             .prepare_cached(
                 "UPDATE inbox_events SET state = 0, attempts = attempts - 1, due_at = ?3
                  WHERE id = ?1 AND state = 1 AND attempts = ?2",
             )
-            .and_then(|mut s| s.execute(params![id, attempt, settings.now()])),
-        Some(reason) => connection
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    attempt,
+                    settings.now().saturating_add(millis(delay))
+                ])
+            }),
+        Ok(reason) => connection
             .prepare_cached(
                 "UPDATE inbox_events SET state = 2, last_error = ?3
                  WHERE id = ?1 AND state = 1 AND attempts = ?2",
