@@ -11,7 +11,7 @@
 //! | `genesys_webhook_requests_total` | counter | `outcome`: `verified`, `rejected`, `overloaded`, `duplicate`, `queued`, `refused`; `reason` | requests by what became of them: verified by the layer; rejected (`reason`: `missing_signature`, `malformed_signature`, `signature_mismatch`, `payload_too_large`, `unreadable_body`, `replay_store_unavailable`); overloaded (the buffering budget); duplicate (`reason`: `processed`, `in_flight`); queued in the inbox; refused by the enqueue endpoint (`reason`: `invalid_json`, `inbox_full`, `inbox_unavailable`) |
 //! | `genesys_webhook_append_seconds` | histogram | | how long an append to the inbox took, as the enqueue endpoint waited for it |
 //! | `genesys_webhook_inbox_events` | gauge | `state`: `pending`, `in_flight`, `dead` | the inbox's depth, as a running worker last read it |
-//! | `genesys_webhook_deliveries_total` | counter | `outcome`: `processed`, `retried`, `dead_lettered` | what the worker did with each delivery |
+//! | `genesys_webhook_deliveries_total` | counter | `outcome`: `processed`, `retried`, `dead_lettered`, `deferred` | what the worker did with each delivery |
 //! | `genesys_webhook_handler_seconds` | histogram | | how long the worker's handler took per delivery |
 //! | `genesys_webhook_refused_total` | counter | `by`: `bot_credentials`, `source_allowlist` | requests refused before their body was read: by the Bot Connector's credential headers (401), by the source-address allowlist (403) |
 //! | `genesys_webhook_source_ranges` | gauge | | how many address ranges the source allowlist admits, as last loaded |

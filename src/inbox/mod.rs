@@ -59,6 +59,7 @@
 mod contract;
 mod location;
 mod memory;
+mod order;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]

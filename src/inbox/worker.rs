@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tower_service::Service;
 
-use super::{Delivery, InboxAdmin, RetryOutcome};
+use super::order::{KeyFn, Sequencer, Settled, Turn, RECHECK};
+use super::{Delivery, EventState, InboxAdmin, ListFilter, RetryOutcome};
 use crate::boxed::BoxError;
 
 /// Default for [`WorkerBuilder::concurrency`]: 16 deliveries at once.
@@ -30,6 +31,9 @@ const CLAIM_BACKOFF: Duration = Duration::from_secs(1);
 const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How often, at most, a worker whose claims keep failing says so at WARN.
 const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// The most live events read at start to line up [`WorkerBuilder::order_by`]'s keys.
+const SEED_LIMIT: usize = 1_000_000;
 
 /// Processes what an [`Inbox`](super::Inbox) holds with a tower [`Service<Delivery>`]: at least once,
 /// each delivery acknowledged on its own as soon as its handler succeeds.
@@ -50,6 +54,9 @@ const CLAIM_WARN_EVERY: Duration = Duration::from_secs(60);
 ///   with jitter ([`backoff`](WorkerBuilder::backoff)), or after the delay a
 ///   [`RetryAfter`] error names; the inbox moves an event to the dead letters after its
 ///   last attempt, or at once when the handler fails with [`Abort`].
+/// - **Order (optional):** with [`order_by`](WorkerBuilder::order_by), events of one
+///   key (a conversation) are handled one at a time, oldest first, across retries and
+///   restarts; events of different keys run in parallel.
 /// - **Waking:** 1 ms after an append made through the same inbox handle
 ///   ([`gather`](WorkerBuilder::gather): the appends of that millisecond are claimed
 ///   together), otherwise every [`poll_interval`](WorkerBuilder::poll_interval).
@@ -89,6 +96,7 @@ pub struct Worker<S> {
     inbox: Arc<dyn InboxAdmin>,
     service: S,
     settings: Settings,
+    order: Option<KeyFn>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +116,7 @@ struct Settings {
 pub struct WorkerBuilder {
     inbox: Arc<dyn InboxAdmin>,
     settings: Settings,
+    order: Option<KeyFn>,
 }
 
 /// What a [`Worker`] did, returned when it stops.
@@ -122,6 +131,9 @@ pub struct WorkerReport {
     pub dead_lettered: u64,
     /// Deliveries handed back to the inbox at shutdown, unfinished.
     pub released: u64,
+    /// Deliveries handed back to the inbox for later without using an attempt, because
+    /// an older event of their key was not done ([`WorkerBuilder::order_by`]).
+    pub deferred: u64,
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +142,7 @@ struct Counts {
     retried: AtomicU64,
     dead_lettered: AtomicU64,
     released: AtomicU64,
+    deferred: AtomicU64,
 }
 
 impl Counts {
@@ -139,6 +152,7 @@ impl Counts {
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             released: self.released.load(Ordering::Relaxed),
+            deferred: self.deferred.load(Ordering::Relaxed),
         }
     }
 }
@@ -158,6 +172,7 @@ impl Worker<()> {
                 gather: DEFAULT_GATHER,
                 shutdown_timeout: Duration::from_secs(25),
             },
+            order: None,
         }
     }
 }
@@ -221,12 +236,53 @@ impl WorkerBuilder {
         self
     }
 
+    /// Handles the events of one key one at a time, oldest first: `key` reads it from
+    /// a body (a conversation's id), `None` for an event in no order. Events of
+    /// different keys, and those of none, still run up to the concurrency.
+    ///
+    /// The promise, within one worker (one process):
+    ///
+    /// - an event is handed to the service only once every older live event of its key
+    ///   has been acknowledged or dead-lettered, and that is stored in the inbox;
+    /// - while an older one waits for a retry, later ones of its key go back to the
+    ///   inbox until it is due ([`Inbox::defer`](super::Inbox::defer): no attempt
+    ///   used), and while it runs, up to 8 wait in memory;
+    /// - across a crash or a restart too: at start the worker reads the live events
+    ///   ([`InboxAdmin::list`], up to a million) and lines them up first.
+    ///
+    /// "Older" is the order in which the inbox lists and hands out events: the order
+    /// of their appends. A dead letter requeued later joins the end of its key's line.
+    /// Several workers on one inbox (replicas sharing Redis) do not order among
+    /// themselves.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use genesys_webhook::inbox::{Delivery, InboxAdmin, MemoryInbox, Worker};
+    ///
+    /// let inbox: Arc<dyn InboxAdmin> = Arc::new(MemoryInbox::new());
+    /// let worker = Worker::builder(inbox)
+    ///     .order_by(|body| {
+    ///         let event: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ///         Some(event.get("conversationId")?.as_str()?.to_owned())
+    ///     })
+    ///     .build(tower::service_fn(|_: Delivery| async { Ok::<_, std::convert::Infallible>(()) }));
+    /// # let _ = worker;
+    /// ```
+    pub fn order_by(
+        mut self,
+        key: impl Fn(&[u8]) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.order = Some(Arc::new(key));
+        self
+    }
+
     /// The worker, running `service` on each delivery.
     pub fn build<S>(self, service: S) -> Worker<S> {
         Worker {
             inbox: self.inbox,
             service,
             settings: self.settings,
+            order: self.order,
         }
     }
 }
@@ -246,7 +302,12 @@ where
             inbox,
             service,
             settings,
+            order,
         } = self;
+        let order = match order {
+            Some(key) => Some(Arc::new(seeded(&*inbox, key).await)),
+            None => None,
+        };
         let counts = Arc::new(Counts::default());
         // Claimed and not yet finished: running, or waiting for one of `running`.
         let prefetch = settings
@@ -258,7 +319,7 @@ where
         let finished = Arc::new(Notify::new());
         let pace = Arc::new(Pace::default());
         let handlers = Arc::new(Semaphore::new(settings.concurrency));
-        let (acks, queued) = mpsc::unbounded_channel::<Delivery>();
+        let (acks, queued) = mpsc::unbounded_channel::<Ack>();
         let acknowledging = tokio::spawn(acknowledge(Arc::clone(&inbox), queued));
         // `stopping`: no more handlers start, waiting deliveries go back; `cancel`: the
         // grace period is over, running ones go back too.
@@ -333,6 +394,7 @@ where
                     stopping: stopping.clone(),
                     counts: Arc::clone(&counts),
                     pace: Arc::clone(&pace),
+                    order: order.clone(),
                 };
                 let service = service.clone();
                 let finished = Arc::clone(&finished);
@@ -489,11 +551,28 @@ struct Job {
     /// One permit per running handler.
     handlers: Arc<Semaphore>,
     settings: Settings,
-    acks: mpsc::UnboundedSender<Delivery>,
+    acks: mpsc::UnboundedSender<Ack>,
     cancelled: watch::Receiver<bool>,
     stopping: watch::Receiver<bool>,
     counts: Arc<Counts>,
     pace: Arc<Pace>,
+    order: Option<Arc<Sequencer>>,
+}
+
+/// A processed delivery to acknowledge, and whom to tell once that is stored.
+type Ack = (Delivery, Option<oneshot::Sender<bool>>);
+
+/// The sequencer for `key`, with the live events a previous process left lined up.
+async fn seeded(inbox: &dyn InboxAdmin, key: KeyFn) -> Sequencer {
+    let order = Sequencer::new(key);
+    match inbox.list(ListFilter::Live, SEED_LIMIT).await {
+        Ok(live) => order.seed(&live),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not read the live events at start: events left by a previous process may be handled out of order"
+        ),
+    }
+    order
 }
 
 impl Job {
@@ -509,17 +588,27 @@ impl Job {
         // The lease is extended every third of it while the delivery waits or runs. The
         // timer is made only when needed: most handlers start at once and finish
         // within their first poll, and then cost no timer at all.
-        let period = self.settings.lease / 3;
-        let lease_timer = || {
-            let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            extend
-        };
+        let lease_timer = || lease_timer(self.settings.lease);
         let mut extend = None;
         // Once the worker stops, nothing waiting starts.
         if *stopping.borrow() {
             self.release(&delivery).await;
             return;
+        }
+        // In order: wait for the turn of this delivery's key, or go back for later.
+        let mut turn = None;
+        if let Some(order) = &self.order {
+            if let Some(key) = order.key(delivery.body()) {
+                if !self.take_turn(order, &key, &delivery).await {
+                    return;
+                }
+                turn = Some(Running {
+                    order,
+                    key,
+                    id: delivery.id().clone(),
+                    settled: Settled::Unknown,
+                });
+            }
         }
         let permit = match Arc::clone(&self.handlers).try_acquire_owned() {
             Ok(permit) => permit,
@@ -578,20 +667,100 @@ impl Job {
             Some(Ok(_)) => {
                 self.counts.processed.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("processed");
-                let _ = self.acks.send(delivery);
+                let Some(turn) = &mut turn else {
+                    let _ = self.acks.send((delivery, None));
+                    return;
+                };
+                // The next of its key goes only once this acknowledgement is stored.
+                let (stored, acked) = oneshot::channel();
+                let _ = self.acks.send((delivery, Some(stored)));
+                if acked.await == Ok(true) {
+                    turn.settled = Settled::Gone;
+                }
                 return;
             }
             Some(Err(error)) => error,
             None => {
-                return self.retry(&delivery, None, "the handler panicked").await;
+                let settled = self.retry(&delivery, None, "the handler panicked").await;
+                if let Some(turn) = &mut turn {
+                    turn.settled = settled;
+                }
+                return;
             }
         };
         let reason = error.to_string();
-        if find_in_chain::<Abort>(&*error).is_some() {
-            self.abort(&delivery, &reason).await;
+        let settled = if find_in_chain::<Abort>(&*error).is_some() {
+            self.abort(&delivery, &reason).await
         } else {
             let after = find_in_chain::<RetryAfter>(&*error).map(|r| r.after);
-            self.retry(&delivery, after, &reason).await;
+            self.retry(&delivery, after, &reason).await
+        };
+        if let Some(turn) = &mut turn {
+            turn.settled = settled;
+        }
+    }
+
+    /// Waits for the turn of `delivery` in its key's line: true when it may run; false
+    /// when it went back to the inbox (deferred, or released at shutdown).
+    async fn take_turn(&self, order: &Sequencer, key: &str, delivery: &Delivery) -> bool {
+        let mut stopping = self.stopping.clone();
+        let mut extend = None;
+        let mut waited = false;
+        loop {
+            match order.turn(key, delivery.id(), waited) {
+                Turn::Go => return true,
+                Turn::Defer(delay) => {
+                    self.defer(delivery, delay).await;
+                    return false;
+                }
+                Turn::Verify(front) => {
+                    waited = false;
+                    match self.inbox.get(&front).await {
+                        Ok(Some(event)) if event.state != EventState::Dead => {
+                            self.defer(delivery, RECHECK).await;
+                            return false;
+                        }
+                        Ok(_) => order.forget(key, &front),
+                        Err(error) => {
+                            tracing::warn!(%error, inbox_id = %front, "could not look up the oldest event of a key; deferring the later ones");
+                            self.defer(delivery, RECHECK).await;
+                            return false;
+                        }
+                    }
+                }
+                Turn::Wait(mut changed) => {
+                    waited = true;
+                    let timer = extend.get_or_insert_with(|| lease_timer(self.settings.lease));
+                    loop {
+                        tokio::select! {
+                            biased;
+                            () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
+                                order.stop_waiting(key);
+                                self.release(delivery).await;
+                                return false;
+                            }
+                            _ = changed.changed() => break,
+                            _ = timer.tick() => self.extend(delivery).await,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a delivery whose key is busy back to the inbox, due after `delay`.
+    async fn defer(&self, delivery: &Delivery, delay: Duration) {
+        match self.inbox.defer(delivery, delay).await {
+            Ok(true) => {
+                self.counts.deferred.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::delivery("deferred");
+            }
+            Ok(false) => {
+                tracing::debug!(inbox_id = %delivery.id(), "a delivery's lease had lapsed before it was deferred")
+            }
+            Err(error) => {
+                tracing::warn!(%error, inbox_id = %delivery.id(), "could not defer a delivery; its lease will")
+            }
         }
     }
 
@@ -610,7 +779,7 @@ impl Job {
     }
 
     /// Schedules the next attempt after `after`, or after the backoff.
-    async fn retry(&self, delivery: &Delivery, after: Option<Duration>, reason: &str) {
+    async fn retry(&self, delivery: &Delivery, after: Option<Duration>, reason: &str) -> Settled {
         let delay = after.unwrap_or_else(|| {
             backoff(
                 self.settings.backoff_base,
@@ -624,17 +793,21 @@ impl Job {
                 self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("dead_lettered");
                 tracing::error!(inbox_id = %id, attempt, %reason, "event failed its last attempt; moved to the dead letters");
+                Settled::Gone
             }
             Ok(RetryOutcome::Scheduled) => {
                 self.counts.retried.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("retried");
                 tracing::warn!(inbox_id = %id, attempt, %reason, retry_in_ms = delay.as_millis() as u64, "event failed; will retry");
+                Settled::Again(delay)
             }
             Ok(_) => {
-                tracing::warn!(inbox_id = %id, attempt, %reason, "event failed after its lease lapsed; another worker has it")
+                tracing::warn!(inbox_id = %id, attempt, %reason, "event failed after its lease lapsed; another worker has it");
+                Settled::Unknown
             }
             Err(error) => {
-                tracing::warn!(%error, inbox_id = %id, attempt, "could not schedule a retry; the lease will deliver it again")
+                tracing::warn!(%error, inbox_id = %id, attempt, "could not schedule a retry; the lease will deliver it again");
+                Settled::Unknown
             }
         }
     }
@@ -656,22 +829,49 @@ impl Job {
     }
 
     /// Moves a delivery its handler refused for good to the dead letters.
-    async fn abort(&self, delivery: &Delivery, reason: &str) {
+    async fn abort(&self, delivery: &Delivery, reason: &str) -> Settled {
         let (id, attempt) = (delivery.id(), delivery.attempt());
         match self.inbox.dead_letter(delivery, reason).await {
             Ok(true) => {
                 self.counts.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("dead_lettered");
                 tracing::error!(inbox_id = %id, attempt, %reason, "the handler refused the event for good; moved to the dead letters");
+                Settled::Gone
             }
             Ok(false) => {
-                tracing::warn!(inbox_id = %id, attempt, %reason, "event refused after its lease lapsed; another worker has it")
+                tracing::warn!(inbox_id = %id, attempt, %reason, "event refused after its lease lapsed; another worker has it");
+                Settled::Unknown
             }
             Err(error) => {
-                tracing::warn!(%error, inbox_id = %id, attempt, "could not move a refused event to the dead letters; the lease will deliver it again")
+                tracing::warn!(%error, inbox_id = %id, attempt, "could not move a refused event to the dead letters; the lease will deliver it again");
+                Settled::Unknown
             }
         }
     }
+}
+
+/// A delivery running as the oldest of its key: on drop, however the run ended, its
+/// line learns how its claim was settled.
+struct Running<'a> {
+    order: &'a Sequencer,
+    key: String,
+    id: super::EventId,
+    settled: Settled,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let settled = std::mem::replace(&mut self.settled, Settled::Unknown);
+        self.order.finish(&self.key, &self.id, settled);
+    }
+}
+
+/// A timer for extending a lease every third of it, first a third from now.
+fn lease_timer(lease: Duration) -> tokio::time::Interval {
+    let period = lease / 3;
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    extend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    extend
 }
 
 /// A handler's error that moves its delivery to the dead letters at once, with this
@@ -811,13 +1011,24 @@ async fn report_depth(inbox: Arc<dyn InboxAdmin>) {
 
 /// Sends acknowledgements as they come: those that arrive while one is being sent go
 /// together in the next one.
-async fn acknowledge(inbox: Arc<dyn InboxAdmin>, mut queued: mpsc::UnboundedReceiver<Delivery>) {
-    let mut batch = Vec::new();
+async fn acknowledge(inbox: Arc<dyn InboxAdmin>, mut queued: mpsc::UnboundedReceiver<Ack>) {
+    let (mut batch, mut deliveries, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
     while queued.recv_many(&mut batch, ACK_BATCH).await > 0 {
-        if let Err(error) = inbox.ack_all(&batch).await {
-            tracing::warn!(%error, events = batch.len(), "could not acknowledge processed events; they will be delivered again");
+        for (delivery, told) in batch.drain(..) {
+            deliveries.push(delivery);
+            waiting.extend(told);
         }
-        batch.clear();
+        let stored = match inbox.ack_all(&deliveries).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, events = deliveries.len(), "could not acknowledge processed events; they will be delivered again");
+                false
+            }
+        };
+        for told in waiting.drain(..) {
+            let _ = told.send(stored);
+        }
+        deliveries.clear();
     }
 }
 

@@ -508,3 +508,180 @@ async fn two_replicas_share_a_backlog_of_slow_events() {
     // Eight slots at about a second each: five rounds, not the ten of one replica.
     assert!(drained < Duration::from_secs(7), "{drained:?}");
 }
+
+/// Ordering tests' bodies: `key:n` with `fail` anywhere in those that fail their first
+/// two attempts; the key is what comes before the colon.
+fn key_of(body: &[u8]) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    Some(body.split_once(':')?.0.to_owned()).filter(|key| key != "none")
+}
+
+/// A handler that records the order it handled bodies in and how many ran per key at
+/// once; bodies holding `fail` fail their first two attempts.
+fn ordered_handler(
+    handled: Arc<Mutex<Vec<String>>>,
+    per_key: Arc<Mutex<HashMap<String, usize>>>,
+) -> impl tower::Service<
+    Delivery,
+    Response = (),
+    Error = String,
+    Future = impl std::future::Future<Output = Result<(), String>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(move |delivery: Delivery| {
+        let (handled, per_key) = (Arc::clone(&handled), Arc::clone(&per_key));
+        async move {
+            let body = String::from_utf8(delivery.body().to_vec()).unwrap();
+            let key = key_of(body.as_bytes()).unwrap_or_default();
+            {
+                let mut per_key = per_key.lock().unwrap();
+                let running = per_key.entry(key.clone()).or_default();
+                *running += 1;
+                assert!(
+                    key.is_empty() || *running == 1,
+                    "two events of {key} at once"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            *per_key.lock().unwrap().get_mut(&key).unwrap() -= 1;
+            if body.contains("fail") && delivery.attempt() <= 2 {
+                return Err(format!("{body} fails attempt {}", delivery.attempt()));
+            }
+            handled.lock().unwrap().push(body);
+            Ok(())
+        }
+    })
+}
+
+/// Each key's bodies in `handled`, in the order they were handled.
+fn by_key(handled: &[String]) -> HashMap<String, Vec<u32>> {
+    let mut keys: HashMap<String, Vec<u32>> = HashMap::new();
+    for body in handled {
+        let (key, rest) = body.split_once(':').unwrap();
+        let n = rest.trim_end_matches(":fail").parse().unwrap();
+        keys.entry(key.to_owned()).or_default().push(n);
+    }
+    keys
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_of_one_key_are_handled_in_order_across_retries_without_using_attempts() {
+    // Three attempts: a later event that burnt attempts while waiting would die.
+    let inbox = memory(3);
+    let mut appended = Vec::new();
+    for n in 0..12u32 {
+        for key in ["a", "b", "c"] {
+            // The first event of each key fails twice: the rest must wait for it.
+            let body = match (key, n) {
+                (_, 0) | ("b", 5) => format!("{key}:{n}:fail"),
+                _ => format!("{key}:{n}"),
+            };
+            appended.push(body.clone());
+            inbox.append(Bytes::from(body)).await.unwrap();
+        }
+        inbox
+            .append(Bytes::from(format!("none:{n}")))
+            .await
+            .unwrap();
+    }
+    let (handled, per_key) = (Arc::default(), Arc::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .concurrency(2)
+        .backoff(Duration::from_millis(200), Duration::from_secs(1))
+        .order_by(key_of)
+        .build(ordered_handler(Arc::clone(&handled), per_key))
+        .run_until(stopped);
+    let report = run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    let handled = handled.lock().unwrap().clone();
+    assert_eq!(handled.len(), 48, "every event once: {handled:?}");
+    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(report.retried, 8);
+    assert!(report.deferred > 0, "{report:?}");
+    for (key, order) in by_key(&handled) {
+        if key != "none" {
+            assert_eq!(order, (0..12).collect::<Vec<_>>(), "{key}: {handled:?}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_handler_and_a_long_line_on_one_key_do_not_deadlock() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from("a:0:fail")).await.unwrap();
+    for n in 1..40u32 {
+        inbox.append(Bytes::from(format!("a:{n}"))).await.unwrap();
+    }
+    inbox.append(Bytes::from("b:0")).await.unwrap();
+    let (handled, per_key) = (Arc::default(), Arc::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .concurrency(1)
+        .backoff(Duration::from_millis(100), Duration::from_millis(400))
+        .order_by(key_of)
+        .build(ordered_handler(Arc::clone(&handled), per_key))
+        .run_until(stopped);
+    run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    let handled = handled.lock().unwrap().clone();
+    let keys = by_key(&handled);
+    assert_eq!(keys["a"], (0..40).collect::<Vec<_>>());
+    // Another key is not held up behind the line's retries.
+    let b = handled.iter().position(|body| body == "b:0").unwrap();
+    let a0 = handled.iter().position(|body| body == "a:0:fail").unwrap();
+    assert!(b < a0, "{handled:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_order_a_crashed_worker_left_is_kept_by_the_next_one() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from("a:0")).await.unwrap();
+    inbox.append(Bytes::from("a:1")).await.unwrap();
+    // A previous worker claimed the first and failed it: it is due in 2 s, the second
+    // is due now. A worker that did not read what is live would run a:1 first.
+    let claimed = inbox.claim(1, Duration::from_secs(30)).await.unwrap();
+    inbox
+        .retry(
+            &claimed[0],
+            Duration::from_secs(2),
+            "the previous process failed it",
+        )
+        .await
+        .unwrap();
+    let (handled, per_key) = (Arc::default(), Arc::default());
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .order_by(key_of)
+        .build(ordered_handler(Arc::clone(&handled), per_key))
+        .run_until(stopped);
+    let report = run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    assert_eq!(*handled.lock().unwrap(), ["a:0", "a:1"]);
+    assert!(report.deferred > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_lets_the_next_of_its_key_go() {
+    let inbox = memory(5);
+    inbox.append(Bytes::from("a:0:poison")).await.unwrap();
+    inbox.append(Bytes::from("a:1")).await.unwrap();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&handled);
+    let (stop, stopped) = signal();
+    let worker = Worker::builder(Arc::clone(&inbox))
+        .order_by(key_of)
+        .build(tower::service_fn(move |delivery: Delivery| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let body = String::from_utf8(delivery.body().to_vec()).unwrap();
+                seen.lock().unwrap().push(body.clone());
+                if body.contains("poison") {
+                    return Err(Abort::new("poison"));
+                }
+                Ok(())
+            }
+        }))
+        .run_until(stopped);
+    run_until_done(worker, stop, &inbox, |s| s.pending + s.in_flight == 0).await;
+    assert_eq!(*handled.lock().unwrap(), ["a:0:poison", "a:1"]);
+    assert_eq!(inbox.stats().await.unwrap().dead, 1);
+}

@@ -158,7 +158,11 @@ impl Inbox for Broken {
     ) -> BoxFuture<'a, Result<RetryOutcome, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }
-    fn release<'a>(&'a self, _: &'a Delivery) -> BoxFuture<'a, Result<bool, InboxError>> {
+    fn defer<'a>(
+        &'a self,
+        _: &'a Delivery,
+        _: Duration,
+    ) -> BoxFuture<'a, Result<bool, InboxError>> {
         Box::pin(async { Err(InboxError::unavailable("down")) })
     }
     fn dead_letter<'a>(
