@@ -27,10 +27,18 @@ pub async fn shutdown_signal() {
 /// Logs to standard output, filtered by `RUST_LOG` (default `info`); one JSON object a
 /// line with `GENESYS_LOG_FORMAT=json`.
 pub fn init_tracing() {
+    init_tracing_as(
+        std::env::var("GENESYS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")),
+    );
+}
+
+/// Logs to standard output, filtered by `RUST_LOG` (default `info`), as JSON lines or
+/// text.
+pub fn init_tracing_as(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("GENESYS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if json {
         logs.json().init();
     } else {
         logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))

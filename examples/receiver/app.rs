@@ -1,4 +1,5 @@
 //! The receiver's wiring: settings → inbox → router → worker (tests drive it in process).
+//! `genesys-webhook serve` runs the same wiring with a forwarding handler.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -14,10 +15,51 @@ use genesys_webhook::inbox::{
 use genesys_webhook::replay::ReplayProtection;
 use genesys_webhook::source::{GenesysRanges, SourceAllowlistLayer};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::Service;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use crate::settings::Settings;
 use crate::settings::{InboxSettings, ReplaySettings, WorkerSettings};
+
+/// The key events are handled in order by (a conversation), from a body.
+pub type OrderKey = fn(&[u8]) -> Option<String>;
+
+/// Runs a receiver until Ctrl-C or SIGTERM: the inbox `settings` name, the routes, and
+/// the worker running `handler` on each stored event (in order by `order_by`, if
+/// given); then drains and stops, leaving what is pending stored.
+pub async fn run<S>(
+    settings: Settings,
+    handler: S,
+    order_by: Option<OrderKey>,
+) -> Result<(), BoxError>
+where
+    S: Service<Delivery> + Clone + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let (inbox, receipts) = open_inboxes(&settings)?;
+    // Buckets, so the `_seconds` histograms render as histograms, not summaries.
+    let seconds = metrics_exporter_prometheus::Matcher::Suffix("_seconds".into());
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(seconds, genesys_webhook::metrics::SECONDS_BUCKETS)?
+        .install_recorder()?;
+    let workers = workers(&settings, Arc::clone(&inbox), receipts, handler, order_by);
+    let sources = source_allowlist(&settings).await?;
+    let router = app(&settings, Arc::clone(&inbox), Some(metrics), sources)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen_addr))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let shutdown = crate::process::shutdown_signal();
+    genesys_webhook::server::serve(listener, router, settings.serve, shutdown).await;
+    tracing::info!("stopped accepting requests; the worker finishes what it runs");
+    let report = workers.shutdown().await;
+    let pending = inbox.stats().await.map_or(0, |s| s.pending);
+    let (processed, commits) = (report.processed, inbox.commits());
+    tracing::info!(target: "receiver::summary", processed, commits, pending, "worker stopped; what is pending stays stored; bye");
+    Ok(())
+}
 
 /// The events' inbox and the receipts'.
 type Inboxes = (Arc<dyn InboxAdmin>, Arc<dyn InboxAdmin>);
@@ -139,26 +181,33 @@ impl Workers {
     }
 }
 
-/// Starts the workers on `inbox` and `receipts`.
-pub fn workers(
+/// Starts the workers on `inbox` and `receipts`: `handler` on each event (in order by
+/// `order_by`, if given), then its Delivered receipt.
+pub fn workers<S>(
     settings: &Settings,
     inbox: Arc<dyn InboxAdmin>,
     receipts: Arc<dyn InboxAdmin>,
-) -> Workers {
+    handler: S,
+    order_by: Option<OrderKey>,
+) -> Workers
+where
+    S: Service<Delivery> + Clone + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
     let WorkerSettings {
         lease,
         concurrency,
         retry_base,
     } = settings.worker;
-    let (delay, fail_on) = (
-        settings.knobs.worker_delay,
-        settings.knobs.worker_fail_on.clone(),
-    );
-    let handler = tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()));
     let handler = DeliveredReceipts::new(handler, receipts.clone());
     // What the HTTP drain leaves of the shutdown budget.
     let grace = settings.shutdown.saturating_sub(settings.serve.drain);
-    let events = Worker::builder(inbox).concurrency(concurrency).lease(lease);
+    let mut events = Worker::builder(inbox).concurrency(concurrency).lease(lease);
+    if let Some(key) = order_by {
+        events = events.order_by(key);
+    }
     let events = events
         .backoff(retry_base, Duration::from_secs(300))
         .shutdown_timeout(grace);
@@ -170,6 +219,24 @@ pub fn workers(
             .build(settings.receipts.clone())
             .spawn(),
     }
+}
+
+/// The example's handler: [`handle`] with the test knobs `settings` holds.
+pub fn demo_handler(
+    settings: &Settings,
+) -> impl Service<
+    Delivery,
+    Response = (),
+    Error = String,
+    Future = impl std::future::Future<Output = Result<(), String>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    let (delay, fail_on) = (
+        settings.knobs.worker_delay,
+        settings.knobs.worker_fail_on.clone(),
+    );
+    tower::service_fn(move |delivery| handle(delivery, delay, fail_on.clone()))
 }
 
 /// The application's work, here logged. Bodies holding `GENESYS_WORKER_FAIL_ON` fail.

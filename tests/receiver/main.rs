@@ -5,6 +5,9 @@
 mod app;
 #[path = "../common/mod.rs"]
 pub mod common;
+#[allow(dead_code)]
+#[path = "../../examples/common/process.rs"]
+mod process;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../examples/receiver/settings.rs"]
 mod settings;

@@ -1,21 +1,33 @@
 //! `genesys-webhook`: sign, verify and send test webhooks, register the receiver
 //! with Genesys Cloud as an Open Messaging integration, look into its inbox, play
-//! Genesys against AudioHook servers and bots, and list Genesys' source addresses.
+//! Genesys against AudioHook servers and bots, list Genesys' source addresses, and
+//! `serve`: relay verified, stored webhooks to an application in any language.
 //!
 //! Exit codes: 0 success, 1 the check failed (a mismatch, a non-2xx answer), 2 usage
 //! or I/O error.
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../examples/receiver/app.rs"]
+mod app;
 mod audiohook;
 mod audiohook_load;
 mod bot;
 mod credentials;
+mod forward;
 mod inbound;
 mod inbox;
 mod input;
 mod ipranges;
 mod output;
+#[allow(dead_code)]
+#[path = "../../../examples/common/process.rs"]
+mod process;
 mod secret;
 mod send;
+mod serve;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../examples/receiver/settings.rs"]
+mod settings;
 mod setup;
 mod sign;
 mod verify;
@@ -69,6 +81,9 @@ enum Command {
     Bot(Box<bot::Args>),
     /// Print the address ranges Genesys Cloud calls from, by service.
     Ipranges(Box<ipranges::Args>),
+    /// Receive Genesys' webhooks, verify and store them, and forward each to your
+    /// application at least once, in order per conversation.
+    Serve(Box<serve::Args>),
 }
 
 /// The signature scheme on the command line.
@@ -91,6 +106,9 @@ impl From<SchemeArg> for Scheme {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve(args) = cli.command {
+        return serve_main(*args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -123,12 +141,27 @@ fn main() -> ExitCode {
             Command::AudiohookLoad(args) => audiohook_load::run(*args, json).await,
             Command::Bot(args) => bot::run(*args, json).await,
             Command::Ipranges(args) => ipranges::run(*args, json).await,
+            Command::Serve(_) => unreachable!("served above"),
         }
     });
     match result {
         Ok(report) => report.print(json),
         Err(failure) => failure.report(json),
     }
+}
+
+/// `serve`: logs as the receiver's (standard output, `GENESYS_LOG_FORMAT`), exit code 1
+/// with the error on standard error.
+fn serve_main(args: serve::Args) -> ExitCode {
+    process::init_tracing_as(args.json_logs());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(serve::run(args)),
+        Err(error) => Err(format!("could not start: {error}").into()),
+    };
+    process::exit(result)
 }
 
 #[cfg(test)]
