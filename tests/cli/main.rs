@@ -5,3 +5,4 @@ pub mod common;
 
 mod bot;
 mod cli;
+mod serve;

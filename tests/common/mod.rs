@@ -307,8 +307,21 @@ impl ReceiverProcess {
 
     /// Starts the example `name` in `dir`; it says where it listens as the receiver does.
     pub fn start_example_in(name: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(example_binary(name));
+        Self::start_program_in(&example_binary(name), &[], dir, env)
+    }
+
+    /// Starts `program` with `args` in `dir`; it says where it listens as the receiver
+    /// does (`genesys-webhook serve`).
+    pub fn start_program_in(
+        program: &std::path::Path,
+        args: &[&str],
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let name = program.file_name().unwrap().to_string_lossy().into_owned();
+        let mut command = Command::new(program);
         command
+            .args(args)
             .current_dir(dir)
             .env_clear()
             .env("LISTEN_ADDR", "127.0.0.1:0")
