@@ -17,7 +17,8 @@ if [ -z "$engine" ]; then
 fi
 "$engine" build -t genesys-webhook:test .
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-id=$("$engine" run -d -e GENESYS_WEBHOOK_SECRET=container-secret -p "127.0.0.1:$port:5000" genesys-webhook:test)
+id=$("$engine" run -d -e GENESYS_WEBHOOK_SECRET=container-secret \
+  -e GENESYS_FORWARD_URL=http://127.0.0.1:9/unused -p "127.0.0.1:$port:5000" genesys-webhook:test)
 trap '"$engine" rm -f "$id" >/dev/null' EXIT
 for _ in $(seq 1 50); do
   if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
