@@ -25,6 +25,13 @@
 //!   deadline, the intent check), answered with the customer's text;
 //! - `POST /bot-bare`: the same answer from a bare handler taking `Json<Value>`.
 //!
+//! Two more, for `scripts/load.sh relay`: the application `genesys-webhook serve`
+//! forwards to.
+//! - `POST /app`: answers `204` at once and records how long ago the relay stored the
+//!   event (`Genesys-Webhook-Received-At`, millisecond precision);
+//! - `GET /app/latency`: those delays' count, p50, p99 and maximum in milliseconds, as
+//!   JSON; the record starts anew.
+//!
 //! `LISTEN_ADDR` (default `127.0.0.1:5002`) and `BENCH_SECRET` (default `bench-secret`).
 
 use std::future::Future;
@@ -70,6 +77,8 @@ async fn run() -> Result<(), axum::BoxError> {
         .route("/layer", post(handle).route_layer(layer.clone()))
         .route("/layer/json", post(handle_json).route_layer(layer))
         .route("/hand", post(hand_written))
+        .route("/app", post(application))
+        .route("/app/latency", axum::routing::get(latency))
         .route("/plain", post(handle))
         .route(
             "/buffered",
@@ -84,6 +93,46 @@ async fn run() -> Result<(), axum::BoxError> {
         .with_graceful_shutdown(process::shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Delays from the relay's acceptance to `/app`, in microseconds.
+static DELAYS: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// `/app`: the relay's application, answering at once.
+async fn application(headers: HeaderMap) -> StatusCode {
+    let received = headers
+        .get("genesys-webhook-received-at")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| humantime::parse_rfc3339(v).ok());
+    if let Some(received) = received {
+        let delay = std::time::SystemTime::now()
+            .duration_since(received)
+            .unwrap_or_default();
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        DELAYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(micros);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// `/app/latency`: the delays recorded since the last call.
+async fn latency() -> Json<Value> {
+    let mut delays = std::mem::take(&mut *DELAYS.lock().unwrap_or_else(|e| e.into_inner()));
+    delays.sort_unstable();
+    let at = |q: f64| {
+        let index = ((delays.len() as f64 - 1.0) * q).round() as usize;
+        delays
+            .get(index)
+            .map_or(0.0, |&micros| micros as f64 / 1000.0)
+    };
+    Json(json!({
+        "count": delays.len(),
+        "p50_ms": at(0.5),
+        "p99_ms": at(0.99),
+        "max_ms": at(1.0),
+    }))
 }
 
 /// The handler of `/layer` and `/plain`.

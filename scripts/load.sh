@@ -13,6 +13,12 @@
 #                              DURATION (30 s) into SQLite and into Redis (appendfsync
 #                              always), the worker's handler doing nothing; /metrics
 #                              sampled every second
+#   scripts/load.sh relay      genesys-webhook serve against the in-process worker: wrk
+#                              -c64, 1 KiB events for DURATION (30 s) into SQLite and into
+#                              Redis (appendfsync always); the relay forwards to
+#                              bench_server's /app, which answers at once and records the
+#                              delay from acceptance to delivery (p50, p99); the example
+#                              receiver's worker (a handler that does nothing) alongside
 #   scripts/load.sh anchor     the example receiver's verified route (memory inbox)
 #                              against bench_server's hand-written check, 1 KiB
 #   scripts/load.sh bot        a Bot Connector turn through BotConnectorRouter (credential
@@ -339,6 +345,59 @@ if [ "$MODE" = drain ]; then
     echo "$out" | grep -E "Requests/sec|Non-2xx" | sed "s/^/  wrk: /"
   done
   kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
+  exit 0
+fi
+
+if [ "$MODE" = relay ]; then
+  DURATION=${DURATION_DRAIN:-30}
+  cargo build --release --features cli --bin genesys-webhook >&2
+  bench_server=$(scripts/bench-binary.sh bench_server)
+  payload valid1k 1024 valid
+  app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  start_bench_server "$app_port"
+  app_pid=$bench_pid
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Relay: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events; ${ROUNDS} rounds, worker and relay alternating"
+  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/redis"
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$work/redis" >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  # measure KIND BACKEND LOCATION: one run of the in-process worker or of the relay.
+  measure() {
+    local program=("$target_dir"/release/examples/receiver)
+    if [ "$1" = relay ]; then
+      program=("$target_dir"/release/genesys-webhook serve --forward "http://127.0.0.1:$app_port/app")
+      curl -s "http://127.0.0.1:$app_port/app/latency" >/dev/null
+    fi
+    redis-cli -p "$rport" flushall >/dev/null
+    rm -f "$work"/drain.db*
+    GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$3 \
+      GENESYS_FORWARD_SECRET=forward-secret GENESYS_WORKER_CONCURRENCY=${RELAY_CONCURRENCY:-64} \
+      RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
+      "${program[@]}" >"$work/receiver.log" 2>&1 &
+    receiver_pid=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+    python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1/$2" >"$work/samples.txt" &
+    sampler=$!
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
+    wait "$sampler"
+    stop_receiver
+    echo "round $round $(cat "$work/samples.txt")"
+    echo "$out" | grep -E "Non-2xx" | sed "s/^/  wrk: /" || true
+    if [ "$1" = relay ]; then
+      echo "  acceptance to delivery: $(curl -s "http://127.0.0.1:$app_port/app/latency")"
+    fi
+  }
+  for variant in "sqlite sqlite:$work/drain.db" "redis redis://127.0.0.1:$rport/"; do
+    set -- $variant
+    backend=$1 location=$2
+    worker_run() { measure worker "$backend" "$location"; }
+    relay_run() { measure relay "$backend" "$location"; }
+    alternate worker_run relay_run
+  done
+  kill "$redis_pid" "$app_pid"; wait "$redis_pid" "$app_pid" 2>/dev/null || true
   exit 0
 fi
 

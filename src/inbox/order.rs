@@ -2,19 +2,22 @@
 //! most one event of a key is handled at a time, and never one before an older event
 //! of its key that is still live.
 //!
-//! The sequencer keeps, per key, the live events it knows, oldest first: those the
-//! inbox listed when the worker started (what a crashed process left), then each new
-//! one in the order the inbox hands it out. Only the oldest is handled; a later one
-//! waits in memory while the oldest runs, or goes back to the inbox with
-//! [`Inbox::defer`](super::Inbox::defer) (no attempt used) while the oldest waits for a
-//! retry. The oldest leaves the line only once its acknowledgement or dead-lettering is
-//! stored, so a crash cannot bring it back behind a later event.
+//! The sequencer keeps, per key, a line of the live events it knows, oldest first:
+//! those the inbox listed when the worker started (what a crashed process left), then
+//! each new one in the order the inbox hands it out. Each entry is running (the oldest
+//! only), waiting in memory, or away in the inbox (deferred, or waiting for a retry).
+//! A claimed event waits in memory only when every entry ahead of it is held here,
+//! so the waiting ones are always the front of the line and the oldest of them is
+//! woken alone when its turn comes; otherwise it goes back to the inbox with
+//! [`Inbox::defer`](super::Inbox::defer) (no attempt used) until the entry ahead of it
+//! is due. The oldest leaves the line only once its acknowledgement or dead-lettering
+//! is stored, so a crash cannot bring it back behind a later event.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{EventId, StoredEvent};
@@ -22,56 +25,63 @@ use super::{EventId, StoredEvent};
 /// The key an event is ordered by, from its body; `None`: not ordered.
 pub(super) type KeyFn = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 
-/// The most deliveries of one key that wait in memory for the one running; more are
-/// deferred (they would hold claim slots that other keys' events need).
-const MAX_WAITING_PER_KEY: usize = 8;
-/// How long a delivery that cannot go yet is deferred when nothing better is known.
+/// How long a delivery is deferred behind an entry whose state is unknown, and how
+/// long past its due time an entry away is taken to be as expected.
 pub(super) const RECHECK: Duration = Duration::from_secs(1);
-/// Added to the oldest event's due time when later ones are deferred behind it, so
-/// that it is claimed first.
-const MARGIN: Duration = Duration::from_millis(50);
+/// The shortest deferral, the least a turn is taken to last, and how much later than
+/// the entry ahead a deferred one is due.
+const MIN_TURN: Duration = Duration::from_millis(1);
+/// The longest deferral for a long line.
+const MAX_DEFER: Duration = Duration::from_secs(30);
 
 /// Per-key lines of live events.
 pub(super) struct Sequencer {
     key: KeyFn,
-    lines: Mutex<HashMap<String, Line>>,
+    /// The most deliveries of one key that wait in memory; more are deferred, so that
+    /// one busy key does not hold every claim slot.
+    max_waiting: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    lines: HashMap<String, Line>,
+    /// A moving average of how long the oldest of a line runs, in nanoseconds.
+    mean_turn: u64,
 }
 
 #[derive(Default)]
 struct Line {
-    /// Known live events, oldest first, with when the oldest is due again (if known).
-    queue: VecDeque<(EventId, Option<Instant>)>,
-    /// The oldest is being handled.
-    running: bool,
-    /// Deliveries waiting in memory for the oldest.
+    queue: VecDeque<Entry>,
+    /// Entries waiting in memory.
     waiting: usize,
-    /// Bumped on every change of the oldest event's state.
-    changed: Option<watch::Sender<()>>,
+    /// When the front started running.
+    started: Option<Instant>,
 }
 
-impl Line {
-    fn notify(&mut self) {
-        if let Some(changed) = &self.changed {
-            changed.send_replace(());
-        }
-    }
+struct Entry {
+    id: EventId,
+    place: Place,
+}
 
-    fn subscribe(&mut self) -> watch::Receiver<()> {
-        self.changed
-            .get_or_insert_with(|| watch::channel(()).0)
-            .subscribe()
-    }
+enum Place {
+    /// Handled now (the front only).
+    Running,
+    /// Claimed and waiting in memory; told when it may go or must go back.
+    Waiting(Option<oneshot::Sender<()>>),
+    /// In the inbox, due again at this time if known.
+    Away(Option<Instant>),
 }
 
 /// What a delivery does next.
 pub(super) enum Turn {
     /// Its turn: handle it, then [`Sequencer::finish`].
     Go,
-    /// Wait for a change of the line, then ask again.
-    Wait(watch::Receiver<()>),
-    /// Back to the inbox, due after this.
+    /// Wait until told, then ask again.
+    Wait(oneshot::Receiver<()>),
+    /// Back to the inbox, due after this ([`Sequencer::deferred`] once done).
     Defer(Duration),
-    /// The oldest event's state is unknown: look it up in the inbox.
+    /// The entry ahead is away and its state unknown: look it up in the inbox.
     Verify(EventId),
 }
 
@@ -85,16 +95,57 @@ pub(super) enum Settled {
     Unknown,
 }
 
-impl Sequencer {
-    pub(super) fn new(key: KeyFn) -> Self {
-        Self {
-            key,
-            lines: Mutex::default(),
+impl Line {
+    fn position(&self, id: &EventId) -> Option<usize> {
+        self.queue.iter().position(|entry| entry.id == *id)
+    }
+
+    /// Wakes the front if it waits.
+    fn wake_front(&mut self) {
+        if let Some(Entry {
+            place: Place::Waiting(told),
+            ..
+        }) = self.queue.front_mut()
+        {
+            if let Some(told) = told.take() {
+                let _ = told.send(());
+            }
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Line>> {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Wakes every waiting entry: the front is away, they must ask again.
+    fn wake_all(&mut self) {
+        for entry in &mut self.queue {
+            if let Place::Waiting(told) = &mut entry.place {
+                if let Some(told) = told.take() {
+                    let _ = told.send(());
+                }
+            }
+        }
+    }
+
+    fn set_place(&mut self, at: usize, place: Place) {
+        if matches!(self.queue[at].place, Place::Waiting(_)) {
+            self.waiting -= 1;
+        }
+        if matches!(place, Place::Waiting(_)) {
+            self.waiting += 1;
+        }
+        self.queue[at].place = place;
+    }
+}
+
+impl Sequencer {
+    pub(super) fn new(key: KeyFn, max_waiting: usize) -> Self {
+        Self {
+            key,
+            max_waiting: max_waiting.max(1),
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The key of a body, if it is ordered.
@@ -104,94 +155,142 @@ impl Sequencer {
 
     /// Lines up the live events a previous process left, oldest first.
     pub(super) fn seed(&self, events: &[StoredEvent]) {
-        let mut lines = self.lock();
+        let mut state = self.lock();
         for event in events {
             if let Some(key) = self.key(&event.body) {
-                let line = lines.entry(key).or_default();
-                if !line.queue.iter().any(|(id, _)| *id == event.id) {
-                    line.queue.push_back((event.id.clone(), None));
+                let line = state.lines.entry(key).or_default();
+                if line.position(&event.id).is_none() {
+                    line.queue.push_back(Entry {
+                        id: event.id.clone(),
+                        place: Place::Away(None),
+                    });
                 }
             }
         }
     }
 
-    /// Where `id` of `key` stands; `waited`: it was waiting in memory until now.
-    pub(super) fn turn(&self, key: &str, id: &EventId, waited: bool) -> Turn {
-        let mut lines = self.lock();
-        let line = lines.entry(key.to_owned()).or_default();
-        if waited {
-            line.waiting = line.waiting.saturating_sub(1);
-        }
-        if !line.queue.iter().any(|(queued, _)| queued == id) {
-            line.queue.push_back((id.clone(), None));
-        }
-        let Some((front, due)) = line.queue.front() else {
-            return Turn::Defer(RECHECK);
-        };
-        if front == id {
-            if line.running {
+    /// Where the claimed delivery `id` of `key` stands.
+    pub(super) fn turn(&self, key: &str, id: &EventId) -> Turn {
+        let mut state = self.lock();
+        let mean_turn = Duration::from_nanos(state.mean_turn);
+        let line = state.lines.entry(key.to_owned()).or_default();
+        let at = line.position(id).unwrap_or_else(|| {
+            line.queue.push_back(Entry {
+                id: id.clone(),
+                place: Place::Away(None),
+            });
+            line.queue.len() - 1
+        });
+        let now = Instant::now();
+        if at == 0 {
+            if matches!(line.queue[0].place, Place::Running) {
                 // Claimed again while it runs here (its lease lapsed): not twice at once.
                 return Turn::Defer(RECHECK);
             }
-            line.running = true;
+            line.set_place(0, Place::Running);
+            line.started = Some(now);
             return Turn::Go;
         }
-        if line.running {
-            if line.waiting < MAX_WAITING_PER_KEY {
-                line.waiting += 1;
-                return Turn::Wait(line.subscribe());
+        // The entries ahead that are away: the latest time one is due back, or one
+        // whose state is unknown (seeded, in doubt, or long overdue).
+        let mut back = None;
+        for entry in line.queue.range(..at) {
+            if let Place::Away(due) = entry.place {
+                match due {
+                    Some(due) if due + RECHECK > now => back = back.max(Some(due)),
+                    _ => return Turn::Verify(entry.id.clone()),
+                }
             }
-            return Turn::Defer(RECHECK);
         }
-        let now = Instant::now();
-        match due {
-            // Behind it, once it is due again.
-            Some(due) if *due + RECHECK > now => {
-                Turn::Defer(due.saturating_duration_since(now) + MARGIN)
+        let waiting = matches!(line.queue[at].place, Place::Waiting(_));
+        if back.is_none() && (waiting || line.waiting < self.max_waiting) {
+            let (told, wait) = oneshot::channel();
+            line.set_place(at, Place::Waiting(Some(told)));
+            return Turn::Wait(wait);
+        }
+        // Back in the inbox until its turn is near: after the entries ahead that are
+        // away (so that they come back in order), and not before the ones ahead of the
+        // in-memory window are likely done.
+        let ahead = u32::try_from(at.saturating_sub(self.max_waiting)).unwrap_or(u32::MAX);
+        let estimate = mean_turn.max(MIN_TURN).saturating_mul(ahead).min(MAX_DEFER);
+        let due = (now + estimate).max(back.map_or(now, |due| due + MIN_TURN));
+        Turn::Defer((due - now).max(MIN_TURN))
+    }
+
+    /// When the first entry away in some line is due back (the earliest, as entries
+    /// away are due in line order): when an idle worker should claim again.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let state = self.lock();
+        state
+            .lines
+            .values()
+            .filter_map(|line| {
+                line.queue.iter().find_map(|entry| match entry.place {
+                    Place::Away(due) => Some(due),
+                    _ => None,
+                })?
+            })
+            .min()
+    }
+
+    /// `id` of `key` went back to the inbox, due after `delay` (`None`: unknown).
+    pub(super) fn deferred(&self, key: &str, id: &EventId, delay: Option<Duration>) {
+        let mut state = self.lock();
+        if let Some(line) = state.lines.get_mut(key) {
+            match line.position(id) {
+                // Its twin claim runs it: that one settles it.
+                Some(at) if !matches!(line.queue[at].place, Place::Running) => {
+                    line.set_place(at, Place::Away(delay.map(|delay| Instant::now() + delay)));
+                }
+                _ => {}
             }
-            _ => Turn::Verify(front.clone()),
         }
     }
 
-    /// The claim of the oldest event `id` of `key` ended so.
+    /// The claim of the front `id` of `key` ended so.
     pub(super) fn finish(&self, key: &str, id: &EventId, settled: Settled) {
-        let mut lines = self.lock();
-        let Some(line) = lines.get_mut(key) else {
-            return;
-        };
-        if line.queue.front().is_some_and(|(front, _)| front == id) {
-            line.running = false;
-            match settled {
-                Settled::Gone => {
-                    line.queue.pop_front();
+        let mut state = self.lock();
+        let mut took = None;
+        if let Some(line) = state.lines.get_mut(key) {
+            if line.queue.front().is_some_and(|front| front.id == *id) {
+                took = line.started.take().map(|started| started.elapsed());
+                match settled {
+                    Settled::Gone => {
+                        line.queue.pop_front();
+                        line.wake_front();
+                    }
+                    Settled::Again(delay) => {
+                        line.set_place(0, Place::Away(Some(Instant::now() + delay)));
+                        line.wake_all();
+                    }
+                    Settled::Unknown => {
+                        line.set_place(0, Place::Away(None));
+                        line.wake_all();
+                    }
                 }
-                Settled::Again(delay) => line.queue[0].1 = Some(Instant::now() + delay),
-                Settled::Unknown => line.queue[0].1 = None,
+            }
+            if line.queue.is_empty() {
+                state.lines.remove(key);
             }
         }
-        line.notify();
-        if line.queue.is_empty() && line.waiting == 0 {
-            lines.remove(key);
+        if let Some(took) = took {
+            let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+            // Weight 1/8 for the newest.
+            state.mean_turn = state.mean_turn / 8 * 7 + took / 8;
         }
     }
 
     /// `id` is no longer live (acknowledged elsewhere, dead, purged): out of the line.
     pub(super) fn forget(&self, key: &str, id: &EventId) {
-        let mut lines = self.lock();
-        if let Some(line) = lines.get_mut(key) {
-            if line.queue.front().is_some_and(|(front, _)| front == id) && line.running {
-                return;
+        let mut state = self.lock();
+        if let Some(line) = state.lines.get_mut(key) {
+            if let Some(at) = line.position(id) {
+                if !matches!(line.queue[at].place, Place::Away(_)) {
+                    return;
+                }
+                line.queue.remove(at);
+                line.wake_front();
             }
-            line.queue.retain(|(queued, _)| queued != id);
-            line.notify();
-        }
-    }
-
-    /// A delivery that waited in memory stops waiting without asking again (the worker
-    /// stops).
-    pub(super) fn stop_waiting(&self, key: &str) {
-        if let Some(line) = self.lock().get_mut(key) {
-            line.waiting = line.waiting.saturating_sub(1);
         }
     }
 }
@@ -199,7 +298,8 @@ impl Sequencer {
 impl std::fmt::Debug for Sequencer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sequencer")
-            .field("keys", &self.lock().len())
+            .field("keys", &self.lock().lines.len())
+            .field("max_waiting", &self.max_waiting)
             .finish_non_exhaustive()
     }
 }
@@ -208,13 +308,14 @@ impl std::fmt::Debug for Sequencer {
 mod tests {
     use super::*;
 
-    fn sequencer() -> Sequencer {
-        Sequencer::new(Arc::new(|body: &[u8]| {
+    fn sequencer(max_waiting: usize) -> Sequencer {
+        let key = |body: &[u8]| {
             std::str::from_utf8(body)
                 .ok()
                 .and_then(|b| b.split_once(':'))
                 .map(|(key, _)| key.to_owned())
-        }))
+        };
+        Sequencer::new(Arc::new(key), max_waiting)
     }
 
     fn id(n: u32) -> EventId {
@@ -222,37 +323,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_the_oldest_of_a_key_goes_and_the_next_follows_once_it_is_gone() {
-        let order = sequencer();
-        assert!(matches!(order.turn("a", &id(1), false), Turn::Go));
-        assert!(matches!(order.turn("b", &id(2), false), Turn::Go));
-        let Turn::Wait(mut changed) = order.turn("a", &id(3), false) else {
+    async fn only_the_oldest_of_a_key_goes_and_the_next_is_woken_alone() {
+        let order = sequencer(8);
+        assert!(matches!(order.turn("a", &id(1)), Turn::Go));
+        assert!(matches!(order.turn("b", &id(2)), Turn::Go));
+        let Turn::Wait(second) = order.turn("a", &id(3)) else {
             panic!("the second of `a` must wait while the first runs");
         };
+        let Turn::Wait(mut third) = order.turn("a", &id(4)) else {
+            panic!("the third too");
+        };
         order.finish("a", &id(1), Settled::Gone);
-        changed.changed().await.unwrap();
-        assert!(matches!(order.turn("a", &id(3), true), Turn::Go));
+        second.await.unwrap();
+        assert!(third.try_recv().is_err(), "only the new front is woken");
+        assert!(matches!(order.turn("a", &id(3)), Turn::Go));
+        assert!(matches!(order.turn("a", &id(4)), Turn::Wait(_)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_later_event_is_deferred_behind_a_retried_one_until_it_is_due() {
-        let order = sequencer();
-        assert!(matches!(order.turn("a", &id(1), false), Turn::Go));
+        let order = sequencer(8);
+        assert!(matches!(order.turn("a", &id(1)), Turn::Go));
+        let Turn::Wait(woken) = order.turn("a", &id(2)) else {
+            panic!("waits while the first runs");
+        };
         order.finish("a", &id(1), Settled::Again(Duration::from_secs(4)));
-        let Turn::Defer(delay) = order.turn("a", &id(2), false) else {
+        woken.await.unwrap();
+        let Turn::Defer(delay) = order.turn("a", &id(2)) else {
             panic!("behind a retried event, defer");
         };
         assert!(delay > Duration::from_secs(4) && delay < Duration::from_secs(5));
+        order.deferred("a", &id(2), Some(delay));
         // Once well past its due time and still not back: look it up.
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(matches!(order.turn("a", &id(2), false), Turn::Verify(front) if front == id(1)));
+        assert!(matches!(order.turn("a", &id(2)), Turn::Verify(ahead) if ahead == id(1)));
         order.forget("a", &id(1));
-        assert!(matches!(order.turn("a", &id(2), false), Turn::Go));
+        assert!(matches!(order.turn("a", &id(2)), Turn::Go));
     }
 
     #[test]
     fn seeded_events_come_first_and_unkeyed_bodies_are_not_ordered() {
-        let order = sequencer();
+        let order = sequencer(8);
         let stored = |n: u32, body: &'static str| StoredEvent {
             id: id(n),
             body: bytes::Bytes::from_static(body.as_bytes()),
@@ -267,20 +378,30 @@ mod tests {
             stored(3, "a:second"),
         ]);
         assert_eq!(order.key(b"no key"), None);
-        assert!(matches!(order.turn("a", &id(3), false), Turn::Verify(front) if front == id(1)));
-        assert!(matches!(order.turn("a", &id(1), false), Turn::Go));
+        assert!(matches!(order.turn("a", &id(3)), Turn::Verify(ahead) if ahead == id(1)));
+        assert!(matches!(order.turn("a", &id(1)), Turn::Go));
+        assert!(matches!(order.turn("a", &id(3)), Turn::Wait(_)));
     }
 
-    #[test]
-    fn too_many_waiting_on_one_key_are_deferred() {
-        let order = sequencer();
-        assert!(matches!(order.turn("a", &id(0), false), Turn::Go));
-        for n in 1..=MAX_WAITING_PER_KEY as u32 {
-            assert!(matches!(order.turn("a", &id(n), false), Turn::Wait(_)));
-        }
-        assert!(matches!(
-            order.turn("a", &id(99), false),
-            Turn::Defer(RECHECK)
-        ));
+    #[tokio::test(start_paused = true)]
+    async fn an_overflowing_line_defers_the_rest_in_order_and_they_wait_once_back() {
+        let order = sequencer(2);
+        assert!(matches!(order.turn("a", &id(0)), Turn::Go));
+        assert!(matches!(order.turn("a", &id(1)), Turn::Wait(_)));
+        assert!(matches!(order.turn("a", &id(2)), Turn::Wait(_)));
+        let Turn::Defer(third) = order.turn("a", &id(3)) else {
+            panic!("over the bound: deferred");
+        };
+        order.deferred("a", &id(3), Some(third));
+        let Turn::Defer(fourth) = order.turn("a", &id(4)) else {
+            panic!("behind a deferred one: deferred");
+        };
+        assert!(fourth > third, "{fourth:?} after {third:?}");
+        order.deferred("a", &id(4), Some(fourth));
+        order.finish("a", &id(0), Settled::Gone);
+        assert!(matches!(order.turn("a", &id(1)), Turn::Go));
+        // Back from the inbox with room to wait: it waits, and the next behind it too.
+        assert!(matches!(order.turn("a", &id(3)), Turn::Wait(_)));
+        assert!(matches!(order.turn("a", &id(4)), Turn::Defer(_)));
     }
 }

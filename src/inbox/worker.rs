@@ -246,7 +246,10 @@ impl WorkerBuilder {
     ///   has been acknowledged or dead-lettered, and that is stored in the inbox;
     /// - while an older one waits for a retry, later ones of its key go back to the
     ///   inbox until it is due ([`Inbox::defer`](super::Inbox::defer): no attempt
-    ///   used), and while it runs, up to 8 wait in memory;
+    ///   used); while it runs, later ones wait in memory, as many for one key as the
+    ///   [`concurrency`](Self::concurrency) (at least 2), and the rest go back to the
+    ///   inbox until their turn is near, so that one busy key does not hold the claims
+    ///   other keys need;
     /// - across a crash or a restart too: at start the worker reads the live events
     ///   ([`InboxAdmin::list`], up to a million) and lines them up first.
     ///
@@ -304,16 +307,22 @@ where
             settings,
             order,
         } = self;
-        let order = match order {
-            Some(key) => Some(Arc::new(seeded(&*inbox, key).await)),
-            None => None,
-        };
+
         let counts = Arc::new(Counts::default());
         // Claimed and not yet finished: running, or waiting for one of `running`.
         let prefetch = settings
             .prefetch
             .unwrap_or_else(|| (settings.concurrency * 4).max(240));
         let total = settings.concurrency + prefetch;
+        let order = match order {
+            // One key may hold as many waiting deliveries as there are handlers: enough to
+            // run back to back; the rest go back for later, leaving the claims to others.
+            Some(key) => {
+                let order = Sequencer::new(key, settings.concurrency.max(2));
+                Some(Arc::new(seeded(&*inbox, order).await))
+            }
+            None => None,
+        };
         let slots = Arc::new(Semaphore::new(total));
         // Told each time a delivery's task ends and its slot is free again.
         let finished = Arc::new(Notify::new());
@@ -378,7 +387,7 @@ where
                             tokio::time::sleep(settings.gather).await;
                         }
                     }
-                    () = tokio::time::sleep(settings.poll_interval) => {}
+                    () = tokio::time::sleep(idle(settings.poll_interval, order.as_deref())) => {}
                     () = &mut shutdown => break 'claiming,
                 }
                 continue;
@@ -562,9 +571,18 @@ struct Job {
 /// A processed delivery to acknowledge, and whom to tell once that is stored.
 type Ack = (Delivery, Option<oneshot::Sender<bool>>);
 
-/// The sequencer for `key`, with the live events a previous process left lined up.
-async fn seeded(inbox: &dyn InboxAdmin, key: KeyFn) -> Sequencer {
-    let order = Sequencer::new(key);
+/// How long an idle worker sleeps: the poll interval, or until the first deferred
+/// delivery of a line is due back.
+fn idle(poll_interval: Duration, order: Option<&Sequencer>) -> Duration {
+    let due = order.and_then(Sequencer::next_due);
+    due.map_or(poll_interval, |due| {
+        let until = due.saturating_duration_since(tokio::time::Instant::now());
+        until.clamp(Duration::from_millis(1), poll_interval)
+    })
+}
+
+/// `order` with the live events a previous process left lined up.
+async fn seeded(inbox: &dyn InboxAdmin, order: Sequencer) -> Sequencer {
     match inbox.list(ListFilter::Live, SEED_LIMIT).await {
         Ok(live) => order.seed(&live),
         Err(error) => tracing::warn!(
@@ -705,61 +723,60 @@ impl Job {
     async fn take_turn(&self, order: &Sequencer, key: &str, delivery: &Delivery) -> bool {
         let mut stopping = self.stopping.clone();
         let mut extend = None;
-        let mut waited = false;
         loop {
-            match order.turn(key, delivery.id(), waited) {
+            let delay = match order.turn(key, delivery.id()) {
                 Turn::Go => return true,
-                Turn::Defer(delay) => {
-                    self.defer(delivery, delay).await;
-                    return false;
-                }
-                Turn::Verify(front) => {
-                    waited = false;
-                    match self.inbox.get(&front).await {
-                        Ok(Some(event)) if event.state != EventState::Dead => {
-                            self.defer(delivery, RECHECK).await;
-                            return false;
-                        }
-                        Ok(_) => order.forget(key, &front),
-                        Err(error) => {
-                            tracing::warn!(%error, inbox_id = %front, "could not look up the oldest event of a key; deferring the later ones");
-                            self.defer(delivery, RECHECK).await;
-                            return false;
-                        }
+                Turn::Defer(delay) => delay,
+                Turn::Verify(ahead) => match self.inbox.get(&ahead).await {
+                    Ok(Some(event)) if event.state != EventState::Dead => RECHECK,
+                    Ok(_) => {
+                        order.forget(key, &ahead);
+                        continue;
                     }
-                }
-                Turn::Wait(mut changed) => {
-                    waited = true;
+                    Err(error) => {
+                        tracing::warn!(%error, inbox_id = %ahead, "could not look up an earlier event of a key; deferring the later ones");
+                        RECHECK
+                    }
+                },
+                Turn::Wait(mut told) => {
                     let timer = extend.get_or_insert_with(|| lease_timer(self.settings.lease));
                     loop {
                         tokio::select! {
                             biased;
                             () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
-                                order.stop_waiting(key);
+                                order.deferred(key, delivery.id(), Some(Duration::ZERO));
                                 self.release(delivery).await;
                                 return false;
                             }
-                            _ = changed.changed() => break,
+                            _ = &mut told => break,
                             _ = timer.tick() => self.extend(delivery).await,
                         }
                     }
+                    continue;
                 }
-            }
+            };
+            let deferred = self.defer(delivery, delay).await;
+            order.deferred(key, delivery.id(), deferred.then_some(delay));
+            return false;
         }
     }
 
     /// Hands a delivery whose key is busy back to the inbox, due after `delay`.
-    async fn defer(&self, delivery: &Delivery, delay: Duration) {
+    /// Whether it went back.
+    async fn defer(&self, delivery: &Delivery, delay: Duration) -> bool {
         match self.inbox.defer(delivery, delay).await {
             Ok(true) => {
                 self.counts.deferred.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::delivery("deferred");
+                true
             }
             Ok(false) => {
-                tracing::debug!(inbox_id = %delivery.id(), "a delivery's lease had lapsed before it was deferred")
+                tracing::debug!(inbox_id = %delivery.id(), "a delivery's lease had lapsed before it was deferred");
+                false
             }
             Err(error) => {
-                tracing::warn!(%error, inbox_id = %delivery.id(), "could not defer a delivery; its lease will")
+                tracing::warn!(%error, inbox_id = %delivery.id(), "could not defer a delivery; its lease will");
+                false
             }
         }
     }
