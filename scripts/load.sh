@@ -18,7 +18,8 @@
 #                              Redis (appendfsync always); the relay forwards to
 #                              bench_server's /app, which answers at once and records the
 #                              delay from acceptance to delivery (p50, p99); the example
-#                              receiver's worker (a handler that does nothing) alongside
+#                              receiver's worker (a handler that does nothing) alongside;
+#                              events of CONVERSATIONS (1000) conversations in turn
 #   scripts/load.sh anchor     the example receiver's verified route (memory inbox)
 #                              against bench_server's hand-written check, 1 KiB
 #   scripts/load.sh bot        a Bot Connector turn through BotConnectorRouter (credential
@@ -352,12 +353,36 @@ if [ "$MODE" = relay ]; then
   DURATION=${DURATION_DRAIN:-30}
   cargo build --release --features cli --bin genesys-webhook >&2
   bench_server=$(scripts/bench-binary.sh bench_server)
-  payload valid1k 1024 valid
+  # CONVERSATIONS signed 1 KiB bodies, one conversation each, posted in turn.
+  python3 - "$work" "${CONVERSATIONS:-1000}" "$SECRET" <<'PY'
+import hmac, hashlib, sys
+work, count, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(f"{work}/conversations.txt", "w") as out:
+    for n in range(count):
+        head = '{"event":"routing:conversation:updated","conversationId":"load-%d","text":"' % n
+        body = head + "a" * (1024 - len(head) - 2) + '"}'
+        sig = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+        out.write(sig + "\t" + body + "\n")
+lua = """
+local signatures, bodies = {}, {}
+for line in io.lines("%s/conversations.txt") do
+  local signature, body = line:match("([^\t]+)\t(.*)")
+  signatures[#signatures + 1] = signature
+  bodies[#bodies + 1] = body
+end
+local n = 0
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["X-Genesys-Signature"] = signatures[n]}, bodies[n])
+end
+""" % work
+open(f"{work}/valid1k.lua", "w").write(lua)
+PY
   app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   start_bench_server "$app_port"
   app_pid=$bench_pid
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
-  echo "## Relay: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events; ${ROUNDS} rounds, worker and relay alternating"
+  echo "## Relay: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events of ${CONVERSATIONS:-1000} conversations in turn; ${ROUNDS} rounds, worker and relay alternating"
   rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/redis"
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \

@@ -73,6 +73,10 @@ fn main() {
     trials.extend(trials![
         audiohook_nonces_shared_through_redis_are_refused_on_another_replica
     ]);
+    #[cfg(feature = "cli")]
+    trials.extend(trials![
+        serve_relays_in_order_through_failures_an_outage_and_kill_9_on_redis
+    ]);
     let trials = trials
         .into_iter()
         .map(|trial| trial.with_ignored_flag(!available))
@@ -156,6 +160,15 @@ async fn redis_inbox_processes_every_acknowledged_event_after_kill_9_of_receiver
     let second = Receiver::start(&env);
     let counts = wait_for_all(&acked, &before, &[&second], Duration::from_secs(60)).await;
     assert!(counts.len() >= 500);
+}
+
+/// `genesys-webhook serve` on a Redis inbox (`appendonly yes`, `appendfsync always`),
+/// the scenario of `tests/cli/serve.rs`.
+#[cfg(feature = "cli")]
+async fn serve_relays_in_order_through_failures_an_outage_and_kill_9_on_redis() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    common::relay::relay_through_failures_an_outage_and_kill_9(Some(&redis.url())).await;
 }
 
 async fn two_replicas_on_one_stream_process_each_event_once_and_survive_losing_one() {

@@ -26,8 +26,11 @@ use super::{EventId, StoredEvent};
 pub(super) type KeyFn = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 
 /// How long a delivery is deferred behind an entry whose state is unknown, and how
-/// long past its due time an entry away is taken to be as expected.
+/// long that entry is then taken to be on its way back.
 pub(super) const RECHECK: Duration = Duration::from_secs(1);
+/// How long past its due time an entry away is taken to be on its way back (a busy
+/// inbox hands due events out late); after that it is looked up.
+const VERIFY_AFTER: Duration = Duration::from_secs(30);
 /// The shortest deferral, the least a turn is taken to last, and how much later than
 /// the entry ahead a deferred one is due.
 const MIN_TURN: Duration = Duration::from_millis(1);
@@ -169,7 +172,9 @@ impl Sequencer {
         }
     }
 
-    /// Where the claimed delivery `id` of `key` stands.
+    /// Where the claimed delivery `id` of `key` stands. A [`Turn::Verify`] counts the
+    /// entry looked up as due back within [`RECHECK`] until [`forget`](Self::forget)
+    /// says otherwise, so that one look-up serves the whole line.
     pub(super) fn turn(&self, key: &str, id: &EventId) -> Turn {
         let mut state = self.lock();
         let mean_turn = Duration::from_nanos(state.mean_turn);
@@ -194,11 +199,15 @@ impl Sequencer {
         // The entries ahead that are away: the latest time one is due back, or one
         // whose state is unknown (seeded, in doubt, or long overdue).
         let mut back = None;
-        for entry in line.queue.range(..at) {
-            if let Place::Away(due) = entry.place {
+        for entry in line.queue.range_mut(..at) {
+            if let Place::Away(due) = &mut entry.place {
                 match due {
-                    Some(due) if due + RECHECK > now => back = back.max(Some(due)),
-                    _ => return Turn::Verify(entry.id.clone()),
+                    Some(due) if *due + VERIFY_AFTER > now => back = back.max(Some(*due)),
+                    _ => {
+                        // One look-up at a time: meanwhile it counts as due back soon.
+                        *due = Some(now + RECHECK);
+                        return Turn::Verify(entry.id.clone());
+                    }
                 }
             }
         }
@@ -354,8 +363,8 @@ mod tests {
         };
         assert!(delay > Duration::from_secs(4) && delay < Duration::from_secs(5));
         order.deferred("a", &id(2), Some(delay));
-        // Once well past its due time and still not back: look it up.
-        tokio::time::advance(Duration::from_secs(6)).await;
+        // Once long past its due time and still not back: look it up.
+        tokio::time::advance(Duration::from_secs(4) + VERIFY_AFTER).await;
         assert!(matches!(order.turn("a", &id(2)), Turn::Verify(ahead) if ahead == id(1)));
         order.forget("a", &id(1));
         assert!(matches!(order.turn("a", &id(2)), Turn::Go));

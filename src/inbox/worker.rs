@@ -727,8 +727,16 @@ impl Job {
             let delay = match order.turn(key, delivery.id()) {
                 Turn::Go => return true,
                 Turn::Defer(delay) => delay,
-                Turn::Verify(ahead) => match self.inbox.get(&ahead).await {
-                    Ok(Some(event)) if event.state != EventState::Dead => RECHECK,
+                Turn::Verify(ahead) => match tokio::select! {
+                    biased;
+                    () = async { drop(stopping.wait_for(|stopping| *stopping).await) } => {
+                        order.deferred(key, delivery.id(), Some(Duration::ZERO));
+                        self.release(delivery).await;
+                        return false;
+                    }
+                    found = self.inbox.get(&ahead) => found,
+                } {
+                    Ok(Some(event)) if event.state != EventState::Dead => continue,
                     Ok(_) => {
                         order.forget(key, &ahead);
                         continue;

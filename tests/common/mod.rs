@@ -253,6 +253,8 @@ pub mod crash;
 pub mod fake_cloud;
 pub mod faults;
 pub mod inbox_contract;
+#[cfg(feature = "cli")]
+pub mod relay;
 pub mod replay_suite;
 
 /// The receiver example's binary, built by `cargo test` next to the test binaries.
