@@ -25,7 +25,7 @@ pub const FORWARD_SECRET: &str = "forward-secret";
 
 /// One request the application received.
 #[derive(Debug, Clone)]
-struct Arrival {
+pub struct Arrival {
     id: String,
     attempt: u32,
     seq: u64,
