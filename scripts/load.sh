@@ -418,6 +418,8 @@ PY
   for variant in "sqlite sqlite:$work/drain.db" "redis redis://127.0.0.1:$rport/"; do
     set -- $variant
     backend=$1 location=$2
+    # RELAY_BACKENDS="redis": one backend only.
+    case " ${RELAY_BACKENDS:-sqlite redis} " in *" $backend "*) ;; *) continue ;; esac
     worker_run() { measure worker "$backend" "$location"; }
     relay_run() { measure relay "$backend" "$location"; }
     alternate worker_run relay_run

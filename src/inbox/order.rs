@@ -29,11 +29,17 @@ pub(super) type KeyFn = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 /// long that entry is then taken to be on its way back.
 pub(super) const RECHECK: Duration = Duration::from_secs(1);
 /// How long past its due time an entry away is taken to be on its way back (a busy
-/// inbox hands due events out late); after that it is looked up.
-const VERIFY_AFTER: Duration = Duration::from_secs(30);
+/// inbox hands due events out late, a Redis inbox after its whole backlog); after that
+/// it is looked up, which for Redis reads every live event.
+const VERIFY_AFTER: Duration = Duration::from_secs(300);
 /// The shortest deferral, the least a turn is taken to last, and how much later than
 /// the entry ahead a deferred one is due.
 const MIN_TURN: Duration = Duration::from_millis(1);
+/// A claim pause is due when at least this many turns since the last claim were
+/// deferrals, and four in five of them.
+const PRESSURE_DEFERRALS: u32 = 32;
+/// How long the claims pause then.
+const PRESSURE_PAUSE: Duration = Duration::from_millis(50);
 /// The longest deferral for a long line.
 const MAX_DEFER: Duration = Duration::from_secs(30);
 
@@ -51,6 +57,10 @@ struct State {
     lines: HashMap<String, Line>,
     /// A moving average of how long the oldest of a line runs, in nanoseconds.
     mean_turn: u64,
+    /// Turns asked for, and how many of them were deferrals, since the worker last
+    /// looked ([`Sequencer::pressure`]).
+    turns: u32,
+    deferrals: u32,
 }
 
 #[derive(Default)]
@@ -172,10 +182,30 @@ impl Sequencer {
         }
     }
 
+    /// How long the worker should wait before its next claim: a pause when most turns
+    /// since the last look were deferrals (one busy key fills the claims), else none.
+    pub(super) fn pressure(&self) -> Option<Duration> {
+        let mut state = self.lock();
+        let (turns, deferrals) = (state.turns, state.deferrals);
+        state.turns = 0;
+        state.deferrals = 0;
+        (deferrals >= PRESSURE_DEFERRALS && deferrals * 5 >= turns * 4).then_some(PRESSURE_PAUSE)
+    }
+
     /// Where the claimed delivery `id` of `key` stands. A [`Turn::Verify`] counts the
     /// entry looked up as due back within [`RECHECK`] until [`forget`](Self::forget)
     /// says otherwise, so that one look-up serves the whole line.
     pub(super) fn turn(&self, key: &str, id: &EventId) -> Turn {
+        let turn = self.next_turn(key, id);
+        let mut state = self.lock();
+        state.turns = state.turns.saturating_add(1);
+        if matches!(turn, Turn::Defer(_)) {
+            state.deferrals = state.deferrals.saturating_add(1);
+        }
+        turn
+    }
+
+    fn next_turn(&self, key: &str, id: &EventId) -> Turn {
         let mut state = self.lock();
         let mean_turn = Duration::from_nanos(state.mean_turn);
         let line = state.lines.entry(key.to_owned()).or_default();
@@ -390,6 +420,26 @@ mod tests {
         assert!(matches!(order.turn("a", &id(3)), Turn::Verify(ahead) if ahead == id(1)));
         assert!(matches!(order.turn("a", &id(1)), Turn::Go));
         assert!(matches!(order.turn("a", &id(3)), Turn::Wait(_)));
+    }
+
+    #[test]
+    fn claims_pause_when_most_turns_were_deferrals() {
+        let order = sequencer(1);
+        assert!(matches!(order.turn("a", &id(0)), Turn::Go));
+        assert!(matches!(order.turn("a", &id(1)), Turn::Wait(_)));
+        for n in 2..40 {
+            let Turn::Defer(delay) = order.turn("a", &id(n)) else {
+                panic!("deferred");
+            };
+            order.deferred("a", &id(n), Some(delay));
+        }
+        assert_eq!(order.pressure(), Some(PRESSURE_PAUSE));
+        // Counted anew after each look; turns that go do not call for a pause.
+        assert_eq!(order.pressure(), None);
+        for n in 100..140 {
+            assert!(matches!(order.turn(&format!("k{n}"), &id(n)), Turn::Go));
+        }
+        assert_eq!(order.pressure(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -341,6 +341,15 @@ where
 
         'claiming: loop {
             while running.try_join_next().is_some() {}
+            // When most of what was claimed went straight back (one busy key's line),
+            // claiming again at once would only move the same events back and forth
+            // and keep the inbox from Genesys' appends: pause briefly instead.
+            if let Some(pause) = order.as_deref().and_then(Sequencer::pressure) {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = &mut shutdown => break,
+                }
+            }
             // Claim ahead only what the handlers will start soon, so that replicas
             // sharing the inbox share its backlog; while the handlers have work
             // waiting, claim in batches (fewer transactions or round trips).
