@@ -75,6 +75,12 @@ async fn flags_override_the_variables_and_health_readiness_and_metrics_are_serve
     );
     assert_ne!(relay.addr.to_string(), taken);
     assert!(relay.output_contains("GENESYS_FORWARD_SECRET is not set"));
+    // An application down for hours does not make dead letters: 100 attempts.
+    assert!(
+        relay.output_contains("max_attempts=100"),
+        "{:?}",
+        relay.lines()
+    );
     for (path, needle) in [
         ("/healthz", "ok"),
         ("/readyz", ""),

@@ -16,6 +16,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const DEFAULT_FORWARD_TIMEOUT_SECS: u64 = 10;
 /// Default for `--max-retry-after`: 5 minutes.
 const DEFAULT_MAX_RETRY_AFTER_SECS: u64 = 300;
+/// Default for `--max-attempts`: 100, so that an application down for hours (the
+/// backoff reaches 5 minutes, jittered down to 2.5) does not turn events into dead
+/// letters; the receiver's 10 would after about 5 minutes.
+const DEFAULT_MAX_ATTEMPTS: u32 = 100;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -49,7 +53,8 @@ pub(crate) struct Args {
         value_name = "SECS"
     )]
     max_retry_after: Option<u64>,
-    /// Attempts before an event moves to the dead letters [default: 10].
+    /// Attempts before an event moves to the dead letters [default: 100, at least
+    /// about 4 hours of the backoff].
     #[arg(long, env = "GENESYS_INBOX_MAX_ATTEMPTS", value_name = "N")]
     max_attempts: Option<u32>,
     /// The largest body accepted from Genesys, in bytes [default: 1 MiB].
@@ -83,10 +88,8 @@ impl Args {
             "GENESYS_WORKER_CONCURRENCY",
             self.concurrency.map(|n| n.to_string()),
         );
-        set(
-            "GENESYS_INBOX_MAX_ATTEMPTS",
-            self.max_attempts.map(|n| n.to_string()),
-        );
+        let attempts = self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        set("GENESYS_INBOX_MAX_ATTEMPTS", Some(attempts.to_string()));
         set(
             "GENESYS_MAX_BODY_BYTES",
             self.max_body_bytes.map(|n| n.to_string()),
@@ -125,6 +128,7 @@ pub(crate) async fn run(args: Args) -> Result<(), BoxError> {
     )?;
     tracing::info!(
         forward = %printable_url(&url), signed, timeout_secs = timeout,
+        max_attempts = settings.inbox.limits.max_attempts,
         "forwarding each event, in order per conversation"
     );
     app::run(settings, forwarder, Some(conversation_key)).await
