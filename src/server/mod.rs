@@ -12,6 +12,12 @@
 //!   out of file descriptors.
 //! - Accept errors (out of descriptors) back off, logged at DEBUG with a WARN at most
 //!   once a minute.
+//! - A connection the server is done with while its client is still sending (a body
+//!   over the limit answered `413` before it was read) is not closed at once: the
+//!   answer and the end of the stream go out, and what the client still sends is read
+//!   and discarded for up to a second (16 MiB at most), so that a client that writes
+//!   its whole body before it reads gets the answer instead of a reset. The socket
+//!   keeps its connection slot until it is closed.
 //! - Once `shutdown` resolves, no connection is accepted, requests in flight get
 //!   [`drain`](ServerLimits::drain), then the connections are dropped.
 //!
@@ -33,6 +39,7 @@
 
 mod deadline;
 mod limits;
+mod linger;
 mod serve;
 
 pub use self::limits::ServerLimits;

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tower_layer::Layer as _;
 
 use super::deadline::Deadline;
+use super::linger::Lingering;
 use super::ServerLimits;
 use crate::boxed::BoxError;
 
@@ -68,8 +69,8 @@ pub async fn serve(
         let app = app.clone();
         let peer_address = limits.peer_address;
         connections.spawn(async move {
-            let _slot = slot;
-            let stream = TokioIo::new(stream);
+            // The slot is held until the socket is closed, lingering included.
+            let stream = TokioIo::new(Lingering::new(stream, slot));
             if peer_address {
                 // The peer's address in each request's extensions (`PeerAddress::socket`).
                 let service = axum::Extension(peer).layer(app);
@@ -97,7 +98,7 @@ pub async fn serve(
 /// Serves one connection until it ends, or gracefully once `stop` turns true.
 async fn serve_one<S>(
     http: http1::Builder,
-    stream: TokioIo<tokio::net::TcpStream>,
+    stream: TokioIo<Lingering<tokio::sync::OwnedSemaphorePermit>>,
     service: S,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) where

@@ -743,6 +743,42 @@ async fn the_rejected_peers_address_is_logged_when_asked_for() {
     assert!(line.contains("peer=\"127.0.0.1:"), "{line}");
 }
 
+/// Most HTTP clients write the whole body before they read: an answer given before the
+/// body was read (413 by `Content-Length`, 401 without a signature) must still reach
+/// them, not a reset or a broken pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_a_client_that_writes_its_whole_body_first() {
+    let receiver = Receiver::start(&[("GENESYS_WEBHOOK_SECRET", "early-secret")]);
+    let over = vec![b' '; 8 * 1024 * 1024];
+    let over_sig = sign_open_messaging("early-secret", &over);
+    let unsigned = vec![b' '; 512 * 1024];
+    for round in 0..10 {
+        for (body, headers, status) in [
+            (&over, vec![("X-Hub-Signature-256", over_sig.as_str())], 413),
+            (&unsigned, vec![], 401),
+        ] {
+            let mut request = head(
+                "/webhook/receive",
+                &headers,
+                &format!("Content-Length: {}\r\n", body.len()),
+            );
+            request.extend_from_slice(body);
+            let mut stream = TcpStream::connect(receiver.addr).await.unwrap();
+            let written = stream.write_all(&request).await;
+            assert!(
+                written.is_ok(),
+                "round {round}: writing the {} bytes failed: {written:?}",
+                body.len()
+            );
+            assert_eq!(
+                read_response(&mut stream).await.status,
+                status,
+                "round {round}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_get_a_503_that_genesys_retries_not_a_wait() {
     let receiver = Receiver::start(&[
