@@ -317,40 +317,65 @@ PY
   exit 0
 fi
 
-if [ "$MODE" = drain ]; then
-  DURATION=${DURATION_DRAIN:-30}
-  # Replay protection is off (GENESYS_REPLAY_STORE=none), so the one signed body wrk
-  # repeats is stored as a new event each time.
-  payload valid1k 1024 valid
-  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
-  echo "## Drain: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events, a handler that does nothing, inbox bound 100,000"
+# start_redis: a Redis that fsyncs every write (appendfsync always) on a free port, in
+# rport and redis_pid.
+start_redis() {
   rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   mkdir -p "$work/redis"
   redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
     --dir "$work/redis" >"$work/redis.log" 2>&1 &
   redis_pid=$!
   for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  for variant in "sqlite sqlite:$work/drain.db" "redis redis://127.0.0.1:$rport/"; do
-    set -- $variant
-    GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$2 \
-      RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
-      "$target_dir"/release/examples/receiver >"$work/receiver.log" 2>&1 &
-    receiver_pid=$!
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
-    python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1" >"$work/samples.txt" &
-    sampler=$!
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
-    wait "$sampler"
-    stop_receiver
-    cat "$work/samples.txt"
-    echo "$out" | grep -E "Requests/sec|Non-2xx" | sed "s/^/  wrk: /"
-  done
+}
+
+# processing KIND BACKEND LOCATION: one run of wrk with valid1k.lua against the example
+# receiver's in-process worker (KIND worker) or the relay forwarding to app_port (KIND
+# relay), on an empty inbox at LOCATION, /metrics sampled every second; worker_concurrency
+# deliveries at once.
+processing() {
+  local program=("$target_dir"/release/examples/receiver)
+  if [ "$1" = relay ]; then
+    program=("$target_dir"/release/genesys-webhook serve --forward "http://127.0.0.1:$app_port/app")
+    curl -s "http://127.0.0.1:$app_port/app/latency" >/dev/null
+  fi
+  redis-cli -p "$rport" flushall >/dev/null
+  rm -f "$work"/drain.db*
+  GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$3 \
+    GENESYS_FORWARD_SECRET=forward-secret GENESYS_WORKER_CONCURRENCY=$worker_concurrency \
+    RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
+    "${program[@]}" >"$work/receiver.log" 2>&1 &
+  receiver_pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+  python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1/$2" >"$work/samples.txt" &
+  sampler=$!
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
+  wait "$sampler"
+  stop_receiver
+  echo "${round:+round $round }$(cat "$work/samples.txt")"
+  echo "$out" | grep -E "Requests/sec|Non-2xx" | sed "s/^/  wrk: /" || true
+  if [ "$1" = relay ]; then
+    echo "  acceptance to delivery: $(curl -s "http://127.0.0.1:$app_port/app/latency")"
+  fi
+}
+
+if [ "$MODE" = drain ]; then
+  DURATION=${DURATION_DRAIN:-30}
+  worker_concurrency=16 # the receiver's default
+  # Replay protection is off (GENESYS_REPLAY_STORE=none), so the one signed body wrk
+  # repeats is stored as a new event each time.
+  payload valid1k 1024 valid
+  echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+  echo "## Drain: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events, a handler that does nothing, inbox bound 100,000"
+  start_redis
+  processing worker sqlite "sqlite:$work/drain.db"
+  processing worker redis "redis://127.0.0.1:$rport/"
   kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
   exit 0
 fi
 
 if [ "$MODE" = relay ]; then
   DURATION=${DURATION_DRAIN:-30}
+  worker_concurrency=${RELAY_CONCURRENCY:-64}
   cargo build --release --features cli --bin genesys-webhook >&2
   bench_server=$(scripts/bench-binary.sh bench_server)
   # CONVERSATIONS signed 1 KiB bodies, one conversation each, posted in turn.
@@ -383,45 +408,14 @@ PY
   app_pid=$bench_pid
   echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
   echo "## Relay: wrk -t2 -c$CONNECTIONS -d${DURATION}s, 1 KiB signed events of ${CONVERSATIONS:-1000} conversations in turn; ${ROUNDS} rounds, worker and relay alternating"
-  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$work/redis"
-  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
-    --dir "$work/redis" >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 1 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  # measure KIND BACKEND LOCATION: one run of the in-process worker or of the relay.
-  measure() {
-    local program=("$target_dir"/release/examples/receiver)
-    if [ "$1" = relay ]; then
-      program=("$target_dir"/release/genesys-webhook serve --forward "http://127.0.0.1:$app_port/app")
-      curl -s "http://127.0.0.1:$app_port/app/latency" >/dev/null
-    fi
-    redis-cli -p "$rport" flushall >/dev/null
-    rm -f "$work"/drain.db*
-    GENESYS_WEBHOOK_SECRET=$SECRET GENESYS_REPLAY_STORE=none GENESYS_INBOX=$3 \
-      GENESYS_FORWARD_SECRET=forward-secret GENESYS_WORKER_CONCURRENCY=${RELAY_CONCURRENCY:-64} \
-      RUST_LOG=warn,receiver::summary=info LISTEN_ADDR=127.0.0.1:$port \
-      "${program[@]}" >"$work/receiver.log" 2>&1 &
-    receiver_pid=$!
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
-    python3 scripts/drain_sample.py "http://127.0.0.1:$port/metrics" "$DURATION" "$1/$2" >"$work/samples.txt" &
-    sampler=$!
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$work/valid1k.lua" "http://127.0.0.1:$port/webhook/receive" 2>&1)
-    wait "$sampler"
-    stop_receiver
-    echo "round $round $(cat "$work/samples.txt")"
-    echo "$out" | grep -E "Non-2xx" | sed "s/^/  wrk: /" || true
-    if [ "$1" = relay ]; then
-      echo "  acceptance to delivery: $(curl -s "http://127.0.0.1:$app_port/app/latency")"
-    fi
-  }
+  start_redis
   for variant in "sqlite sqlite:$work/drain.db" "redis redis://127.0.0.1:$rport/"; do
     set -- $variant
     backend=$1 location=$2
     # RELAY_BACKENDS="redis": one backend only.
     case " ${RELAY_BACKENDS:-sqlite redis} " in *" $backend "*) ;; *) continue ;; esac
-    worker_run() { measure worker "$backend" "$location"; }
-    relay_run() { measure relay "$backend" "$location"; }
+    worker_run() { processing worker "$backend" "$location"; }
+    relay_run() { processing relay "$backend" "$location"; }
     alternate worker_run relay_run
   done
   kill "$redis_pid" "$app_pid"; wait "$redis_pid" "$app_pid" 2>/dev/null || true
