@@ -176,6 +176,18 @@ impl Enqueue {
 
     /// Appends `body` and gives the answer to send.
     pub async fn enqueue(&self, body: Bytes) -> Response<String> {
+        self.enqueue_with_content_type(body, None).await
+    }
+
+    /// Appends `body` with the `Content-Type` it came with
+    /// ([`Inbox::append_with_content_type`]) and gives the answer to send. As a
+    /// service or an axum handler, `Enqueue` passes the request's `Content-Type` (when
+    /// it is at most 256 bytes of visible ASCII).
+    pub async fn enqueue_with_content_type(
+        &self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Response<String> {
         if self.json_object {
             if let Err(reason) = check_json_object(&body) {
                 tracing::debug!(body_len = body.len(), %reason, "body is not a JSON object; refused");
@@ -192,7 +204,7 @@ impl Enqueue {
             }
         }
         let started = Instant::now();
-        let mut append = self.inbox.append(body);
+        let mut append = self.inbox.append_with_content_type(body, content_type);
         // An append that completes at once (the memory inbox) needs no timer.
         let first = std::future::poll_fn(|cx| Poll::Ready(append.as_mut().poll(cx))).await;
         let appended = match first {
@@ -253,7 +265,13 @@ impl Service<Request<VerifiedBody>> for Enqueue {
 
     fn call(&mut self, request: Request<VerifiedBody>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.enqueue(request.into_body().into_bytes()).await) })
+        let content_type = content_type(request.headers());
+        Box::pin(async move {
+            let body = request.into_body().into_bytes();
+            Ok(this
+                .enqueue_with_content_type(body, content_type.as_deref())
+                .await)
+        })
     }
 }
 
@@ -281,13 +299,24 @@ impl<S: Send + Sync + 'static> axum::handler::Handler<(), S> for Enqueue {
                 )
                 .into_response();
             }
+            let content_type = content_type(request.headers());
             // `Bytes` honours axum's `DefaultBodyLimit` (2 MB unless changed): 413 above it.
             match bytes::Bytes::from_request(request, &state).await {
-                Ok(body) => self.enqueue(body).await.into_response(),
+                Ok(body) => self
+                    .enqueue_with_content_type(body, content_type.as_deref())
+                    .await
+                    .into_response(),
                 Err(rejection) => rejection.into_response(),
             }
         })
     }
+}
+
+/// The request's `Content-Type` to store with the event: at most 256 bytes of visible
+/// ASCII, else none.
+fn content_type(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    (value.len() <= 256 && !value.trim().is_empty()).then(|| value.to_owned())
 }
 
 /// Whether the missing layer was logged already (once per process).

@@ -151,6 +151,7 @@ pub struct Delivery {
     received_at: SystemTime,
     attempt: u32,
     claim_token: String,
+    content_type: Option<String>,
 }
 
 impl Delivery {
@@ -169,7 +170,21 @@ impl Delivery {
             received_at,
             attempt,
             claim_token: claim_token.into(),
+            content_type: None,
         }
+    }
+
+    /// The `Content-Type` the event was received with, as the inbox stored it; for
+    /// [`Inbox`] implementations.
+    pub fn with_content_type(mut self, content_type: Option<String>) -> Self {
+        self.content_type = content_type;
+        self
+    }
+
+    /// The `Content-Type` the event was received with, when it was appended with
+    /// [`Inbox::append_with_content_type`] (`None` otherwise).
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
     }
 
     /// The event's identifier.
@@ -207,6 +222,7 @@ impl fmt::Debug for Delivery {
             .field("body_len", &self.body.len())
             .field("received_at", &self.received_at)
             .field("attempt", &self.attempt)
+            .field("content_type", &self.content_type)
             .finish_non_exhaustive()
     }
 }
@@ -269,6 +285,8 @@ pub struct StoredEvent {
     pub state: EventState,
     /// Why the last attempt failed, if one did.
     pub last_error: Option<String>,
+    /// The `Content-Type` it was received with, if it was stored.
+    pub content_type: Option<String>,
 }
 
 impl fmt::Debug for StoredEvent {
@@ -280,6 +298,7 @@ impl fmt::Debug for StoredEvent {
             .field("attempts", &self.attempts)
             .field("state", &self.state)
             .field("last_error", &self.last_error)
+            .field("content_type", &self.content_type)
             .finish()
     }
 }
@@ -360,6 +379,19 @@ pub trait Inbox: Send + Sync + 'static {
     /// second time, and the worker processes it twice. Where that matters, make the
     /// handler idempotent (Open Messaging events carry a message id).
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>>;
+
+    /// [`append`](Self::append), keeping the `Content-Type` the body came with, so that
+    /// [`Delivery::content_type`] and [`StoredEvent::content_type`] give it back (the
+    /// relay, `genesys-webhook serve`, forwards it). The memory, SQLite and Redis inboxes
+    /// store it; the default drops it and calls `append`.
+    fn append_with_content_type<'a>(
+        &'a self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> BoxFuture<'a, Result<EventId, InboxError>> {
+        let _ = content_type;
+        self.append(body)
+    }
 
     /// Claims up to `max` events that are due, each under a lease of `lease`. Events
     /// whose lease ended without an `ack` or `retry` are delivered again; one whose

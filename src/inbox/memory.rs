@@ -39,6 +39,7 @@ struct Entry {
     /// Pending: not before. In flight: the lease's end.
     due: SystemTime,
     last_error: Option<String>,
+    content_type: Option<String>,
 }
 
 impl Default for MemoryInbox {
@@ -77,7 +78,7 @@ impl MemoryInbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn append_now(&self, body: Bytes) -> Result<EventId, InboxError> {
+    fn append_now(&self, body: Bytes, content_type: Option<String>) -> Result<EventId, InboxError> {
         let mut state = self.lock();
         let len = body.len() as u64;
         if state.events.len() as u64 >= self.limits.max_events
@@ -98,6 +99,7 @@ impl MemoryInbox {
                 state: EventState::Pending,
                 due: now,
                 last_error: None,
+                content_type,
             },
         );
         drop(state);
@@ -128,13 +130,16 @@ impl MemoryInbox {
             entry.attempts += 1;
             entry.state = EventState::InFlight;
             entry.due = now + lease;
-            deliveries.push(Delivery::new(
-                EventId::new(id.to_string()),
-                entry.body.clone(),
-                entry.received_at,
-                entry.attempts,
-                entry.attempts.to_string(),
-            ));
+            deliveries.push(
+                Delivery::new(
+                    EventId::new(id.to_string()),
+                    entry.body.clone(),
+                    entry.received_at,
+                    entry.attempts,
+                    entry.attempts.to_string(),
+                )
+                .with_content_type(entry.content_type.clone()),
+            );
         }
         deliveries
     }
@@ -187,6 +192,7 @@ impl MemoryInbox {
             attempts: entry.attempts,
             state: entry.state,
             last_error: entry.last_error.clone(),
+            content_type: entry.content_type.clone(),
         }
     }
 }
@@ -216,7 +222,16 @@ impl Inbox for MemoryInbox {
     }
 
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
-        let result = self.append_now(body);
+        let result = self.append_now(body, None);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn append_with_content_type<'a>(
+        &'a self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> BoxFuture<'a, Result<EventId, InboxError>> {
+        let result = self.append_now(body, content_type.map(str::to_owned));
         Box::pin(std::future::ready(result))
     }
 

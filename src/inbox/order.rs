@@ -410,6 +410,7 @@ mod tests {
             attempts: 1,
             state: super::super::EventState::Pending,
             last_error: None,
+            content_type: None,
         };
         order.seed(&[
             stored(1, "a:first"),

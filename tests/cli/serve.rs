@@ -99,6 +99,88 @@ async fn flags_override_the_variables_and_health_readiness_and_metrics_are_serve
     assert_eq!(common::get(relay.addr, "/readyz", &[]).await.status, 200);
 }
 
+/// The application gets the `Content-Type` Genesys sent, kept in the inbox across a
+/// restart; `application/json` when none was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_content_type_is_forwarded_as_it_was_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let types = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&types);
+    let router = axum::Router::new().route(
+        "/genesys",
+        axum::routing::post(
+            move |headers: HeaderMap, body: axum::body::Bytes| async move {
+                let content_type = headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                seen.lock()
+                    .unwrap()
+                    .push((String::from_utf8(body.to_vec()).unwrap(), content_type));
+                StatusCode::NO_CONTENT
+            },
+        ),
+    );
+    // Nothing listens on the port until the first relay is gone.
+    let port = free_port();
+    let forward = format!("http://127.0.0.1:{port}/genesys");
+    let start = || {
+        ReceiverProcess::start_program_in(
+            Path::new(BIN),
+            &["serve", "--forward", &forward],
+            dir.path(),
+            &[
+                ("GENESYS_WEBHOOK_SECRET", GENESYS_SECRET),
+                ("GENESYS_WORKER_RETRY_BASE_MS", "100"),
+                ("GENESYS_INBOX_LEASE_SECS", "2"),
+            ],
+        )
+    };
+    let sent = [
+        (r#"{"n":1}"#, Some("application/json; charset=UTF-8")),
+        (r#"{"n":2}"#, Some("application/json")),
+        (r#"{"n":3}"#, None),
+    ];
+    // Stored while the application is not listening yet, then delivered by the next
+    // process.
+    let mut relay = start();
+    for (body, content_type) in sent {
+        let signature =
+            genesys_webhook::signature::sign_open_messaging(GENESYS_SECRET, body.as_bytes());
+        let mut headers = vec![("X-Hub-Signature-256", signature.as_str())];
+        headers.extend(content_type.map(|t| ("Content-Type", t)));
+        let answer =
+            common::post_bytes(relay.addr, "/webhook/receive", &headers, body.as_bytes()).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    relay.kill();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let _relay = start();
+    // At least once: a repeat is allowed, and must carry the same type.
+    let distinct = || {
+        let mut got = types.lock().unwrap().clone();
+        got.sort();
+        got.dedup();
+        got
+    };
+    common::eventually("the three events", async || distinct().len() >= 3).await;
+    let got = distinct();
+    assert_eq!(
+        got,
+        [
+            (
+                r#"{"n":1}"#.to_owned(),
+                Some("application/json; charset=UTF-8".to_owned())
+            ),
+            (r#"{"n":2}"#.to_owned(), Some("application/json".to_owned())),
+            (r#"{"n":3}"#.to_owned(), Some("application/json".to_owned())),
+        ]
+    );
+    server.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_slower_than_the_forward_timeout_is_retried() {
     let dir = tempfile::tempdir().unwrap();

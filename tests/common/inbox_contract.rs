@@ -75,6 +75,7 @@ pub async fn contract(make: Factory, server_idle_time: bool) {
     releases_without_using_an_attempt(&make).await;
     defers_without_using_an_attempt(&make, &time).await;
     dead_letters_at_once_with_its_reason(&make).await;
+    keeps_the_content_type_through_every_move(&make).await;
 }
 
 async fn appends_and_claims_in_order(make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>) {
@@ -336,4 +337,48 @@ async fn dead_letters_at_once_with_its_reason(make: &impl Fn(u32, u64) -> Arc<dy
         Some("not an order: missing field `sku`")
     );
     assert_eq!(inbox.purge_dead().await.unwrap(), 1);
+}
+
+async fn keeps_the_content_type_through_every_move(
+    make: &impl Fn(u32, u64) -> Arc<dyn InboxAdmin>,
+) {
+    const TYPE: &str = "application/json; charset=utf-8";
+    let inbox = make(10, 100);
+    let typed = inbox
+        .append_with_content_type(Bytes::from_static(b"typed"), Some(TYPE))
+        .await
+        .unwrap();
+    let untyped = inbox.append(Bytes::from_static(b"untyped")).await.unwrap();
+    let claimed = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].id(), &typed);
+    assert_eq!(claimed[0].content_type(), Some(TYPE));
+    assert_eq!(claimed[1].id(), &untyped);
+    assert_eq!(claimed[1].content_type(), None);
+    inbox.ack(&claimed[1]).await.unwrap();
+    // Retried, released, deferred, dead-lettered and requeued: the type stays.
+    let stored = inbox.get(&typed).await.unwrap().unwrap();
+    assert_eq!(stored.content_type.as_deref(), Some(TYPE));
+    inbox
+        .retry(&claimed[0], Duration::ZERO, "once more")
+        .await
+        .unwrap();
+    let again = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(again[0].content_type(), Some(TYPE));
+    assert!(inbox.release(&again[0]).await.unwrap());
+    let again = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(again[0].content_type(), Some(TYPE));
+    assert!(inbox.defer(&again[0], Duration::ZERO).await.unwrap());
+    let again = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(again[0].content_type(), Some(TYPE));
+    assert!(inbox.dead_letter(&again[0], "poison").await.unwrap());
+    let dead = inbox.list(ListFilter::Dead, 10).await.unwrap();
+    assert_eq!(dead[0].content_type.as_deref(), Some(TYPE));
+    assert!(inbox.requeue(&dead[0].id).await.unwrap());
+    let last = inbox.claim(10, LEASE).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].body().as_ref(), b"typed");
+    assert_eq!(last[0].content_type(), Some(TYPE));
+    inbox.ack(&last[0]).await.unwrap();
+    assert_eq!(inbox.stats().await.unwrap().pending, 0);
 }

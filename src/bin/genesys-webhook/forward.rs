@@ -83,11 +83,16 @@ impl tower::Service<Delivery> for Forwarder {
 impl Inner {
     async fn forward(&self, delivery: &Delivery) -> Result<(), BoxError> {
         let received_at = humantime::format_rfc3339_millis(delivery.received_at()).to_string();
+        // As Genesys sent it; `application/json` when it sent none (the relay stores JSON
+        // objects only) or for events stored before the inbox kept it.
+        let content_type = delivery
+            .content_type()
+            .and_then(|value| HeaderValue::from_str(value).ok())
+            .unwrap_or(HeaderValue::from_static("application/json"));
         let mut request = self
             .client
             .post(self.url.clone())
-            // The relay stores JSON objects only (what Genesys sends).
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(CONTENT_TYPE, content_type)
             .header(ID_HEADER, delivery.id().as_str())
             .header(ATTEMPT_HEADER, delivery.attempt().to_string())
             .header(RECEIVED_AT_HEADER, received_at)

@@ -125,11 +125,15 @@ pub(crate) async fn run(args: Args, _json: bool) -> Result<Report, Failure> {
             json["body"] = Value::String(String::from_utf8_lossy(&event.body).into_owned());
             Ok(Report::passed(
                 format!(
-                    "id: {}\nstate: {}\nattempts: {}\nreceived: {}\nlast error: {}\nbody ({} bytes):\n{}",
+                    "id: {}\nstate: {}\nattempts: {}\nreceived: {}\ncontent type: {}\nlast error: {}\nbody ({} bytes):\n{}",
                     event.id,
                     event.state,
                     event.attempts,
                     timestamp(event.received_at),
+                    event
+                        .content_type
+                        .as_deref()
+                        .map_or("-".to_owned(), |t| printable(t.as_bytes(), 300)),
                     event
                         .last_error
                         .as_deref()
@@ -208,6 +212,7 @@ fn summary(event: &StoredEvent) -> Value {
         "attempts": event.attempts,
         "received_at": timestamp(event.received_at),
         "last_error": event.last_error,
+        "content_type": event.content_type,
         "body_bytes": event.body.len(),
     })
 }

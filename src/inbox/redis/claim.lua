@@ -1,6 +1,6 @@
 -- Moves due retries back into the stream, takes over lapsed leases (XAUTOCLAIM),
 -- reads new entries (XREADGROUP), and dead-letters what used its last attempt.
--- Returns {stream id, event id, received, attempt, body} per delivery.
+-- Returns {stream id, event id, received, attempt, body, content type or ''} per delivery.
 -- The `XAUTOCLAIM` cursor is kept between claims (KEYS[5]): each call scans a bounded
 -- part of the pending entries, and starting from the beginning every time would leave
 -- lapsed entries behind recently claimed ones waiting.
@@ -25,12 +25,12 @@ local function take(id, fields, deliveries)
   local attempt = tonumber(f['attempts'] or '0') + deliveries
   if attempt > max then
     redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
-      'attempts', tostring(attempt - 1), 'body', f['body'],
+      'attempts', tostring(attempt - 1), 'body', f['body'], 'type', f['type'] or '',
       'error', f['error'] or 'lease ended without an answer')
     redis.call('XACK', KEYS[1], ARGV[1], id)
     redis.call('XDEL', KEYS[1], id)
   else
-    table.insert(out, {id, origin, f['received'], tostring(attempt), f['body']})
+    table.insert(out, {id, origin, f['received'], tostring(attempt), f['body'], f['type'] or ''})
   end
 end
 local cursor = redis.call('GET', KEYS[5]) or '0-0'

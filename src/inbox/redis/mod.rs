@@ -302,6 +302,7 @@ impl Entry {
             attempts: attempts.saturating_add(extra_attempts),
             state,
             last_error: self.text("error").filter(|e| !e.is_empty()),
+            content_type: self.text("type").filter(|t| !t.is_empty()),
         }
     }
 }
@@ -521,6 +522,15 @@ fn stream_order(id: &str) -> (u64, u64) {
 
 impl Inbox for RedisInbox {
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
+        self.append_with_content_type(body, None)
+    }
+
+    fn append_with_content_type<'a>(
+        &'a self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> BoxFuture<'a, Result<EventId, InboxError>> {
+        let content_type = content_type.unwrap_or_default().to_owned();
         Box::pin(async move {
             let mut connection = self.connection();
             let now = unix_millis(self.shared.clock.now());
@@ -534,6 +544,7 @@ impl Inbox for RedisInbox {
                 .arg(now)
                 .arg(self.shared.limits.max_events)
                 .arg(self.shared.limits.max_bytes)
+                .arg(&content_type)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
@@ -589,15 +600,16 @@ impl Inbox for RedisInbox {
                 .map_err(unavailable)?;
             rows.into_iter()
                 .map(|row| {
-                    let [stream_id, origin, received, attempt, body] =
-                        <[Value; 5]>::try_from(row).map_err(|_| malformed())?;
+                    let [stream_id, origin, received, attempt, body, content_type] =
+                        <[Value; 6]>::try_from(row).map_err(|_| malformed())?;
                     Ok(Delivery::new(
                         EventId::new(text(&origin).ok_or_else(malformed)?),
                         bytes(&body).unwrap_or_default(),
                         from_unix_millis(text(&received).and_then(|r| r.parse().ok()).unwrap_or(0)),
                         text(&attempt).and_then(|a| a.parse().ok()).unwrap_or(1),
                         text(&stream_id).ok_or_else(malformed)?,
-                    ))
+                    )
+                    .with_content_type(text(&content_type).filter(|t| !t.is_empty())))
                 })
                 .collect()
         })

@@ -11,7 +11,7 @@ for _, e in ipairs(entries) do
   local f = {}
   for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
   redis.call('XADD', KEYS[1], '*', 'origin', f['origin'], 'received', f['received'],
-    'attempts', '0', 'body', f['body'], 'error', f['error'] or '')
+    'attempts', '0', 'body', f['body'], 'type', f['type'] or '', 'error', f['error'] or '')
   redis.call('XDEL', KEYS[2], e[1])
   redis.call('ZREM', KEYS[3], e[1])
 end

@@ -19,21 +19,21 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 if ARGV[8] == 'release' then
   redis.call('XADD', KEYS[1], '*', 'origin', origin, 'received', f['received'],
-    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
+    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'type', f['type'] or '', 'error', f['error'] or '')
   return 'released'
 end
 if ARGV[8] == 'defer' then
   local deferred = redis.call('XADD', KEYS[3], '*', 'origin', origin, 'received', f['received'],
-    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'error', f['error'] or '')
+    'attempts', tostring(tonumber(ARGV[3]) - 1), 'body', f['body'], 'type', f['type'] or '', 'error', f['error'] or '')
   redis.call('ZADD', KEYS[2], ARGV[5], deferred)
   return 'released'
 end
 if ARGV[8] == 'dead' or tonumber(ARGV[3]) >= tonumber(ARGV[4]) then
   redis.call('XADD', KEYS[4], '*', 'origin', origin, 'received', f['received'],
-    'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
+    'attempts', ARGV[3], 'body', f['body'], 'type', f['type'] or '', 'error', ARGV[6])
   return 'dead'
 end
 local delayed = redis.call('XADD', KEYS[3], '*', 'origin', origin, 'received', f['received'],
-  'attempts', ARGV[3], 'body', f['body'], 'error', ARGV[6])
+  'attempts', ARGV[3], 'body', f['body'], 'type', f['type'] or '', 'error', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[5], delayed)
 return 'scheduled'

@@ -235,8 +235,18 @@ impl SqliteInbox {
 
 impl Inbox for SqliteInbox {
     fn append(&self, body: Bytes) -> BoxFuture<'_, Result<EventId, InboxError>> {
-        let appended =
-            self.run_one(move |connection, settings| append(connection, settings, &body));
+        self.append_with_content_type(body, None)
+    }
+
+    fn append_with_content_type<'a>(
+        &'a self,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> BoxFuture<'a, Result<EventId, InboxError>> {
+        let content_type = content_type.map(str::to_owned);
+        let appended = self.run_one(move |connection, settings| {
+            append(connection, settings, &body, content_type.as_deref())
+        });
         Box::pin(async move {
             let id = appended.await?;
             self.shared.appended.notify_one();
@@ -476,12 +486,47 @@ impl fmt::Debug for SqliteInbox {
 
 #[cfg(test)]
 mod tests {
+    use super::schema::SCHEMA;
     use super::*;
 
     fn inbox() -> (tempfile::TempDir, SqliteInbox) {
         let dir = tempfile::tempdir().unwrap();
         let inbox = SqliteInbox::open(dir.path().join("inbox.db")).unwrap();
         (dir, inbox)
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_the_content_type_gets_the_column_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.db");
+        {
+            // The schema as it was, with one event waiting.
+            let old = SCHEMA.replace(
+                "last_error  TEXT,\n    content_type TEXT                       -- as received; added after the first release",
+                "last_error  TEXT",
+            );
+            assert!(!old.contains("content_type"));
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(&old).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO inbox_events (body, received_at, due_at) VALUES (x'7b7d', 0, 0)",
+                    [],
+                )
+                .unwrap();
+        }
+        // Opened twice, as two processes starting at once would.
+        let inbox = SqliteInbox::open(&path).unwrap();
+        let second = SqliteInbox::open(&path).unwrap();
+        let typed = inbox
+            .append_with_content_type(Bytes::from_static(b"{}"), Some("application/json"))
+            .await
+            .unwrap();
+        let claimed = second.claim(10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert_eq!(claimed[0].content_type(), None);
+        assert_eq!(claimed[1].id(), &typed);
+        assert_eq!(claimed[1].content_type(), Some("application/json"));
     }
 
     #[tokio::test]

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS inbox_events (
     attempts    INTEGER NOT NULL DEFAULT 0, -- deliveries so far
     state       INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 in flight, 2 dead
     due_at      INTEGER NOT NULL,           -- pending: not before; in flight: lease end
-    last_error  TEXT
+    last_error  TEXT,
+    content_type TEXT                       -- as received; added after the first release
 );
 CREATE INDEX IF NOT EXISTS inbox_events_due ON inbox_events (state, due_at);
 -- Written to by readiness probes after a failed write.
@@ -48,7 +49,30 @@ pub(super) fn setup(connection: &Connection) -> rusqlite::Result<()> {
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = OFF;",
     )?;
-    connection.execute_batch(SCHEMA)
+    connection.execute_batch(SCHEMA)?;
+    add_content_type(connection)
+}
+
+/// A file made before `content_type` existed gets the column (`NULL` for the events it
+/// holds). Two processes opening it at once may both try: the second finds it there.
+fn add_content_type(connection: &Connection) -> rusqlite::Result<()> {
+    let has = |connection: &Connection| -> rusqlite::Result<bool> {
+        let mut statement = connection.prepare("PRAGMA table_info(inbox_events)")?;
+        let names = statement.query_map([], |row| row.get::<_, String>(1))?;
+        for name in names {
+            if name? == "content_type" {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if has(connection)? {
+        return Ok(());
+    }
+    match connection.execute_batch("ALTER TABLE inbox_events ADD COLUMN content_type TEXT") {
+        Err(_) if has(connection)? => Ok(()),
+        result => result,
+    }
 }
 
 /// Which file a path names (device and inode), to notice it being removed or replaced

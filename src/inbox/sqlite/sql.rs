@@ -82,23 +82,25 @@ pub(super) fn stored_event(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Resul
         attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
         state,
         last_error: row.get(6)?,
+        content_type: row.get(7)?,
     })
 }
 
 pub(super) const SELECT_EVENT: &str =
-    "SELECT id, body, received_at, attempts, state, due_at, last_error FROM inbox_events";
+    "SELECT id, body, received_at, attempts, state, due_at, last_error, content_type FROM inbox_events";
 
 pub(super) fn append(
     connection: &Connection,
     settings: &Settings,
     body: &[u8],
+    content_type: Option<&str>,
 ) -> Result<EventId, InboxError> {
     let now = settings.now();
     // One statement: the bound check and the insert (its trigger updates the totals).
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO inbox_events (body, received_at, due_at, state)
-             SELECT ?1, ?2, ?2, 0 FROM inbox_totals
+            "INSERT INTO inbox_events (body, received_at, due_at, state, content_type)
+             SELECT ?1, ?2, ?2, 0, ?5 FROM inbox_totals
              WHERE id = 0 AND events < ?3 AND bytes + length(?1) <= ?4",
         )
         .and_then(|mut s| {
@@ -106,7 +108,8 @@ pub(super) fn append(
                 body,
                 now,
                 i64::try_from(settings.limits.max_events).unwrap_or(i64::MAX),
-                i64::try_from(settings.limits.max_bytes).unwrap_or(i64::MAX)
+                i64::try_from(settings.limits.max_bytes).unwrap_or(i64::MAX),
+                content_type
             ])
         })
         .map_err(sql_error)?;
@@ -127,17 +130,24 @@ pub(super) fn claim(
     let lease_end = now.saturating_add(millis(lease));
     // Lapsed leases first (a crashed consumer's work), one by one: some may have used
     // their last attempt.
-    let mut candidates: Vec<(i64, Vec<u8>, i64, i64)> = Vec::new();
+    type Candidate = (i64, Vec<u8>, i64, i64, Option<String>);
+    let mut candidates: Vec<Candidate> = Vec::new();
     {
         let mut statement = connection
             .prepare_cached(
-                "SELECT id, body, received_at, attempts FROM inbox_events
+                "SELECT id, body, received_at, attempts, content_type FROM inbox_events
                  WHERE state = 1 AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
             )
             .map_err(sql_error)?;
         let rows = statement
             .query_map(params![now, limit], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
             })
             .map_err(sql_error)?;
         for row in rows {
@@ -145,7 +155,7 @@ pub(super) fn claim(
         }
     }
     let mut deliveries = Vec::with_capacity(max.min(1024));
-    for (id, body, received_at, attempts) in candidates {
+    for (id, body, received_at, attempts, content_type) in candidates {
         if attempts >= i64::from(settings.limits.max_attempts) {
             connection
                 .prepare_cached(
@@ -169,13 +179,16 @@ pub(super) fn claim(
             )
             .and_then(|mut s| s.execute(params![id, attempt, lease_end]))
             .map_err(sql_error)?;
-        deliveries.push(Delivery::new(
-            EventId::new(id.to_string()),
-            Bytes::from(body),
-            from_unix_millis(received_at),
-            u32::try_from(attempt).unwrap_or(u32::MAX),
-            attempt.to_string(),
-        ));
+        deliveries.push(
+            Delivery::new(
+                EventId::new(id.to_string()),
+                Bytes::from(body),
+                from_unix_millis(received_at),
+                u32::try_from(attempt).unwrap_or(u32::MAX),
+                attempt.to_string(),
+            )
+            .with_content_type(content_type),
+        );
     }
     // Then pending events in order, in one statement: a pending event always has an
     // attempt left (`retry` dead-letters the one that used its last).
@@ -186,7 +199,7 @@ pub(super) fn claim(
                 "UPDATE inbox_events SET state = 1, attempts = attempts + 1, due_at = ?1
                  WHERE id IN (SELECT id FROM inbox_events
                               WHERE state = 0 AND due_at <= ?2 ORDER BY due_at, id LIMIT ?3)
-                 RETURNING id, body, received_at, attempts",
+                 RETURNING id, body, received_at, attempts, content_type",
             )
             .map_err(sql_error)?;
         let rows = statement
@@ -200,7 +213,8 @@ pub(super) fn claim(
                         from_unix_millis(row.get(2)?),
                         u32::try_from(attempt).unwrap_or(u32::MAX),
                         attempt.to_string(),
-                    ),
+                    )
+                    .with_content_type(row.get(4)?),
                 ))
             })
             .map_err(sql_error)?;
