@@ -65,6 +65,7 @@ fn main() {
         a_reservation_left_by_a_frozen_redis_is_released_once_it_answers,
         redis_inbox_ack_all_is_one_round_trip,
         redis_inbox_claims_keep_their_xautoclaim_cursor,
+        redis_inbox_get_finds_an_event_while_it_moves_between_streams,
         a_reservation_left_by_a_frozen_redis_is_released_after_script_flush,
         a_reservation_left_by_a_frozen_redis_is_released_after_a_restart,
         two_receivers_sharing_redis_process_a_replay_once,
@@ -365,6 +366,61 @@ async fn redis_inbox_ack_all_is_one_round_trip() {
     assert!(ran <= 2, "{ran} script calls to acknowledge 50 deliveries");
     let stats = inbox.stats().await.unwrap();
     assert_eq!((stats.pending, stats.in_flight), (0, 0));
+}
+
+/// `get` must not report a live event gone while claims and deferrals move it between
+/// the stream and the delayed entries (the relay's ordering trusts a `None`).
+async fn redis_inbox_get_finds_an_event_while_it_moves_between_streams() {
+    let data = tempfile::tempdir().unwrap();
+    let redis = PersistentRedis::start(data.path()).expect("redis-server");
+    let inbox = Arc::new(RedisInbox::builder(redis.url()).open().unwrap());
+    // Others claimed and held: a stream to read through.
+    for n in 0..200 {
+        inbox
+            .append(bytes::Bytes::from(format!(r#"{{"n":{n}}}"#)))
+            .await
+            .unwrap();
+    }
+    let held = inbox.claim(200, Duration::from_secs(300)).await.unwrap();
+    assert_eq!(held.len(), 200);
+    let id = inbox
+        .append(bytes::Bytes::from_static(br#"{"moving":true}"#))
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The worker's claims on a connection of their own, as another replica's would be.
+    let mover = {
+        let inbox = RedisInbox::builder(redis.url()).open().unwrap();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut moves = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Back from the delayed entries into the stream, then out again.
+                for delivery in inbox.claim(1, Duration::from_secs(300)).await.unwrap() {
+                    // Due a moment later: it waits in the delayed entries.
+                    assert!(inbox
+                        .defer(&delivery, Duration::from_millis(1))
+                        .await
+                        .unwrap());
+                    moves += 1;
+                }
+            }
+            moves
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut looks = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let found = inbox.get(&id).await.unwrap();
+        assert!(
+            found.is_some(),
+            "a live event reported gone after {looks} looks"
+        );
+        looks += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let moves = mover.await.unwrap();
+    assert!(moves > 50 && looks > 20, "{moves} moves, {looks} looks");
 }
 
 async fn redis_inbox_claims_keep_their_xautoclaim_cursor() {

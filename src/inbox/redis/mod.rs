@@ -32,6 +32,10 @@ const APPEND: &str = include_str!("append.lua");
 /// consumer, count, lease ms, now ms, max attempts.
 const CLAIM: &str = include_str!("claim.lua");
 
+/// Finds one event by its id wherever it is, atomically. Returns {where, deliveries,
+/// entry id, fields} or nil. KEYS: stream, delayed entries, dead. ARGV: group, id.
+const FIND: &str = include_str!("find.lua");
+
 /// Acknowledges and deletes processed entries, so the stream holds only
 /// unacknowledged work and never needs a MAXLEN trim that could drop it.
 /// KEYS: stream, totals. ARGV: group, then the stream ids.
@@ -129,6 +133,7 @@ struct Scripts {
     stats: Script,
     requeue: Script,
     purge_dead: Script,
+    find: Script,
 }
 
 /// Configures a [`RedisInbox`]; made by [`RedisInbox::builder`].
@@ -225,6 +230,7 @@ impl RedisInboxBuilder {
                     stats: Script::new(STATS),
                     requeue: Script::new(REQUEUE),
                     purge_dead: Script::new(PURGE_DEAD),
+                    find: Script::new(FIND),
                 },
                 appended: Notify::new(),
                 clock: self.clock,
@@ -784,16 +790,37 @@ impl InboxAdmin for RedisInbox {
         id: &'a EventId,
     ) -> BoxFuture<'a, Result<Option<StoredEvent>, InboxError>> {
         Box::pin(async move {
-            let limit = usize::try_from(self.shared.limits.max_events).unwrap_or(usize::MAX);
-            if let Some(event) = self.live(limit).await?.into_iter().find(|e| &e.id == id) {
-                return Ok(Some(event));
-            }
-            Ok(self
-                .scan(&self.shared.keys.dead, limit)
-                .await?
-                .iter()
-                .find(|entry| entry.origin() == id.as_str())
-                .map(|entry| entry.stored(EventState::Dead, 0)))
+            // One script: read one key after the other, an entry moving between them
+            // meanwhile (a claim taking a due retry back) would be missed, and an event
+            // still live reported gone.
+            let mut connection = self.connection();
+            let keys = &self.shared.keys;
+            let found: Value = self
+                .shared
+                .scripts
+                .find
+                .key(&keys.stream)
+                .key(&keys.delayed_entries)
+                .key(&keys.dead)
+                .arg(GROUP)
+                .arg(id.as_str())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let Value::Array(parts) = found else {
+                return Ok(None);
+            };
+            let [place, deliveries, entry_id, fields] =
+                <[Value; 4]>::try_from(parts).map_err(|_| malformed())?;
+            let entry = entries(Value::Array(vec![Value::Array(vec![entry_id, fields])]))?
+                .pop()
+                .ok_or_else(malformed)?;
+            let deliveries: u32 = text(&deliveries).and_then(|d| d.parse().ok()).unwrap_or(0);
+            Ok(Some(match text(&place).as_deref() {
+                Some("stream") if deliveries > 0 => entry.stored(EventState::InFlight, deliveries),
+                Some("dead") => entry.stored(EventState::Dead, 0),
+                _ => entry.stored(EventState::Pending, 0),
+            }))
         })
     }
 
